@@ -1,0 +1,302 @@
+"""Config schemas (structure and types) and value checks (choices, ranges, combinations).
+
+The dataclasses are stored in Hydra's ConfigStore and named in each YAML file's defaults list,
+so a misspelled key or a wrong type fails at composition. `validate` then checks values and
+combinations before anything is built, raising ConfigError with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig
+
+
+class ConfigError(ValueError):
+    """A config value or combination that cannot be trained; the message says how to fix it."""
+
+
+# ---------------------------------------------------------------------------------- data
+@dataclass
+class ImageDataConfig:
+    name: str = MISSING  # digits | mnist | fashion_mnist | cifar10 | folder
+    root: Optional[str] = None  # folder holding the dataset's files (digits: unused, bundled)
+    image_size: int = 32  # pixels per side: 8, 16, 28, 32 or 64
+    channels: int = 1  # 1 (grey) or 3 (RGB)
+    split: str = "train"  # train | test
+    limit: Optional[int] = None  # keep only the first N images (null: all)
+    download: bool = False  # torchvision download when files are missing (needs internet)
+
+
+@dataclass
+class RingDataConfig:
+    name: str = "ring8"
+    n_samples: int = 20000  # points drawn once and kept in memory
+    n_modes: int = 8  # Gaussians evenly spaced on the circle
+    radius: float = 1.0
+    std: float = 0.02
+
+
+@dataclass
+class GridDataConfig:
+    name: str = "grid25"
+    n_samples: int = 20000
+    grid_size: int = 5  # grid_size x grid_size modes
+    spacing: float = 2.0  # distance between neighbouring modes, grid centred on 0
+    std: float = 0.05
+
+
+@dataclass
+class Gauss1dDataConfig:
+    name: str = "gauss1d"
+    n_samples: int = 20000
+    means: list[float] = field(default_factory=lambda: [-2.0, 2.0])
+    std: float = 0.25
+
+
+# -------------------------------------------------------------------------------- networks
+@dataclass
+class NetConfig:
+    name: str = MISSING  # mlp | dcgan
+    width: int = 64  # mlp: hidden units; dcgan: channels at full resolution (doubling below)
+    depth: int = 1  # mlp: hidden layers; dcgan: conv blocks per resolution
+    activation: str = "relu"  # relu | leaky_relu | gelu | elu | silu | tanh
+    norm: str = "batch"  # batch | layer | spectral | none
+    dropout: float = 0.0  # after each hidden block, in [0, 1)
+
+
+@dataclass
+class MLPGeneratorConfig(NetConfig):
+    name: str = "mlp"
+    z_dim: int = 16  # noise dimensions
+
+
+@dataclass
+class DCGANGeneratorConfig(NetConfig):
+    name: str = "dcgan"
+    z_dim: int = 64
+    kernel_size: int = 4
+
+
+@dataclass
+class MLPDiscriminatorConfig(NetConfig):
+    name: str = "mlp"
+
+
+@dataclass
+class DCGANDiscriminatorConfig(NetConfig):
+    name: str = "dcgan"
+    kernel_size: int = 4
+
+
+# ---------------------------------------------------------------------------------- loss
+@dataclass
+class LossConfig:
+    name: str = MISSING  # bce | bce_logits | label_smoothing | wgan_gp | hinge | lsgan
+    n_critic: int = 1  # recommended D steps per G step (trainer.n_critic defaults to it)
+
+
+@dataclass
+class LabelSmoothingLossConfig(LossConfig):
+    name: str = "label_smoothing"
+    real_target: float = 0.9  # D's target for real images, in [0, 1]
+    fake_target: float = 0.0  # D's target for generated images, in [0, 1]
+
+
+@dataclass
+class WGANGPLossConfig(LossConfig):
+    name: str = "wgan_gp"
+    n_critic: int = 5
+    gp_weight: float = 10.0  # lambda of the gradient penalty
+
+
+# ---------------------------------------------------------------------------------- optim
+@dataclass
+class OptimConfig:
+    name: str = MISSING  # adam | rmsprop
+    lr: float = 2e-4  # base learning rate
+    d_lr_mult: float = 1.0  # D lr = lr * d_lr_mult
+    g_lr_mult: float = 1.0  # G lr = lr * g_lr_mult
+    weight_decay: float = 0.0
+
+
+@dataclass
+class AdamConfig(OptimConfig):
+    name: str = "adam"
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+
+
+@dataclass
+class RMSpropConfig(OptimConfig):
+    name: str = "rmsprop"
+    lr: float = 5e-5
+    alpha: float = 0.99  # smoothing constant of the squared-gradient average
+
+
+# -------------------------------------------------------------------------------- trainer
+@dataclass
+class TrainerConfig:
+    epochs: int = 60  # passes over the data
+    steps: Optional[int] = None  # stop after this many G steps instead (null: use epochs)
+    batch_size: int = 64
+    n_critic: int = 1  # D steps per G step
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda
+    log_every: int = 10  # G steps between metrics.csv rows (averaged over the interval)
+    sample_every: int = 1  # epochs between sample grids
+    checkpoint_every: int = 10  # epochs between checkpoints/last.pt writes
+    n_grid: int = 64  # images in each sample grid (points for 1-D/2-D data: 1000 used)
+    threads: Optional[int] = None  # torch CPU threads (null: torch's default)
+    progress: bool = True  # tqdm progress bar
+
+
+@dataclass
+class TrainConfig:
+    name: str = MISSING  # short name used in the run folder
+    seed: int = 0
+    data: Any = MISSING
+    generator: Any = MISSING
+    discriminator: Any = MISSING
+    loss: Any = MISSING
+    optim: Any = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+SCHEMAS = {
+    ("data", "image_schema"): ImageDataConfig,
+    ("data", "ring_schema"): RingDataConfig,
+    ("data", "grid_schema"): GridDataConfig,
+    ("data", "gauss1d_schema"): Gauss1dDataConfig,
+    ("generator", "mlp_schema"): MLPGeneratorConfig,
+    ("generator", "dcgan_schema"): DCGANGeneratorConfig,
+    ("discriminator", "mlp_schema"): MLPDiscriminatorConfig,
+    ("discriminator", "dcgan_schema"): DCGANDiscriminatorConfig,
+    ("loss", "loss_schema"): LossConfig,
+    ("loss", "label_smoothing_schema"): LabelSmoothingLossConfig,
+    ("loss", "wgan_gp_schema"): WGANGPLossConfig,
+    ("optim", "adam_schema"): AdamConfig,
+    ("optim", "rmsprop_schema"): RMSpropConfig,
+    ("trainer", "trainer_schema"): TrainerConfig,
+}
+
+
+def register_configs() -> None:
+    """Store the schemas so the YAML files can name them in their defaults lists."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    for (group, name), node in SCHEMAS.items():
+        cs.store(group=group, name=name, node=node)
+
+
+# ------------------------------------------------------------------------------ validation
+IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "folder")
+POINT_DATASETS = ("ring8", "grid25", "gauss1d")
+IMAGE_SIZES = (8, 16, 28, 32, 64)
+ACTIVATIONS = ("relu", "leaky_relu", "gelu", "elu", "silu", "tanh")
+NORMS = ("batch", "layer", "spectral", "none")
+LOSSES = ("bce", "bce_logits", "label_smoothing", "wgan_gp", "hinge", "lsgan")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _choice(key: str, value: Any, choices: tuple) -> None:
+    _check(value in choices, f"{key}={value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
+
+
+def _in_range(key: str, value: float, low: float, high: float, *, high_open: bool = False,
+              low_open: bool = False) -> None:
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    lb, hb = "(" if low_open else "[", ")" if high_open else "]"
+    _check(math.isfinite(value) and above and below, f"{key}={value} is out of range; it must be in {lb}{low}, {high}{hb}")
+
+
+def _positive(key: str, value: float) -> None:
+    _check(math.isfinite(value) and value > 0, f"{key}={value} must be > 0")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check values and combinations of a composed config; raise ConfigError naming the key."""
+    _validate_data(cfg.data)
+    for side in ("generator", "discriminator"):
+        _validate_net(side, cfg[side])
+    convs = [side for side in ("generator", "discriminator") if cfg[side].name == "dcgan"]
+    _check(cfg.data.name in IMAGE_DATASETS or not convs,
+           f"data={cfg.data.name} holds {'1-D' if cfg.data.name == 'gauss1d' else '2-D'} points, not images, "
+           f"so dcgan cannot model it; add {' '.join(side + '=mlp' for side in convs)}")
+    _validate_loss(cfg.loss, cfg.discriminator)
+    _validate_optim(cfg.optim)
+    _validate_trainer(cfg.trainer)
+
+
+def _validate_data(data: DictConfig) -> None:
+    _choice("data.name", data.name, IMAGE_DATASETS + POINT_DATASETS)
+    if data.name in IMAGE_DATASETS:
+        _choice("data.image_size", data.image_size, IMAGE_SIZES)
+        _choice("data.channels", data.channels, (1, 3))
+        _choice("data.split", data.split, ("train", "test"))
+        _check(data.limit is None or data.limit > 0, f"data.limit={data.limit} must be > 0 (or null for all)")
+        _check(data.name != "folder" or bool(data.root),
+               "data=folder needs the folder of your images: add data.root=/path/to/images")
+    else:
+        _check(data.n_samples > 0, f"data.n_samples={data.n_samples} must be > 0")
+        _positive("data.std", data.std)
+
+
+def _validate_net(side: str, net: DictConfig) -> None:
+    _choice(f"{side}.activation", net.activation, ACTIVATIONS)
+    _choice(f"{side}.norm", net.norm, NORMS)
+    _in_range(f"{side}.dropout", net.dropout, 0.0, 1.0, high_open=True)
+    _check(net.width >= 1, f"{side}.width={net.width} must be >= 1")
+    _check(net.depth >= 1 if net.name == "dcgan" else net.depth >= 0,
+           f"{side}.depth={net.depth} must be >= {1 if net.name == 'dcgan' else 0}")
+    if "z_dim" in net:
+        _check(net.z_dim >= 1, f"{side}.z_dim={net.z_dim} must be >= 1")
+    if net.name == "dcgan":
+        _check(1 <= net.kernel_size <= 9, f"{side}.kernel_size={net.kernel_size} is out of range; it must be in [1, 9]")
+
+
+def _validate_loss(loss: DictConfig, discriminator: DictConfig) -> None:
+    _choice("loss.name", loss.name, LOSSES)
+    _check(loss.n_critic >= 1, f"loss.n_critic={loss.n_critic} must be >= 1")
+    if loss.name == "label_smoothing":
+        _in_range("loss.real_target", loss.real_target, 0.0, 1.0)
+        _in_range("loss.fake_target", loss.fake_target, 0.0, 1.0)
+        _check(loss.real_target > loss.fake_target,
+               f"loss.real_target={loss.real_target} must be above loss.fake_target={loss.fake_target}")
+    if loss.name == "wgan_gp":
+        _check(loss.gp_weight >= 0, f"loss.gp_weight={loss.gp_weight} must be >= 0")
+        _check(discriminator.norm != "batch",
+               "loss=wgan_gp with discriminator.norm=batch: batch norm mixes samples, which breaks the "
+               "per-sample gradient penalty; use discriminator.norm=layer (or none, spectral)")
+
+
+def _validate_optim(optim: DictConfig) -> None:
+    _choice("optim.name", optim.name, ("adam", "rmsprop"))
+    _positive("optim.lr", optim.lr)
+    _positive("optim.d_lr_mult", optim.d_lr_mult)
+    _positive("optim.g_lr_mult", optim.g_lr_mult)
+    _check(optim.weight_decay >= 0, f"optim.weight_decay={optim.weight_decay} must be >= 0")
+    if optim.name == "adam":
+        _check(len(optim.betas) == 2, f"optim.betas={list(optim.betas)} must be two numbers, e.g. [0.5,0.999]")
+        for i, beta in enumerate(optim.betas):
+            _in_range(f"optim.betas[{i}]", beta, 0.0, 1.0, high_open=True)
+    else:
+        _in_range("optim.alpha", optim.alpha, 0.0, 1.0, high_open=True)
+
+
+def _validate_trainer(trainer: DictConfig) -> None:
+    _check(trainer.epochs >= 1, f"trainer.epochs={trainer.epochs} must be >= 1")
+    _check(trainer.steps is None or trainer.steps >= 1, f"trainer.steps={trainer.steps} must be >= 1 (or null)")
+    _check(trainer.batch_size >= 1, f"trainer.batch_size={trainer.batch_size} must be >= 1")
+    _check(trainer.n_critic >= 1, f"trainer.n_critic={trainer.n_critic} must be >= 1")
+    _choice("trainer.device", trainer.device, DEVICES)
+    for key in ("log_every", "sample_every", "checkpoint_every", "n_grid"):
+        _check(trainer[key] >= 1, f"trainer.{key}={trainer[key]} must be >= 1")
+    _check(trainer.threads is None or trainer.threads >= 1, f"trainer.threads={trainer.threads} must be >= 1 (or null)")

@@ -1,0 +1,52 @@
+"""Datasets decoded once into tensors held in memory, batched from a shuffled index."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import torch
+from omegaconf import DictConfig
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are missing; the message names the files and where to put them."""
+
+
+@dataclass
+class Dataset:
+    name: str
+    x: torch.Tensor  # images (N, C, H, W) in [-1, 1], or points (N, D)
+    labels: Optional[torch.Tensor] = None  # class per image, where the dataset has them
+    modes: Optional[torch.Tensor] = None  # mixture centres (K, D) for the toy mixtures
+    std: Optional[float] = None  # mixture component std for the toy mixtures
+
+    @property
+    def is_image(self) -> bool:
+        return self.x.dim() == 4
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def to(self, device: torch.device) -> "Dataset":
+        self.x = self.x.to(device)
+        return self
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        """One epoch of full batches in a shuffled order drawn from `generator`."""
+        order = torch.randperm(len(self.x), generator=generator).to(self.x.device)
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            yield self.x[order[start:start + batch_size]]
+
+
+def load_dataset(cfg: DictConfig, seed: int = 0) -> Dataset:
+    """Build the dataset that `cfg` (the `data` config node) names."""
+    from ganlab.data import images, mixtures
+
+    if cfg.name in mixtures.LOADERS:
+        return mixtures.LOADERS[cfg.name](cfg, seed)
+    return images.load(cfg)

@@ -1,0 +1,40 @@
+"""Toy mixtures of Gaussians with known modes: ring8, grid25 (2-D) and gauss1d (1-D)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from omegaconf import DictConfig
+
+from ganlab.data import Dataset
+
+
+def ring_modes(n_modes: int, radius: float) -> torch.Tensor:
+    angles = torch.arange(n_modes, dtype=torch.float64) * (2 * math.pi / n_modes)
+    return (radius * torch.stack([angles.cos(), angles.sin()], dim=1)).float()
+
+
+def grid_modes(grid_size: int, spacing: float) -> torch.Tensor:
+    axis = (torch.arange(grid_size, dtype=torch.float32) - (grid_size - 1) / 2) * spacing
+    return torch.cartesian_prod(axis, axis)
+
+
+def sample_mixture(modes: torch.Tensor, std: float, n: int, generator: torch.Generator) -> torch.Tensor:
+    """n points from an equal-weight mixture of isotropic Gaussians centred on `modes`."""
+    which = torch.randint(len(modes), (n,), generator=generator)
+    return modes[which] + std * torch.randn(n, modes.shape[1], generator=generator)
+
+
+def _mixture(name: str, modes: torch.Tensor, cfg: DictConfig, seed: int) -> Dataset:
+    generator = torch.Generator().manual_seed(seed)
+    x = sample_mixture(modes, cfg.std, cfg.n_samples, generator)
+    return Dataset(name=name, x=x, modes=modes, std=float(cfg.std))
+
+
+LOADERS = {
+    "ring8": lambda cfg, seed: _mixture("ring8", ring_modes(cfg.n_modes, cfg.radius), cfg, seed),
+    "grid25": lambda cfg, seed: _mixture("grid25", grid_modes(cfg.grid_size, cfg.spacing), cfg, seed),
+    "gauss1d": lambda cfg, seed: _mixture(
+        "gauss1d", torch.tensor(list(cfg.means), dtype=torch.float32).unsqueeze(1), cfg, seed),
+}

@@ -1,0 +1,111 @@
+"""GAN losses as small objects over D's raw scores, one interface for the trainer.
+
+`d_loss(real, fake)` and `g_loss(fake)` take raw scores; `penalty(D, real, fake)` is an extra D
+term (zero except WGAN-GP); `to_readout` maps scores to what metrics.csv reports as D(x):
+probabilities for the BCE family, raw scores otherwise; `threshold` splits real from fake there.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from omegaconf import DictConfig
+
+
+class GANLoss(ABC):
+    probabilities = False  # D(x) readouts are sigmoid(score)
+    threshold: float | None = 0.0  # readout above it counts as "real"; None: midpoint of the batch
+
+    @abstractmethod
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """D's loss on its raw scores for a real and a generated batch."""
+
+    @abstractmethod
+    def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        """G's loss on D's raw scores for a generated batch."""
+
+    def penalty(self, d: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return real.new_zeros(())
+
+    def to_readout(self, scores: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(scores) if self.probabilities else scores
+
+
+class BCELoss(GANLoss):
+    """Sigmoid, then BCELoss, as the seeds had it (torch clamps log at -100, so it saturates)."""
+    probabilities, threshold = True, 0.5
+
+    def d_loss(self, real, fake):
+        return (F.binary_cross_entropy(torch.sigmoid(real), torch.ones_like(real))
+                + F.binary_cross_entropy(torch.sigmoid(fake), torch.zeros_like(fake)))
+
+    def g_loss(self, fake):
+        return F.binary_cross_entropy(torch.sigmoid(fake), torch.ones_like(fake))
+
+
+class BCEWithLogitsLoss(GANLoss):
+    """BCE on logits with real/fake targets (1/0 unless smoothed); non-saturating G loss."""
+    probabilities, threshold = True, 0.5
+
+    def __init__(self, real_target: float = 1.0, fake_target: float = 0.0):
+        self.real_target, self.fake_target = real_target, fake_target
+
+    def d_loss(self, real, fake):
+        return (F.binary_cross_entropy_with_logits(real, torch.full_like(real, self.real_target))
+                + F.binary_cross_entropy_with_logits(fake, torch.full_like(fake, self.fake_target)))
+
+    def g_loss(self, fake):
+        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+
+
+class HingeLoss(GANLoss):
+    def d_loss(self, real, fake):
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+    def g_loss(self, fake):
+        return -fake.mean()
+
+
+class LSGANLoss(GANLoss):
+    threshold = 0.5
+
+    def d_loss(self, real, fake):
+        return 0.5 * ((real - 1.0).pow(2).mean() + fake.pow(2).mean())
+
+    def g_loss(self, fake):
+        return 0.5 * (fake - 1.0).pow(2).mean()
+
+
+class WGANGPLoss(GANLoss):
+    """Critic maximises E[D(x)] - E[D(G(z))] with a penalty on (|grad D(x_hat)| - 1)^2."""
+    threshold = None  # critic scores have no fixed offset: split at the batch's midpoint
+
+    def __init__(self, gp_weight: float = 10.0):
+        self.gp_weight = gp_weight
+
+    def d_loss(self, real, fake):
+        return fake.mean() - real.mean()
+
+    def g_loss(self, fake):
+        return -fake.mean()
+
+    def penalty(self, d, real, fake):
+        alpha = torch.rand(real.shape[0], *[1] * (real.dim() - 1), device=real.device, dtype=real.dtype)
+        x_hat = (alpha * real + (1 - alpha) * fake.detach()).requires_grad_(True)
+        (grad,) = torch.autograd.grad(d(x_hat).sum(), x_hat, create_graph=True)
+        return self.gp_weight * (grad.flatten(1).norm(dim=1) - 1.0).pow(2).mean()
+
+
+def build_loss(cfg: DictConfig) -> GANLoss:
+    if cfg.name == "bce":
+        return BCELoss()
+    if cfg.name == "bce_logits":
+        return BCEWithLogitsLoss()
+    if cfg.name == "label_smoothing":
+        return BCEWithLogitsLoss(cfg.real_target, cfg.fake_target)
+    if cfg.name == "wgan_gp":
+        return WGANGPLoss(cfg.gp_weight)
+    return {"hinge": HingeLoss, "lsgan": LSGANLoss}[cfg.name]()

@@ -1,0 +1,54 @@
+"""Building blocks shared by the networks: activations, normalisations, init."""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+ACTIVATIONS = {
+    "relu": lambda: nn.ReLU(),
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "gelu": lambda: nn.GELU(),
+    "elu": lambda: nn.ELU(),
+    "silu": lambda: nn.SiLU(),
+    "tanh": lambda: nn.Tanh(),
+}
+
+
+def activation(name: str) -> nn.Module:
+    return ACTIVATIONS[name]()
+
+
+def normalised(layer: nn.Module, norm: str, features: int, conv: bool) -> list[nn.Module]:
+    """`layer` followed by the normalisation `norm` over its `features` outputs.
+
+    "layer" on a conv normalises over channels and positions together (GroupNorm with one group),
+    which is the layer norm WGAN-GP recommends for critics; "spectral" rescales the layer's weight.
+    """
+    if norm == "spectral":
+        return [nn.utils.parametrizations.spectral_norm(layer)]
+    if norm == "batch":
+        return [layer, nn.BatchNorm2d(features) if conv else nn.BatchNorm1d(features)]
+    if norm == "layer":
+        return [layer, nn.GroupNorm(1, features) if conv else nn.LayerNorm(features)]
+    return [layer]
+
+
+def block(layer: nn.Module, features: int, net, conv: bool, *, norm: bool = True) -> list[nn.Module]:
+    """layer -> norm -> activation -> dropout, as the network config `net` asks."""
+    modules = normalised(layer, net.norm if norm else "none", features, conv)
+    modules.append(activation(net.activation))
+    if net.dropout > 0:
+        modules.append(nn.Dropout(net.dropout))
+    return modules
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """Weights from N(0, 0.02), norm scales from N(1, 0.02), as in Radford et al. (2015)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
+        nn.init.normal_(weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm, nn.LayerNorm)) and module.weight is not None:
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)

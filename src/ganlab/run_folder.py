@@ -1,0 +1,94 @@
+"""The run folder: every file a run leaves, each written through one place, atomically."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+# Files that mark a folder as holding a ganlab run (a new run never writes into one).
+RUN_MARKERS = ("summary.json", "metrics.csv", "checkpoints/last.pt")
+
+
+class RunFolderError(RuntimeError):
+    """The run folder cannot be used or written; the message names the path and the fix."""
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the same folder, then rename: never a truncated file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunFolder:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.samples = self.path / "samples"
+        self.checkpoints = self.path / "checkpoints"
+        self.metrics_csv = self.path / "metrics.csv"
+        self.summary_json = self.path / "summary.json"
+        self.history_png = self.path / "history.png"
+        self._columns: list[str] | None = None
+
+    def create(self) -> "RunFolder":
+        """Make the folder for a new run; refuse one that already holds a run."""
+        existing = [m for m in RUN_MARKERS if (self.path / m).exists()]
+        if existing:
+            raise RunFolderError(f"{self.path} already holds a run ({', '.join(existing)}); "
+                                 f"choose a new folder with hydra.run.dir=PATH")
+        try:
+            for folder in (self.path, self.samples, self.checkpoints):
+                folder.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as e:
+            raise RunFolderError(f"cannot write the run folder {self.path} ({e.strerror}); "
+                                 f"pick a writable place with hydra.run.dir=PATH") from e
+        return self
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        """Append one row to metrics.csv (header on the first), flushed so a crash keeps it."""
+        new = self._columns is None
+        if new:
+            self._columns = list(row)
+        with open(self.metrics_csv, "a" if not new else "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self._columns)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def read_metrics(self) -> dict[str, list[float]]:
+        """metrics.csv as columns of floats (blank cells become NaN)."""
+        if not self.metrics_csv.exists():
+            return {}
+        with open(self.metrics_csv, newline="") as f:
+            rows = list(csv.DictReader(f))
+        return {key: [float(r[key]) if r[key] != "" else float("nan") for r in rows] for key in (rows[0] if rows else {})}
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write(self.summary_json, lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
+
+    def save_checkpoint(self, state: dict[str, Any], name: str = "last.pt") -> Path:
+        path = self.checkpoints / name
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        return path
+
+    def sample_path(self, epoch: int) -> Path:
+        return self.samples / f"epoch_{epoch:04d}.png"

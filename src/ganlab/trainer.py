@@ -1,0 +1,202 @@
+"""One training loop for every loss: n_critic D steps, then one G step, measured on the way.
+
+Measurements stay on the device and are averaged over `log_every` G steps; the only host sync
+is the metrics.csv row at each logging step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from ganlab.data import Dataset
+from ganlab.losses import GANLoss, WGANGPLoss
+from ganlab.plots import plot_history, save_image_grid, save_points_plot
+from ganlab.run_folder import RunFolder
+
+log = logging.getLogger(__name__)
+
+STATS = ("loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake", "grad_norm_d", "grad_norm_g",
+         "gp", "wasserstein")
+POINT_GRID = 1000  # generated points drawn in each scatter plot of 1-D/2-D data
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss or gradient became NaN or infinite: training cannot continue from here."""
+
+
+@dataclass
+class GAN:
+    generator: nn.Module
+    discriminator: nn.Module
+    loss: GANLoss
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+
+
+@dataclass
+class Progress:
+    step: int = 0  # G steps done
+    epoch: int = 0  # epochs completed
+    last_row: dict = field(default_factory=dict)  # the latest metrics.csv row
+
+
+def requires_grad(net: nn.Module, flag: bool) -> None:
+    for p in net.parameters():
+        p.requires_grad_(flag)
+
+
+def grad_norm(net: nn.Module) -> torch.Tensor:
+    return torch.nn.utils.get_total_norm([p.grad for p in net.parameters() if p.grad is not None])
+
+
+def chunks(batches: Iterator[torch.Tensor], size: int) -> Iterator[list[torch.Tensor]]:
+    """Group consecutive batches by `size` (the last partial group is dropped)."""
+    group = []
+    for batch in batches:
+        group.append(batch)
+        if len(group) == size:
+            yield group
+            group = []
+
+
+class Trainer:
+    def __init__(self, gan: GAN, data: Dataset, run: RunFolder, cfg: DictConfig, device: torch.device):
+        self.gan, self.data, self.run, self.cfg, self.device = gan, data, run, cfg, device
+        self.t = cfg.trainer
+        self.progress = Progress()
+        self.order_rng = torch.Generator().manual_seed(cfg.seed)  # the data order
+        z_rng = torch.Generator().manual_seed(cfg.seed + 1)
+        n_fixed = self.t.n_grid if data.is_image else POINT_GRID
+        self.fixed_noise = torch.randn(n_fixed, gan.generator.z_dim, generator=z_rng).to(device)
+        self.steps_per_epoch = len(data) // self.t.batch_size // self.t.n_critic
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"data={data.name} has {len(data)} samples, fewer than trainer.batch_size="
+                             f"{self.t.batch_size} x trainer.n_critic={self.t.n_critic}; lower trainer.batch_size")
+        self.total_steps = self.t.steps or self.t.epochs * self.steps_per_epoch
+        self._sums = torch.zeros(len(STATS), device=device)
+        self._count = 0
+        self._wgan = isinstance(gan.loss, WGANGPLoss)
+
+    # ------------------------------------------------------------------------------ loop
+    def fit(self) -> Progress:
+        p, t = self.progress, self.t
+        self.start = time.perf_counter()
+        bar = tqdm(total=self.total_steps, initial=p.step, unit="step", dynamic_ncols=True, disable=not t.progress)
+        with bar:
+            while p.step < self.total_steps:
+                for reals in chunks(self.data.batches(t.batch_size, self.order_rng), t.n_critic):
+                    self._sums += self.train_step(reals)
+                    self._count += 1
+                    p.step += 1
+                    bar.update()
+                    if p.step % t.log_every == 0:
+                        bar.set_postfix(self.log_row(), refresh=False)
+                    if p.step >= self.total_steps:
+                        break
+                p.epoch += 1
+                self.end_of_epoch(final=p.step >= self.total_steps)
+        return p
+
+    def train_step(self, reals: list[torch.Tensor]) -> torch.Tensor:
+        """n_critic D steps (one per real batch), then one G step on the last D step's fakes."""
+        g = self.gan
+        for real in reals[:-1]:
+            with torch.no_grad():
+                fake = g.generator(self.noise(len(real)))
+            self.d_step(real, fake)
+        fake = g.generator(self.noise(len(reals[-1])))
+        d_stats = self.d_step(reals[-1], fake.detach())
+
+        requires_grad(g.discriminator, False)
+        loss_g = g.loss.g_loss(g.discriminator(fake))
+        g.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        norm_g = grad_norm(g.generator)
+        g.opt_g.step()
+        requires_grad(g.discriminator, True)
+        loss_d, d_real, d_fake, acc_real, acc_fake, norm_d, gp, w = d_stats
+        return torch.stack([loss_d, loss_g.detach(), d_real, d_fake, acc_real, acc_fake, norm_d, norm_g, gp, w])
+
+    def d_step(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        g = self.gan
+        real_s, fake_s = g.discriminator(real), g.discriminator(fake)
+        loss_d = g.loss.d_loss(real_s, fake_s)
+        gp = g.loss.penalty(g.discriminator, real, fake)
+        g.opt_d.zero_grad(set_to_none=True)
+        (loss_d + gp).backward()
+        norm_d = grad_norm(g.discriminator)
+        g.opt_d.step()
+        with torch.no_grad():
+            r, f = g.loss.to_readout(real_s), g.loss.to_readout(fake_s)
+            cut = (r.mean() + f.mean()) / 2 if g.loss.threshold is None else g.loss.threshold
+            acc_real, acc_fake = (r > cut).float().mean(), (f <= cut).float().mean()
+            w = real_s.mean() - fake_s.mean()
+        return loss_d.detach(), r.mean(), f.mean(), acc_real, acc_fake, norm_d, gp.detach(), w
+
+    def noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.gan.generator.z_dim, device=self.device)
+
+    # ------------------------------------------------------------------------- recording
+    def log_row(self) -> dict[str, float]:
+        """Average the measurements since the last row, append it to metrics.csv (one sync)."""
+        if self._count == 0:
+            return {}
+        means = (self._sums / self._count).tolist()
+        self._sums.zero_()
+        self._count = 0
+        p = self.progress
+        stats = {k: float(f"{v:.6g}") for k, v in zip(STATS, means)}
+        row = {"step": p.step, "epoch": round(p.step / self.steps_per_epoch, 4), **stats,
+               "lr_d": self.gan.opt_d.param_groups[0]["lr"], "lr_g": self.gan.opt_g.param_groups[0]["lr"],
+               "time_s": round(time.perf_counter() - self.start, 3)}
+        if not self._wgan:
+            row["gp"] = row["wasserstein"] = ""
+        self.run.append_metrics(row)
+        p.last_row = row
+        bad = [k for k in ("loss_d", "loss_g", "grad_norm_d", "grad_norm_g") if not math.isfinite(stats[k])]
+        if bad:
+            raise NonFiniteLossError(f"non-finite {', '.join(bad)} at step {p.step} (epoch {p.epoch + 1}); "
+                                     f"try a lower optim.lr or loss=wgan_gp / hinge")
+        return {"loss_d": f"{stats['loss_d']:.3f}", "loss_g": f"{stats['loss_g']:.3f}"}
+
+    def end_of_epoch(self, final: bool) -> None:
+        p, t = self.progress, self.t
+        if final:
+            self.log_row()
+        if final or p.epoch % t.sample_every == 0:
+            self.save_samples()
+        if final or p.epoch % t.checkpoint_every == 0:
+            self.save_checkpoint()
+            plot_history(self.run.read_metrics(), self.run.history_png, title=self.cfg.name)
+
+    @torch.no_grad()
+    def save_samples(self) -> None:
+        G = self.gan.generator
+        G.eval()
+        samples = G(self.fixed_noise)
+        G.train()
+        path = self.run.sample_path(self.progress.epoch)
+        if self.data.is_image:
+            save_image_grid(samples, path)
+        else:
+            save_points_plot(samples, self.data.x, path, f"{self.cfg.name}, epoch {self.progress.epoch}")
+
+    def save_checkpoint(self) -> None:
+        from omegaconf import OmegaConf
+
+        g, p = self.gan, self.progress
+        self.run.save_checkpoint({
+            "generator": g.generator.state_dict(), "discriminator": g.discriminator.state_dict(),
+            "opt_g": g.opt_g.state_dict(), "opt_d": g.opt_d.state_dict(),
+            "step": p.step, "epoch": p.epoch, "fixed_noise": self.fixed_noise.cpu(),
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
+        })
