@@ -49,7 +49,6 @@ def train_app(cfg: DictConfig) -> float | None:
     try:
         train(cfg, run_dir)
     except USER_ERRORS as e:
-        log.error("%s", e)
         print(f"ganlab: error: {e}", file=sys.stderr)
         if _only_hydra_files(run_dir):  # nothing was trained: leave no empty run behind
             shutil.rmtree(run_dir)

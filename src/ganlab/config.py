@@ -1,6 +1,7 @@
 """Config schemas (structure and types) and value checks (choices, ranges, combinations).
 
-The dataclasses are stored in Hydra's ConfigStore and named in each YAML file's defaults list,
+The dataclasses are stored in Hydra's ConfigStore under schema/ and named in each YAML file's
+defaults list (`- /schema/loss@_here_: wgan_gp`),
 so a misspelled key or a wrong type fails at composition. `validate` then checks values and
 combinations before anything is built, raising ConfigError with one line naming the key.
 """
@@ -62,7 +63,7 @@ class Gauss1dDataConfig:
 class NetConfig:
     name: str = MISSING  # mlp | dcgan
     width: int = 64  # mlp: hidden units; dcgan: channels at full resolution (doubling below)
-    depth: int = 1  # mlp: hidden layers; dcgan: conv blocks per resolution
+    depth: int = 1  # mlp: hidden layers; dcgan: conv blocks per inner resolution
     activation: str = "relu"  # relu | leaky_relu | gelu | elu | silu | tanh
     norm: str = "batch"  # batch | layer | spectral | none
     dropout: float = 0.0  # after each hidden block, in [0, 1)
@@ -77,6 +78,7 @@ class MLPGeneratorConfig(NetConfig):
 @dataclass
 class DCGANGeneratorConfig(NetConfig):
     name: str = "dcgan"
+    depth: int = 2
     z_dim: int = 64
     kernel_size: int = 4
 
@@ -89,6 +91,7 @@ class MLPDiscriminatorConfig(NetConfig):
 @dataclass
 class DCGANDiscriminatorConfig(NetConfig):
     name: str = "dcgan"
+    depth: int = 2
     kernel_size: int = 4
 
 
@@ -165,29 +168,29 @@ class TrainConfig:
 
 
 SCHEMAS = {
-    ("data", "image_schema"): ImageDataConfig,
-    ("data", "ring_schema"): RingDataConfig,
-    ("data", "grid_schema"): GridDataConfig,
-    ("data", "gauss1d_schema"): Gauss1dDataConfig,
-    ("generator", "mlp_schema"): MLPGeneratorConfig,
-    ("generator", "dcgan_schema"): DCGANGeneratorConfig,
-    ("discriminator", "mlp_schema"): MLPDiscriminatorConfig,
-    ("discriminator", "dcgan_schema"): DCGANDiscriminatorConfig,
-    ("loss", "loss_schema"): LossConfig,
-    ("loss", "label_smoothing_schema"): LabelSmoothingLossConfig,
-    ("loss", "wgan_gp_schema"): WGANGPLossConfig,
-    ("optim", "adam_schema"): AdamConfig,
-    ("optim", "rmsprop_schema"): RMSpropConfig,
-    ("trainer", "trainer_schema"): TrainerConfig,
+    ("data", "image"): ImageDataConfig,
+    ("data", "ring"): RingDataConfig,
+    ("data", "grid"): GridDataConfig,
+    ("data", "gauss1d"): Gauss1dDataConfig,
+    ("generator", "mlp"): MLPGeneratorConfig,
+    ("generator", "dcgan"): DCGANGeneratorConfig,
+    ("discriminator", "mlp"): MLPDiscriminatorConfig,
+    ("discriminator", "dcgan"): DCGANDiscriminatorConfig,
+    ("loss", "loss"): LossConfig,
+    ("loss", "label_smoothing"): LabelSmoothingLossConfig,
+    ("loss", "wgan_gp"): WGANGPLossConfig,
+    ("optim", "adam"): AdamConfig,
+    ("optim", "rmsprop"): RMSpropConfig,
+    ("trainer", "trainer"): TrainerConfig,
 }
 
 
 def register_configs() -> None:
     """Store the schemas so the YAML files can name them in their defaults lists."""
     cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(group="schema", name="train", node=TrainConfig)
     for (group, name), node in SCHEMAS.items():
-        cs.store(group=group, name=name, node=node)
+        cs.store(group=f"schema/{group}", name=name, node=node)
 
 
 # ------------------------------------------------------------------------------ validation

@@ -1,8 +1,10 @@
 """DCGAN (Radford et al. 2015) with configurable width, depth, kernel, activation and norm.
 
-Resolutions: the image side is halved until it is 7 or less (64 -> 4, 32 -> 4, 28 -> 7, 8 -> 4);
-G starts there and doubles with stride-2 transposed convs, D mirrors it with stride-2 convs.
-Channels are `width` at full resolution and double at each lower one.
+Resolutions: the image side is halved until it is 7 or less (64 -> 4, 32 -> 4, 28 -> 7, 8 -> 4).
+G projects the noise to the smallest side and doubles it with stride-2 transposed convs, the last
+of which outputs the image; D mirrors it with stride-2 convs, then one linear score. Channels are
+`width` next to the image and double at each lower resolution. depth > 1 adds stride-1 convs at
+every inner resolution (the seeds' "deeper" networks).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ganlab.models.layers import activation, block, dcgan_init
+from ganlab.models.layers import block, dcgan_init
 
 
 def resolutions(image_size: int) -> list[int]:
@@ -21,37 +23,39 @@ def resolutions(image_size: int) -> list[int]:
     return sides
 
 
-def _odd(kernel: int) -> int:
-    """Stride-1 convs use the nearest odd kernel <= kernel_size, so 'same' padding is symmetric."""
-    return kernel if kernel % 2 else max(1, kernel - 1)
-
-
 def _padding(kernel: int) -> tuple[int, int]:
     """Padding and output padding that make a stride-2 (transposed) conv exactly halve (double)."""
     pad = (kernel - 1) // 2
     return pad, 2 - kernel + 2 * pad
 
 
+def _extra_convs(features: int, cfg) -> list[nn.Module]:
+    """depth - 1 stride-1 conv blocks; they use the nearest odd kernel so padding is symmetric."""
+    k = cfg.kernel_size if cfg.kernel_size % 2 else cfg.kernel_size - 1
+    layers: list[nn.Module] = []
+    for _ in range(cfg.depth - 1):
+        conv = nn.Conv2d(features, features, max(k, 1), 1, "same", bias=cfg.norm != "batch")
+        layers += block(conv, features, cfg, conv=True)
+    return layers
+
+
 class DCGANGenerator(nn.Module):
     def __init__(self, cfg, image_shape: tuple[int, int, int]):
         super().__init__()
-        channels, size = image_shape[0], image_shape[-1]
-        sides = resolutions(size)
-        widths = [cfg.width * 2 ** (len(sides) - 1 - i) for i in range(len(sides))]
+        channels, sides = image_shape[0], resolutions(image_shape[-1])
+        n_up = len(sides) - 1
+        widths = [cfg.width * 2 ** (n_up - 1 - i) for i in range(n_up)]  # inner layers, coarse to fine
         self.z_dim, self.start = cfg.z_dim, (widths[0], sides[0], sides[0])
         k, (pad, out_pad) = cfg.kernel_size, _padding(cfg.kernel_size)
 
-        self.project = nn.Sequential(*block(nn.Linear(cfg.z_dim, widths[0] * sides[0] ** 2),
-                                            widths[0] * sides[0] ** 2, cfg, conv=False))
-        layers: list[nn.Module] = []
-        for i in range(len(sides)):
-            if i > 0:
-                up = nn.ConvTranspose2d(widths[i - 1], widths[i], k, 2, pad, out_pad, bias=cfg.norm != "batch")
-                layers += block(up, widths[i], cfg, conv=True)
-            for _ in range(cfg.depth - 1):
-                layers += block(nn.Conv2d(widths[i], widths[i], _odd(k), 1, "same", bias=cfg.norm != "batch"),
-                                widths[i], cfg, conv=True)
-        layers += [nn.Conv2d(widths[-1], channels, _odd(k), 1, "same"), nn.Tanh()]
+        features = widths[0] * sides[0] ** 2
+        layers = block(nn.Linear(cfg.z_dim, features, bias=cfg.norm != "batch"), features, cfg, conv=False)
+        self.project = nn.Sequential(*layers)
+        layers = _extra_convs(widths[0], cfg)
+        for i in range(1, n_up):
+            up = nn.ConvTranspose2d(widths[i - 1], widths[i], k, 2, pad, out_pad, bias=cfg.norm != "batch")
+            layers += block(up, widths[i], cfg, conv=True) + _extra_convs(widths[i], cfg)
+        layers += [nn.ConvTranspose2d(widths[-1], channels, k, 2, pad, out_pad), nn.Tanh()]
         self.body = nn.Sequential(*layers)
         self.apply(dcgan_init)
 
@@ -62,20 +66,16 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     def __init__(self, cfg, image_shape: tuple[int, int, int]):
         super().__init__()
-        channels, size = image_shape[0], image_shape[-1]
-        sides = resolutions(size)[::-1]
-        widths = [cfg.width * 2 ** i for i in range(len(sides))]
+        channels, sides = image_shape[0], resolutions(image_shape[-1])[::-1]
+        widths = [cfg.width * 2 ** i for i in range(len(sides) - 1)]  # after each stride-2 conv
         k, (pad, _) = cfg.kernel_size, _padding(cfg.kernel_size)
 
         # No norm on the first layer, as in DCGAN: it would remove the input's own statistics.
-        layers = block(nn.Conv2d(channels, widths[0], _odd(k), 1, "same"), widths[0], cfg, conv=True, norm=False)
-        for i in range(len(sides)):
-            if i > 0:
-                layers += block(nn.Conv2d(widths[i - 1], widths[i], k, 2, pad, bias=cfg.norm != "batch"),
-                                widths[i], cfg, conv=True)
-            for _ in range(cfg.depth - 1):
-                layers += block(nn.Conv2d(widths[i], widths[i], _odd(k), 1, "same", bias=cfg.norm != "batch"),
-                                widths[i], cfg, conv=True)
+        layers = block(nn.Conv2d(channels, widths[0], k, 2, pad), widths[0], cfg, conv=True, norm=False)
+        layers += _extra_convs(widths[0], cfg)
+        for i in range(1, len(widths)):
+            down = nn.Conv2d(widths[i - 1], widths[i], k, 2, pad, bias=cfg.norm != "batch")
+            layers += block(down, widths[i], cfg, conv=True) + _extra_convs(widths[i], cfg)
         self.body = nn.Sequential(*layers, nn.Flatten())
         head = nn.Linear(widths[-1] * sides[-1] ** 2, 1)
         self.head = nn.utils.parametrizations.spectral_norm(head) if cfg.norm == "spectral" else head
