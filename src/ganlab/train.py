@@ -54,11 +54,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train the GAN that `cfg` describes into `run_dir`; return the run's summary."""
     validate(cfg)
     device = resolve_device(cfg.trainer.device)
-    run = RunFolder(run_dir).create()
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
     seed_everything(cfg.seed)
     data = load_dataset(cfg.data, cfg.seed).to(device)
+    run = RunFolder(run_dir).create()
     gan = build_gan(cfg, data.sample_shape, device)
     trainer = Trainer(gan, data, run, cfg, device)
     log.info("run %s in %s on %s", cfg.name, run.path, device)

@@ -165,7 +165,7 @@ class Trainer:
         bad = [k for k in ("loss_d", "loss_g", "grad_norm_d", "grad_norm_g") if not math.isfinite(stats[k])]
         if bad:
             raise NonFiniteLossError(f"non-finite {', '.join(bad)} at step {p.step} (epoch {p.epoch + 1}); "
-                                     f"try a lower optim.lr or loss=wgan_gp / hinge")
+                                     f"the run stops here; try a lower optim.lr")
         return {"loss_d": f"{stats['loss_d']:.3f}", "loss_g": f"{stats['loss_g']:.3f}"}
 
     def end_of_epoch(self, final: bool) -> None:

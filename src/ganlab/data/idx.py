@@ -11,11 +11,11 @@ _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Decode one IDX file, gzipped (.gz) or not, into an array of its stored shape."""
-    opener = gzip.open if path.suffix == ".gz" else open
+    """Decode one IDX file, gzipped or not (told by its first bytes), into an array of its shape."""
     try:
-        with opener(path, "rb") as f:
-            raw = f.read()
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
     except (OSError, EOFError) as e:
         raise ValueError(f"{path}: cannot be read as an IDX file ({e})") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:

@@ -1,0 +1,42 @@
+"""Shared helpers: compose the real configs, shrink them to seconds, run the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from ganlab import CONF_DIR
+from ganlab.config import register_configs
+
+REPO = CONF_DIR.parent
+# A few G steps of small networks: enough to exercise every file a run writes.
+TINY = ["trainer.epochs=2", "trainer.batch_size=16", "trainer.log_every=2", "trainer.progress=false",
+        "generator.width=8", "discriminator.width=8", "trainer.threads=1"]
+TINY_POINTS = ["data=ring8", "data.n_samples=256", "generator=mlp", "discriminator=mlp",
+               "generator.width=16", "discriminator.width=16", "trainer.epochs=2", "trainer.batch_size=32",
+               "trainer.log_every=2", "trainer.progress=false", "trainer.threads=1"]
+
+
+def make_cfg(*overrides: str) -> DictConfig:
+    """The real root config composed with `overrides`, as `ganlab train` would see it."""
+    register_configs()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+@pytest.fixture
+def cfg_factory():
+    return make_cfg
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 240) -> subprocess.CompletedProcess:
+    """`ganlab ARGS` in a fresh process, as a user types it."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "ganlab.cli", *args], cwd=cwd or REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)

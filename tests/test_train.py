@@ -1,0 +1,135 @@
+"""Tiny real training runs: every loss on images and points, the run folder, seeding, failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+from PIL import Image
+
+from ganlab.losses import WGANGPLoss
+from ganlab.run_folder import RunFolderError
+from ganlab.train import train
+from ganlab.trainer import NonFiniteLossError
+from tests.conftest import TINY, TINY_POINTS, make_cfg
+
+LOSSES = ["bce", "bce_logits", "label_smoothing", "wgan_gp", "hinge", "lsgan"]
+COLUMNS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake", "grad_norm_d",
+           "grad_norm_g", "gp", "wasserstein", "lr_d", "lr_g", "time_s"]
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def loss_overrides(loss):
+    return [f"loss={loss}"] + (["discriminator.norm=layer", "trainer.n_critic=2"] if loss == "wgan_gp" else [])
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_trains_dcgan_on_digits_with_finite_numbers(tmp_path, loss):
+    summary = train(make_cfg(*TINY, *loss_overrides(loss)), tmp_path / "run")
+    assert summary["status"] == "completed"
+    rows = read_csv(tmp_path / "run" / "metrics.csv")
+    assert rows and list(rows[0]) == COLUMNS
+    for row in rows:
+        assert all(math.isfinite(float(row[k])) for k in COLUMNS if row[k] != "")
+        assert 0 <= float(row["acc_real"]) <= 1 and 0 <= float(row["acc_fake"]) <= 1
+    if loss in ("bce", "bce_logits", "label_smoothing"):
+        assert all(0 <= float(r["d_real"]) <= 1 for r in rows)  # probabilities for the BCE family
+    assert (rows[0]["gp"] != "") == (loss == "wgan_gp")
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_trains_mlp_on_ring8_with_finite_numbers(tmp_path, loss):
+    summary = train(make_cfg(*TINY_POINTS, f"loss={loss}"), tmp_path / "run")
+    assert summary["status"] == "completed"
+    assert all(math.isfinite(v) for k, v in summary["final"].items() if isinstance(v, float))
+
+
+def test_run_folder_holds_every_artifact(tmp_path):
+    run = tmp_path / "run"
+    cfg = make_cfg(*TINY, "trainer.epochs=3", "trainer.checkpoint_every=2")
+    summary = train(cfg, run)
+    steps_per_epoch = 1437 // 16
+    assert summary["steps_done"] == 3 * steps_per_epoch and summary["epochs_done"] == 3
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
+    grid = Image.open(run / "samples" / "epoch_0003.png")
+    assert grid.width >= 8 * 32  # 64 enlarged 8x8 images
+    assert Image.open(run / "history.png").height > 400
+
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert on_disk["status"] == "completed" and on_disk["final"]["step"] == summary["steps_done"]
+    assert on_disk["duration_s"] > 0 and on_disk["last_samples"] == "samples/epoch_0003.png"
+
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert set(ckpt) >= {"generator", "discriminator", "opt_g", "opt_d", "step", "epoch", "fixed_noise", "config"}
+    assert ckpt["step"] == summary["steps_done"] and ckpt["config"]["loss"]["name"] == "bce_logits"
+    assert ckpt["fixed_noise"].shape == (64, cfg.generator.z_dim)
+    rows = read_csv(run / "metrics.csv")
+    assert [int(r["step"]) for r in rows] == sorted({*range(2, 3 * steps_per_epoch + 1, 2), 3 * steps_per_epoch})
+
+
+def test_points_runs_plot_scatter_against_the_data(tmp_path):
+    train(make_cfg(*TINY_POINTS, "data=gauss1d"), tmp_path / "one")
+    train(make_cfg(*TINY_POINTS), tmp_path / "two")
+    for run in ("one", "two"):
+        assert Image.open(tmp_path / run / "samples" / "epoch_0002.png").width >= 400
+
+
+def test_same_seed_and_config_give_the_same_numbers_on_cpu(tmp_path):
+    cfg = make_cfg(*TINY, "trainer.steps=12", "seed=7")
+    train(cfg, tmp_path / "a")
+    train(cfg, tmp_path / "b")
+    train(make_cfg(*TINY, "trainer.steps=12", "seed=8"), tmp_path / "c")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]  # noqa: E731
+    a, b, c = (strip(read_csv(tmp_path / x / "metrics.csv")) for x in "abc")
+    assert a == b and a != c
+    wa, wb = (torch.load(tmp_path / x / "checkpoints" / "last.pt", weights_only=True)["generator"] for x in "ab")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_steps_limit_and_n_critic_d_steps_per_g_step(tmp_path):
+    summary = train(make_cfg(*TINY, "trainer.steps=5", "trainer.n_critic=3", "trainer.log_every=1"), tmp_path / "r")
+    assert summary["steps_done"] == 5 and summary["total_steps"] == 5
+    opt_d = torch.load(tmp_path / "r" / "checkpoints" / "last.pt", weights_only=True)["opt_d"]
+    assert int(opt_d["state"][0]["step"]) == 15  # Adam counted 3 D updates per G step
+
+
+def test_lr_multipliers_reach_the_optimisers(tmp_path):
+    train(make_cfg(*TINY, "trainer.steps=2", "optim.lr=1e-3", "optim.d_lr_mult=0.5", "optim.g_lr_mult=2"),
+          tmp_path / "r")
+    row = read_csv(tmp_path / "r" / "metrics.csv")[-1]
+    assert float(row["lr_d"]) == pytest.approx(5e-4) and float(row["lr_g"]) == pytest.approx(2e-3)
+
+
+def test_a_new_run_never_writes_into_an_existing_run(tmp_path):
+    train(make_cfg(*TINY, "trainer.steps=2"), tmp_path / "r")
+    before = (tmp_path / "r" / "metrics.csv").read_bytes()
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        train(make_cfg(*TINY, "trainer.steps=2"), tmp_path / "r")
+    assert (tmp_path / "r" / "metrics.csv").read_bytes() == before
+
+
+def test_unwritable_run_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(RunFolderError, match="cannot write the run folder"):
+        train(make_cfg(*TINY), tmp_path / "file" / "run")
+
+
+def test_non_finite_loss_stops_the_run_and_marks_it_failed(tmp_path, monkeypatch):
+    monkeypatch.setattr(WGANGPLoss, "g_loss", lambda self, fake: fake.mean() * float("nan"))
+    with pytest.raises(NonFiniteLossError, match="non-finite .*loss_g.* at step 2"):
+        train(make_cfg(*TINY_POINTS, "loss=wgan_gp"), tmp_path / "r")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "NonFiniteLossError" in summary["error"]
+    assert summary["steps_done"] == 2 and summary["final"]["step"] == 2
+
+
+def test_too_little_data_for_one_batch_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="fewer than trainer.batch_size=512"):
+        train(make_cfg(*TINY_POINTS, "data.n_samples=100", "trainer.batch_size=512"), tmp_path / "r")
