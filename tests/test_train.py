@@ -133,3 +133,22 @@ def test_non_finite_loss_stops_the_run_and_marks_it_failed(tmp_path, monkeypatch
 def test_too_little_data_for_one_batch_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="fewer than trainer.batch_size=512"):
         train(make_cfg(*TINY_POINTS, "data.n_samples=100", "trainer.batch_size=512"), tmp_path / "r")
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_keeps_what_was_logged(tmp_path, monkeypatch):
+    from ganlab.trainer import Trainer
+
+    real_step, calls = Trainer.train_step, []
+
+    def step_then_interrupt(self, reals):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real_step(self, reals)
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(make_cfg(*TINY), tmp_path / "r")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["steps_done"] == 4
+    assert [r["step"] for r in read_csv(tmp_path / "r" / "metrics.csv")] == ["2", "4"]
