@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ganlab.config import ConfigError
 from ganlab.losses import WGANGPLoss
 from ganlab.run_folder import RunFolderError
 from ganlab.train import train
@@ -131,7 +132,7 @@ def test_non_finite_loss_stops_the_run_and_marks_it_failed(tmp_path, monkeypatch
 
 
 def test_too_little_data_for_one_batch_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="fewer than trainer.batch_size=512"):
+    with pytest.raises(ConfigError, match="fewer than trainer.batch_size=512"):
         train(make_cfg(*TINY_POINTS, "data.n_samples=100", "trainer.batch_size=512"), tmp_path / "r")
 
 

@@ -10,6 +10,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from ganlab.run_folder import RUN_MARKERS
+from ganlab.sweep import failed_jobs, format_table, write_sweep_table
 
 
 class RefuseExistingRun(Callback):
@@ -23,3 +24,21 @@ class RefuseExistingRun(Callback):
             print(f"ganlab: error: {run_dir} already holds a run ({', '.join(existing)}); "
                   f"choose a new folder with hydra.run.dir=PATH", file=sys.stderr)
             raise SystemExit(2)
+
+
+class SweepSummary(Callback):
+    """At the end of a sweep: sweep.csv and a printed table; a non-zero exit if any job failed."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir).resolve()
+        if not sweep_dir.is_dir():
+            return
+        rows = write_sweep_table(sweep_dir)
+        print(f"\n{format_table(rows)}\n\nsweep table: {sweep_dir / 'sweep.csv'}")
+        failed = failed_jobs(rows)
+        if failed:
+            print(f"ganlab: {len(failed)} of {len(rows)} jobs failed:", file=sys.stderr)
+            for row in failed:
+                print(f"  {row['job']}: {row['status']}: {row['error']}", file=sys.stderr)
+            raise SystemExit(1)
+        print(sweep_dir)

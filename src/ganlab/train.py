@@ -19,7 +19,7 @@ from ganlab.losses import build_loss
 from ganlab.models import build_discriminator, build_generator
 from ganlab.optim import build_optimizer
 from ganlab.run_folder import RunFolder
-from ganlab.trainer import GAN, Trainer
+from ganlab.trainer import GAN, Trainer, steps_per_epoch
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         torch.set_num_threads(cfg.trainer.threads)
     seed_everything(cfg.seed)
     data = load_dataset(cfg.data, cfg.seed).to(device)
+    if steps_per_epoch(len(data), cfg.trainer) == 0:
+        raise ConfigError(f"data={cfg.data.name} has {len(data)} samples, fewer than trainer.batch_size="
+                          f"{cfg.trainer.batch_size} x trainer.n_critic={cfg.trainer.n_critic}; lower trainer.batch_size")
     run = RunFolder(run_dir).create()
     gan = build_gan(cfg, data.sample_shape, device)
     trainer = Trainer(gan, data, run, cfg, device)
-    log.info("run %s in %s on %s", cfg.name, run.path, device)
+    log.info("run %s in %s on %s (%d torch threads)", cfg.name, run.path, device, torch.get_num_threads())
     log.info("G %s: %s params; D %s: %s params; loss %s; %d steps of %d per epoch",
              cfg.generator.name, f"{n_params(gan.generator):,}", cfg.discriminator.name,
              f"{n_params(gan.discriminator):,}", cfg.loss.name, trainer.total_steps, trainer.steps_per_epoch)

@@ -58,6 +58,11 @@ def grad_norm(net: nn.Module) -> torch.Tensor:
     return torch.nn.utils.get_total_norm([p.grad for p in net.parameters() if p.grad is not None])
 
 
+def steps_per_epoch(n_samples: int, trainer: DictConfig) -> int:
+    """G steps in one pass over the data: each takes n_critic full batches."""
+    return n_samples // trainer.batch_size // trainer.n_critic
+
+
 def chunks(batches: Iterator[torch.Tensor], size: int) -> Iterator[list[torch.Tensor]]:
     """Group consecutive batches by `size` (the last partial group is dropped)."""
     group = []
@@ -77,10 +82,7 @@ class Trainer:
         z_rng = torch.Generator().manual_seed(cfg.seed + 1)
         n_fixed = self.t.n_grid if data.is_image else POINT_GRID
         self.fixed_noise = torch.randn(n_fixed, gan.generator.z_dim, generator=z_rng).to(device)
-        self.steps_per_epoch = len(data) // self.t.batch_size // self.t.n_critic
-        if self.steps_per_epoch == 0:
-            raise ValueError(f"data={data.name} has {len(data)} samples, fewer than trainer.batch_size="
-                             f"{self.t.batch_size} x trainer.n_critic={self.t.n_critic}; lower trainer.batch_size")
+        self.steps_per_epoch = steps_per_epoch(len(data), self.t)
         self.total_steps = self.t.steps or self.t.epochs * self.steps_per_epoch
         self._sums = torch.zeros(len(STATS), device=device)
         self._count = 0

@@ -1,0 +1,81 @@
+"""A sweep's table, rebuilt from its job folders (so it is right for an interrupted sweep too)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+COLUMNS = ["job", "overrides", "status", "duration_s", "epochs", "steps", "loss_d", "loss_g", "acc_real",
+           "acc_fake", "error"]
+PRINTED = ["job", "status", "duration_s", "steps", "loss_d", "loss_g", "acc_real", "acc_fake"]
+
+
+def sweep_name(overrides: list[str]) -> str:
+    """A sweep folder's name from its command line: the fixed choices that name it, then the swept
+    keys, e.g. `-m data=ring8 loss=bce,wgan_gp seed=1,2` -> ring8_loss-seed."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    fixed = [str(o.value()) for o in parsed if not o.is_sweep_override() and o.key_or_group in ("name", "data", "exp")]
+    swept = [o.key_or_group.split(".")[-1] for o in parsed if o.is_sweep_override()]
+    name = "_".join(fixed + (["-".join(swept)] if swept else []))
+    return re.sub(r"[^\w.=-]+", "-", name) or "sweep"
+
+
+def job_folders(sweep_dir: Path) -> list[Path]:
+    """Job folders in launch order (Hydra's job number), each marked by its .hydra/ folder."""
+    jobs = [p for p in Path(sweep_dir).iterdir() if (p / ".hydra" / "overrides.yaml").is_file()]
+    return sorted(jobs, key=lambda p: (_job_number(p), p.name))
+
+
+def _job_number(job: Path) -> int:
+    try:
+        return int(OmegaConf.load(job / ".hydra" / "hydra.yaml").hydra.job.num)
+    except Exception:  # an unreadable or foreign file: list the job last
+        return 1 << 30
+
+
+def job_row(job: Path) -> dict[str, Any]:
+    overrides = list(OmegaConf.load(job / ".hydra" / "overrides.yaml") or [])
+    try:
+        summary = json.loads((job / "summary.json").read_text())
+    except (OSError, ValueError):
+        summary = {"status": "not started"}
+    final = summary.get("final") or {}
+    return {"job": job.name, "overrides": " ".join(overrides), "status": summary.get("status"),
+            "duration_s": summary.get("duration_s"), "epochs": summary.get("epochs_done"),
+            "steps": summary.get("steps_done"), **{k: final.get(k) for k in ("loss_d", "loss_g", "acc_real", "acc_fake")},
+            "error": summary.get("error", "")}
+
+
+def write_sweep_table(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Rebuild sweep.csv from the job folders; return its rows."""
+    rows = [job_row(job) for job in job_folders(sweep_dir)]
+    with open(Path(sweep_dir) / "sweep.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def format_table(rows: list[dict[str, Any]], columns: list[str] = PRINTED) -> str:
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def failed_jobs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r["status"] != "completed"]

@@ -1,0 +1,135 @@
+"""The seed studies as `+exp=` configs, and sweeps: parallel, failure-tolerant, summarised."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from ganlab import CONF_DIR
+from ganlab.config import validate
+from ganlab.sweep import write_sweep_table
+from tests.conftest import make_cfg, run_cli
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "exp").glob("*.yaml"))
+IMAGE_EXPERIMENTS = [e for e in EXPERIMENTS if not e.endswith("_ring")]
+# Overrides every study accepts, to train each for a few steps.
+QUICK = ["trainer.steps=2", "trainer.batch_size=16", "trainer.log_every=1", "generator.width=8",
+         "discriminator.width=8"]
+REPO = CONF_DIR.parent
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def sweep_dir(stdout: str) -> Path:
+    return Path(stdout.strip().splitlines()[-1])
+
+
+def test_the_seed_studies_are_all_there():
+    assert set(EXPERIMENTS) >= {"baseline", "logits", "label_smoothing", "two_sided_smoothing", "d_dropout",
+                                "deeper_generator", "ttur", "gelu_discriminator", "kernel4", "wgan_gp",
+                                "mode_collapse_ring", "wgan_gp_ring"}
+
+
+@pytest.mark.parametrize("exp", EXPERIMENTS)
+def test_each_study_is_a_global_delta_with_a_one_line_comment(exp):
+    lines = (CONF_DIR / "exp" / f"{exp}.yaml").read_text().splitlines()
+    assert lines[0] == "# @package _global_"
+    assert lines[1].startswith("# ") and len(lines[1]) > 30
+    assert (REPO / "experiments" / exp / "README.md").is_file()
+
+
+@pytest.mark.parametrize("data", ["digits", "mnist", "fashion_mnist", "cifar10"])
+@pytest.mark.parametrize("exp", IMAGE_EXPERIMENTS)
+def test_image_studies_compose_with_every_image_dataset(exp, data):
+    cfg = make_cfg(f"+exp={exp}", f"data={data}")
+    validate(cfg)
+    assert cfg.data.name == data and cfg.name == f"{data}_{exp}"
+
+
+def test_studies_change_what_their_comment_says():
+    base = make_cfg("+exp=baseline")
+    assert (base.loss.name, base.optim.lr, base.discriminator.activation) == ("bce", 1e-4, "relu")
+    assert make_cfg("+exp=logits").loss.name == "bce_logits"
+    assert make_cfg("+exp=label_smoothing").loss.real_target == 0.9
+    two = make_cfg("+exp=two_sided_smoothing").loss
+    assert (two.real_target, two.fake_target) == (0.98, 0.02)
+    assert make_cfg("+exp=d_dropout").discriminator.dropout == 0.5
+    assert make_cfg("+exp=deeper_generator").generator.depth > base.generator.depth
+    ttur = make_cfg("+exp=ttur").optim
+    assert (ttur.lr, ttur.d_lr_mult) == (2e-4, 0.5)
+    assert make_cfg("+exp=gelu_discriminator").discriminator.activation == "gelu"
+    assert make_cfg("+exp=kernel4").generator.kernel_size == 4 and base.generator.kernel_size == 3
+    wgan = make_cfg("+exp=wgan_gp")
+    assert (wgan.discriminator.norm, wgan.trainer.n_critic, list(wgan.optim.betas)) == ("layer", 5, [0.0, 0.9])
+    assert make_cfg("+exp=mode_collapse_ring").data.name == "ring8"
+    assert make_cfg("+exp=label_smoothing", "loss.real_target=0.8").loss.real_target == 0.8
+
+
+def test_every_study_trains_in_one_parallel_sweep(tmp_path):
+    out = run_cli("train", "-m", "+exp=glob(*)", *QUICK, cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = read_csv(sweep_dir(out.stdout) / "sweep.csv")
+    assert sorted(r["overrides"].split()[0] for r in rows) == sorted(f"+exp={e}" for e in EXPERIMENTS)
+    assert {r["status"] for r in rows} == {"completed"} and all(r["steps"] == "2" for r in rows)
+    log = (sweep_dir(out.stdout) / rows[0]["job"] / "train.log").read_text()
+    assert "(1 torch threads)" in log  # 2 parallel jobs on 2 cores: one thread each
+
+
+def test_a_failing_job_is_recorded_and_the_sweep_finishes_the_others(tmp_path):
+    out = run_cli("train", "-m", "trainer.batch_size=16,5000", "seed=1,2", *QUICK[:1], cwd=tmp_path, timeout=600)
+    assert out.returncode == 1
+    assert "2 of 4 jobs failed" in out.stderr and "fewer than trainer.batch_size=5000" in out.stderr
+    sweep = next((tmp_path / "outputs" / "sweeps").iterdir())
+    rows = {r["job"]: r for r in read_csv(sweep / "sweep.csv")}
+    assert set(rows) == {"seed=1,trainer.batch_size=16,trainer.steps=2", "seed=2,trainer.batch_size=16,trainer.steps=2",
+                         "seed=1,trainer.batch_size=5000,trainer.steps=2", "seed=2,trainer.batch_size=5000,trainer.steps=2"}
+    for job, row in rows.items():
+        summary = json.loads((sweep / job / "summary.json").read_text())
+        assert summary["status"] == row["status"] == ("failed" if "5000" in job else "completed")
+        if row["status"] == "failed":
+            assert "ConfigError" in summary["error"] and row["error"] == summary["error"]
+        else:
+            assert float(row["loss_d"]) > 0 and row["duration_s"] != ""
+    printed = out.stdout.split("sweep table:")[0]
+    assert re.search(r"seed=1,trainer.batch_size=16,trainer.steps=2 +completed", printed)
+    assert re.search(r"seed=2,trainer.batch_size=5000,trainer.steps=2 +failed", printed)
+
+
+def test_non_finite_loss_in_a_sequential_sweep_fails_only_that_job(tmp_path):
+    out = run_cli("train", "-m", "hydra/launcher=basic", "optim.lr=1e-4,1e30", "loss=lsgan", *QUICK,
+                  cwd=tmp_path, timeout=600)
+    sweep = next((tmp_path / "outputs" / "sweeps").iterdir())
+    good, bad = read_csv(sweep / "sweep.csv")  # in launch order
+    assert good["status"] == "completed" and "optim.lr=0.0001" in good["overrides"]
+    assert out.returncode == 1 and bad["status"] == "failed" and "NonFiniteLossError" in bad["error"]
+
+
+def test_the_sweep_table_is_rebuilt_from_job_folders_after_an_interruption(tmp_path):
+    out = run_cli("train", "-m", "seed=1,2,3", *QUICK, cwd=tmp_path, timeout=600)
+    sweep = sweep_dir(out.stdout)
+    # As if the sweep had been killed: one job still running, one never started.
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    running = jobs[1] / "summary.json"
+    running.write_text(json.dumps({**json.loads(running.read_text()), "status": "running"}))
+    (jobs[2] / "summary.json").unlink()
+    (sweep / "sweep.csv").unlink()
+    rows = write_sweep_table(sweep)
+    assert [r["status"] for r in rows] == ["completed", "running", "not started"]
+    again = run_cli("sweep", str(sweep))
+    assert again.returncode == 0 and "3 jobs, 2 not completed" in again.stdout
+    assert [r["status"] for r in read_csv(sweep / "sweep.csv")] == ["completed", "running", "not started"]
+
+
+def test_sweeps_run_through_submitit_local(tmp_path):
+    out = run_cli("train", "-m", "hydra/launcher=submitit_local", "seed=1,2", *QUICK, cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = read_csv(sweep_dir(out.stdout) / "sweep.csv")
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    assert (sweep_dir(out.stdout) / ".submitit").is_dir()
