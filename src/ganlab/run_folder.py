@@ -85,6 +85,15 @@ class RunFolder:
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write(self.summary_json, lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
 
+    def mark_failed(self, error: BaseException) -> None:
+        """Record a failure that happened before training could write its own summary."""
+        try:
+            status = json.loads(self.summary_json.read_text()).get("status")
+        except (OSError, ValueError):
+            status = None
+        if status in (None, "running"):
+            self.write_summary({"status": "failed", "error": f"{error.__class__.__name__}: {error}"})
+
     def save_checkpoint(self, state: dict[str, Any], name: str = "last.pt") -> Path:
         path = self.checkpoints / name
         atomic_write(path, lambda tmp: torch.save(state, tmp))

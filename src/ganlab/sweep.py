@@ -1,14 +1,17 @@
-"""A sweep's table, rebuilt from its job folders (so it is right for an interrupted sweep too)."""
+"""Sweeps: their folder name, cores shared between parallel jobs, and a table rebuilt from the job
+folders (so it is right for an interrupted sweep too)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 COLUMNS = ["job", "overrides", "status", "duration_s", "epochs", "steps", "loss_d", "loss_g", "acc_real",
            "acc_fake", "error"]
@@ -25,6 +28,36 @@ def sweep_name(overrides: list[str]) -> str:
     swept = [o.key_or_group.split(".")[-1] for o in parsed if o.is_sweep_override()]
     name = "_".join(fixed + (["-".join(swept)] if swept else []))
     return re.sub(r"[^\w.=-]+", "-", name) or "sweep"
+
+
+def parallel_jobs(hydra_cfg: DictConfig) -> int:
+    """How many jobs a sweep's launcher runs at once (joblib's n_jobs: -1 is one per core)."""
+    if "joblib" not in str(hydra_cfg.launcher.get("_target_", "")).lower():
+        return 1
+    n_jobs, cores = int(hydra_cfg.launcher.n_jobs), os.cpu_count() or 1
+    return max(1, cores + 1 + n_jobs if n_jobs < 0 else n_jobs)
+
+
+def share_cores(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
+    """In a parallel sweep, give each job cores // jobs torch threads and no progress bar."""
+    jobs = parallel_jobs(hydra_cfg)
+    if jobs > 1:
+        if cfg.trainer.threads is None:
+            cfg.trainer.threads = max(1, (os.cpu_count() or 1) // jobs)
+        cfg.trainer.progress = False  # bars of parallel jobs would garble each other
+
+
+def sweep_dir_override(args: list[str]) -> list[str]:
+    """For `-m`, name the sweep folder once, here, from the command line (a name interpolated from
+    the config would differ between jobs that override it)."""
+    if not {"-m", "--multirun"} & set(args) or any(a.startswith("hydra.sweep.dir=") for a in args):
+        return []
+    overrides = [a for a in args if not a.startswith("-") and not a.startswith("hydra")]
+    try:
+        name = sweep_name(overrides)
+    except Exception:  # a malformed override: let Hydra report it
+        return []
+    return [f"hydra.sweep.dir=outputs/sweeps/{datetime.now():%Y-%m-%d_%H-%M-%S}_{name}"]
 
 
 def job_folders(sweep_dir: Path) -> list[Path]:

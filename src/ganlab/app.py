@@ -1,0 +1,58 @@
+"""The Hydra app behind `ganlab train`: one job, in a single run or as one job of a sweep."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from ganlab import CONF_DIR
+from ganlab.config import ConfigError
+from ganlab.data import DatasetNotFoundError
+from ganlab.run_folder import RunFolder, RunFolderError
+from ganlab.sweep import share_cores
+
+log = logging.getLogger("ganlab")
+
+# Errors a user fixes by changing the command; shown as one line, no traceback.
+USER_ERRORS = (ConfigError, DatasetNotFoundError, RunFolderError)
+
+
+def _only_hydra_files(folder: Path) -> bool:
+    return folder.is_dir() and {p.name for p in folder.iterdir()} <= {".hydra", "train.log"}
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
+def train_app(cfg: DictConfig) -> float | None:
+    from ganlab.train import train
+
+    hydra_cfg = HydraConfig.get()
+    run_dir, sweeping = Path(hydra_cfg.runtime.output_dir), hydra_cfg.mode == RunMode.MULTIRUN
+    if sweeping:
+        share_cores(cfg, hydra_cfg)
+    try:
+        train(cfg, run_dir)
+    except USER_ERRORS as e:
+        if sweeping:  # the sweep goes on; its table lists this job as failed
+            RunFolder(run_dir).mark_failed(e)
+            return None
+        print(f"ganlab: error: {e}", file=sys.stderr)
+        if _only_hydra_files(run_dir):  # nothing was trained: leave no empty run behind
+            shutil.rmtree(run_dir)
+        raise SystemExit(2) from None
+    except Exception as e:
+        if not sweeping:
+            raise
+        log.exception("job failed: %s", run_dir.name)
+        RunFolder(run_dir).mark_failed(e)
+        return None
+    print(run_dir)
+    return None
+
+
