@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,18 @@ from ganlab import CONF_DIR
 from ganlab.config import register_configs
 
 REPO = CONF_DIR.parent
+# Trained feature classifiers are cached for the whole test session, away from the user's cache;
+# subprocesses (the real CLI) inherit it.
+os.environ["GANLAB_CACHE"] = tempfile.mkdtemp(prefix="ganlab-test-cache-")
+# A quick quality evaluation: a classifier trained for 60 steps, 200 samples.
+QUICK_METRICS = ["metrics.classifier_steps=60", "metrics.n_samples=200"]
 # A few G steps of small networks: enough to exercise every file a run writes.
 TINY = ["trainer.epochs=2", "trainer.batch_size=16", "trainer.log_every=2", "trainer.progress=false",
-        "generator.width=8", "discriminator.width=8", "trainer.threads=1"]
+        "generator.width=8", "discriminator.width=8", "trainer.threads=1", "metrics.every=1", *QUICK_METRICS]
 TINY_POINTS = ["data=ring8", "data.n_samples=256", "generator=mlp", "discriminator=mlp",
                "generator.width=16", "discriminator.width=16", "trainer.epochs=2", "trainer.batch_size=32",
-               "trainer.log_every=2", "trainer.progress=false", "trainer.threads=1"]
+               "trainer.log_every=2", "trainer.progress=false", "trainer.threads=1", "metrics.every=1",
+               *QUICK_METRICS]
 
 
 def make_cfg(*overrides: str) -> DictConfig:

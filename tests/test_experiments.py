@@ -12,13 +12,13 @@ import pytest
 from ganlab import CONF_DIR
 from ganlab.config import validate
 from ganlab.sweep import write_sweep_table
-from tests.conftest import make_cfg, run_cli
+from tests.conftest import QUICK_METRICS, make_cfg, run_cli
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "exp").glob("*.yaml"))
 IMAGE_EXPERIMENTS = [e for e in EXPERIMENTS if not e.endswith("_ring")]
 # Overrides every study accepts, to train each for a few steps.
 QUICK = ["trainer.steps=2", "trainer.batch_size=16", "trainer.log_every=1", "generator.width=8",
-         "discriminator.width=8"]
+         "discriminator.width=8", *QUICK_METRICS]
 REPO = CONF_DIR.parent
 
 
@@ -108,7 +108,8 @@ def test_non_finite_loss_in_a_sequential_sweep_fails_only_that_job(tmp_path):
     sweep = next((tmp_path / "outputs" / "sweeps").iterdir())
     good, bad = read_csv(sweep / "sweep.csv")  # in launch order
     assert good["status"] == "completed" and "optim.lr=0.0001" in good["overrides"]
-    assert out.returncode == 1 and bad["status"] == "failed" and "NonFiniteLossError" in bad["error"]
+    assert out.returncode == 1 and bad["status"] == "diverged" and "non-finite" in bad["error"]
+    assert "divergence" in bad["diagnoses"]
 
 
 def test_the_sweep_table_is_rebuilt_from_job_folders_after_an_interruption(tmp_path):

@@ -14,7 +14,6 @@ from ganlab.config import ConfigError
 from ganlab.losses import WGANGPLoss
 from ganlab.run_folder import RunFolderError
 from ganlab.train import train
-from ganlab.trainer import NonFiniteLossError
 from tests.conftest import TINY, TINY_POINTS, make_cfg
 
 LOSSES = ["bce", "bce_logits", "label_smoothing", "wgan_gp", "hinge", "lsgan"]
@@ -122,13 +121,23 @@ def test_unwritable_run_folder_is_a_clear_error(tmp_path):
         train(make_cfg(*TINY), tmp_path / "file" / "run")
 
 
-def test_non_finite_loss_stops_the_run_and_marks_it_failed(tmp_path, monkeypatch):
-    monkeypatch.setattr(WGANGPLoss, "g_loss", lambda self, fake: fake.mean() * float("nan"))
-    with pytest.raises(NonFiniteLossError, match="non-finite .*loss_g.* at step 2"):
-        train(make_cfg(*TINY_POINTS, "loss=wgan_gp"), tmp_path / "r")
-    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert summary["status"] == "failed" and "NonFiniteLossError" in summary["error"]
-    assert summary["steps_done"] == 2 and summary["final"]["step"] == 2
+def test_non_finite_loss_stops_the_run_cleanly_as_diverged_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    calls, real_loss = [], WGANGPLoss.g_loss
+
+    def nan_from_the_fourth_step(self, fake):
+        calls.append(1)
+        return real_loss(self, fake) * (float("nan") if len(calls) >= 4 else 1.0)
+
+    monkeypatch.setattr(WGANGPLoss, "g_loss", nan_from_the_fourth_step)
+    summary = train(make_cfg(*TINY_POINTS, "loss=wgan_gp", "trainer.epochs=8", "trainer.checkpoint_every=1",
+                             "trainer.log_every=1"), tmp_path / "r")
+    on_disk = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == on_disk["status"] == "diverged" and "non-finite" in on_disk["error"]
+    assert on_disk["steps_done"] == 4 and on_disk["final"]["step"] == 4
+    (diagnosis,) = [d for d in on_disk["diagnoses"] if d["kind"] == "divergence"]
+    assert "last good checkpoint: checkpoints/last.pt" in diagnosis["evidence"] and "optim.lr" in diagnosis["suggestion"]
+    kept = torch.load(tmp_path / "r" / "checkpoints" / "last.pt", weights_only=True)
+    assert kept["step"] == 3 and all(torch.isfinite(w).all() for w in kept["generator"].values())
 
 
 def test_too_little_data_for_one_batch_is_a_clear_error(tmp_path):

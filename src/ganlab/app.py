@@ -37,7 +37,7 @@ def train_app(cfg: DictConfig) -> float | None:
     if sweeping:
         share_cores(cfg, hydra_cfg)
     try:
-        train(cfg, run_dir)
+        summary = train(cfg, run_dir)
     except USER_ERRORS as e:
         if sweeping:  # the sweep goes on; its table lists this job as failed
             RunFolder(run_dir).mark_failed(e)
@@ -52,7 +52,12 @@ def train_app(cfg: DictConfig) -> float | None:
         log.exception("job failed: %s", run_dir.name)
         RunFolder(run_dir).mark_failed(e)
         return None
+    if summary["status"] != "completed" and not sweeping:
+        print(f"ganlab: run {summary['status']}: {summary.get('error', '')}", file=sys.stderr)
+        print(run_dir)
+        raise SystemExit(1)
     print(run_dir)
-    return None
+    best = summary.get("quality", {}).get("best") or {}
+    return best.get("score")  # what a sweeper (Optuna) minimises
 
 

@@ -1,12 +1,18 @@
-"""The `ganlab` command: dispatches to its subcommands (`train`, `sweep`)."""
+"""The `ganlab` command: dispatches to its subcommands (train, sample, eval, sweep)."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from ganlab import CONF_DIR
+from ganlab.checkpoints import CheckpointError
 from ganlab.config import register_configs
+from ganlab.data import DatasetNotFoundError
+
+# Errors of the commands that read a run: one line, no traceback.
+READ_ERRORS = (CheckpointError, DatasetNotFoundError, ValueError, OSError)
 
 USAGE = """usage: ganlab COMMAND [ARGS]
 
@@ -15,8 +21,10 @@ Run, measure and compare GAN experiments composed from Hydra configs.
 commands:
   train     train a GAN: ganlab train [key=value ...] [group=option ...] [+exp=NAME] [-m]
             (ganlab train --help lists the config groups and every setting)
-  sweep     rebuild a sweep's table (sweep.csv) from its job folders and print it:
-            ganlab sweep outputs/sweeps/<sweep folder>
+  sample    write samples of a trained run: ganlab sample RUN_DIR --n 64 --out grid.png (or FILE.npz)
+  eval      recompute a checkpoint's quality scores beside the real-vs-real floor: ganlab eval RUN_DIR
+  sweep     rebuild a sweep's table (sweep.csv) from its job folders and print it: ganlab sweep SWEEP_DIR
+            (ganlab COMMAND --help for each)
 
 examples:
   ganlab train                                  DCGAN on the bundled 8x8 digits (~20 s on a CPU)
@@ -60,6 +68,29 @@ def train_help(overrides: list[str]) -> str:
                              with_overrides=f"; shown with {' '.join(overrides)}" if overrides else "")
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganlab", add_help=False)
+    commands = parser.add_subparsers(dest="command")
+    sample = commands.add_parser("sample", help="write samples of a trained run",
+                                 description="Write N samples of a run's generator as a PNG grid (a plot for 1-D/2-D "
+                                             "data) or an .npz array in data space.")
+    sample.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
+    sample.add_argument("--n", type=int, default=64, help="how many samples (default 64)")
+    sample.add_argument("--out", type=Path, required=True, help="FILE.png or FILE.npz")
+    sample.add_argument("--checkpoint", choices=("best", "last"), default="best", help="default: best")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    evaluate = commands.add_parser("eval", help="recompute a checkpoint's quality scores",
+                                   description="Recompute the quality scores of a run's checkpoint, print them "
+                                               "beside the real-vs-real floor, write RUN_DIR/eval_<checkpoint>.json.")
+    evaluate.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
+    evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best", help="default: best")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    sweep = commands.add_parser("sweep", help="rebuild a sweep's table",
+                                description="Rebuild SWEEP_DIR/sweep.csv from the job folders and print it.")
+    sweep.add_argument("sweep_dir", type=Path, help="a sweep folder (outputs/sweeps/...)")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -77,28 +108,57 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = ["ganlab train", *rest, *sweep_dir_override(rest)]
         train_app()
         return 0
-    if command == "sweep":
-        return sweep_command(rest)
-    print(f"ganlab: error: unknown command {command!r}; choose one of: train, sweep (ganlab --help)",
-          file=sys.stderr)
-    return 2
+    if command not in COMMANDS:
+        print(f"ganlab: error: unknown command {command!r}; choose one of: train, {', '.join(COMMANDS)} "
+              f"(ganlab --help)", file=sys.stderr)
+        return 2
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[command](args)
+    except READ_ERRORS as e:
+        print(f"ganlab: error: {e}", file=sys.stderr)
+        return 2
 
 
-def sweep_command(args: list[str]) -> int:
+def sample_command(args: argparse.Namespace) -> int:
+    from ganlab.sampling import write_samples
+
+    if args.n < 1:
+        raise ValueError(f"--n {args.n}: ask for at least one sample")
+    print(write_samples(args.run_dir, args.out, args.n, args.checkpoint, args.seed))
+    return 0
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    from ganlab.sampling import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.run_dir, args.checkpoint, args.seed)
+    print(f"{result['checkpoint']} (epoch {result['epoch']}, step {result['step']}); "
+          f"lower {result['metric']} is better\n")
+    width = max(len(k) for k in result["scores"])
+    print(f"{'score':<{width}}  {'this run':>10}  {'real vs real':>12}")
+    for key, value in result["scores"].items():
+        print(f"{key:<{width}}  {value:>10.4g}  {result['floor'].get(key, float('nan')):>12.4g}")
+    info = result["scored_with"]
+    print(f"\nscored in the {info['feature_space']}" + (f" (hash {info['hash']}, test accuracy {info['test_accuracy']})"
+                                                        if "hash" in info else ""))
+    print(Path(args.run_dir) / f"eval_{args.checkpoint}.json")
+    return 0
+
+
+def sweep_command(args: argparse.Namespace) -> int:
     from ganlab.sweep import failed_jobs, format_table, job_folders, write_sweep_table
 
-    if len(args) != 1 or args[0].startswith("-"):
-        print("usage: ganlab sweep SWEEP_DIR  (rebuild SWEEP_DIR/sweep.csv and print it)", file=sys.stderr)
-        return 0 if args and args[0] in ("-h", "--help") else 2
-    sweep_dir = Path(args[0])
+    sweep_dir = args.sweep_dir
     if not sweep_dir.is_dir() or not job_folders(sweep_dir):
-        print(f"ganlab: error: {sweep_dir} holds no sweep jobs (folders with .hydra/); give a folder "
-              f"under outputs/sweeps/", file=sys.stderr)
-        return 2
+        raise ValueError(f"{sweep_dir} holds no sweep jobs (folders with .hydra/); give a folder under outputs/sweeps/")
     rows = write_sweep_table(sweep_dir)
     print(format_table(rows))
     print(f"\n{len(rows)} jobs, {len(failed_jobs(rows))} not completed; table: {sweep_dir / 'sweep.csv'}")
     return 0
+
+
+COMMANDS = {"sample": sample_command, "eval": eval_command, "sweep": sweep_command}
 
 
 if __name__ == "__main__":

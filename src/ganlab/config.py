@@ -156,6 +156,16 @@ class TrainerConfig:
 
 
 @dataclass
+class MetricsConfig:
+    every: int = 5  # epochs between quality evaluations (and one at the end)
+    n_samples: int = 2000  # generated samples per evaluation (and real ones in the reference)
+    nearest_k: int = 5  # k of precision / recall / density / coverage
+    classifier_steps: int = 1500  # training steps of the per-dataset feature classifier
+    cache_dir: str = "~/.cache/ganlab/classifiers"  # where trained classifiers and floors are kept
+    enabled: bool = True  # false: no quality scores, no best.pt
+
+
+@dataclass
 class TrainConfig:
     name: str = MISSING  # short name used in the run folder
     seed: int = 0
@@ -165,6 +175,7 @@ class TrainConfig:
     loss: Any = MISSING
     optim: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 SCHEMAS = {
@@ -182,6 +193,7 @@ SCHEMAS = {
     ("optim", "adam"): AdamConfig,
     ("optim", "rmsprop"): RMSpropConfig,
     ("trainer", "trainer"): TrainerConfig,
+    ("metrics", "metrics"): MetricsConfig,
 }
 
 
@@ -236,6 +248,7 @@ def validate(cfg: DictConfig) -> None:
     _validate_loss(cfg.loss, cfg.discriminator)
     _validate_optim(cfg.optim)
     _validate_trainer(cfg.trainer)
+    _validate_metrics(cfg.metrics)
 
 
 def _validate_data(data: DictConfig) -> None:
@@ -303,3 +316,10 @@ def _validate_trainer(trainer: DictConfig) -> None:
     for key in ("log_every", "sample_every", "checkpoint_every", "n_grid"):
         _check(trainer[key] >= 1, f"trainer.{key}={trainer[key]} must be >= 1")
     _check(trainer.threads is None or trainer.threads >= 1, f"trainer.threads={trainer.threads} must be >= 1 (or null)")
+
+
+def _validate_metrics(metrics: DictConfig) -> None:
+    for key in ("every", "classifier_steps", "nearest_k"):
+        _check(metrics[key] >= 1, f"metrics.{key}={metrics[key]} must be >= 1")
+    _check(metrics.n_samples >= 2 * metrics.nearest_k + 2,
+           f"metrics.n_samples={metrics.n_samples} is too few; use at least {2 * metrics.nearest_k + 2} (default 2000)")

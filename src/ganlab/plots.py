@@ -14,17 +14,18 @@ import torch.nn.functional as F  # noqa: E402
 from torchvision.utils import save_image  # noqa: E402
 
 
-def save_image_grid(images: torch.Tensor, path: Path, min_side: int = 32) -> None:
+def save_image_grid(images: torch.Tensor, path: Path, min_side: int = 32, fmt: str | None = None) -> None:
     """Images in [-1, 1] as one square-ish grid; small images are enlarged (nearest) to be seen."""
     images = images.detach().float().cpu()
     scale = max(1, math.ceil(min_side / images.shape[-1]))
     if scale > 1:
         images = F.interpolate(images, scale_factor=scale, mode="nearest")
     nrow = math.ceil(math.sqrt(len(images)))
-    save_image(images, path, nrow=nrow, padding=max(1, scale), normalize=True, value_range=(-1, 1), pad_value=0.5)
+    save_image(images, path, nrow=nrow, padding=max(1, scale), normalize=True, value_range=(-1, 1), pad_value=0.5,
+               format=fmt)
 
 
-def save_points_plot(points: torch.Tensor, data: torch.Tensor, path: Path, title: str) -> None:
+def save_points_plot(points: torch.Tensor, data: torch.Tensor, path: Path, title: str, fmt: str | None = None) -> None:
     """Generated points against the data: a scatter for 2-D, overlaid histograms for 1-D."""
     points, data = points.detach().float().cpu(), data.detach().float().cpu()
     fig, ax = plt.subplots(figsize=(5, 5) if points.shape[1] == 2 else (6, 3.5))
@@ -42,7 +43,7 @@ def save_points_plot(points: torch.Tensor, data: torch.Tensor, path: Path, title
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format=fmt)
     plt.close(fig)
 
 

@@ -42,9 +42,10 @@ class RunFolder:
         self.samples = self.path / "samples"
         self.checkpoints = self.path / "checkpoints"
         self.metrics_csv = self.path / "metrics.csv"
+        self.quality_csv = self.path / "quality.csv"
         self.summary_json = self.path / "summary.json"
         self.history_png = self.path / "history.png"
-        self._columns: list[str] | None = None
+        self._columns: dict[Path, list[str]] = {}
 
     def create(self) -> "RunFolder":
         """Make the folder for a new run; refuse one that already holds a run."""
@@ -63,22 +64,22 @@ class RunFolder:
                                  f"pick a writable place with hydra.run.dir=PATH") from e
         return self
 
-    def append_metrics(self, row: dict[str, Any]) -> None:
-        """Append one row to metrics.csv (header on the first), flushed so a crash keeps it."""
-        new = self._columns is None
+    def append_row(self, path: Path, row: dict[str, Any]) -> None:
+        """Append one row to a CSV of the run (header first), flushed so that a crash keeps it."""
+        new = path not in self._columns
         if new:
-            self._columns = list(row)
-        with open(self.metrics_csv, "a" if not new else "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self._columns)
+            self._columns[path] = list(row)
+        with open(path, "w" if new else "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self._columns[path])
             if new:
                 writer.writeheader()
             writer.writerow(row)
 
-    def read_metrics(self) -> dict[str, list[float]]:
-        """metrics.csv as columns of floats (blank cells become NaN)."""
-        if not self.metrics_csv.exists():
+    def read_columns(self, path: Path) -> dict[str, list[float]]:
+        """A CSV of the run as columns of floats (blank cells become NaN)."""
+        if not path.exists():
             return {}
-        with open(self.metrics_csv, newline="") as f:
+        with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
         return {key: [float(r[key]) if r[key] != "" else float("nan") for r in rows] for key in (rows[0] if rows else {})}
 

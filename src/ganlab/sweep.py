@@ -13,9 +13,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-COLUMNS = ["job", "overrides", "status", "duration_s", "epochs", "steps", "loss_d", "loss_g", "acc_real",
-           "acc_fake", "error"]
-PRINTED = ["job", "status", "duration_s", "steps", "loss_d", "loss_g", "acc_real", "acc_fake"]
+COLUMNS = ["job", "overrides", "status", "duration_s", "epochs", "steps", "metric", "best_score", "best_epoch",
+           "loss_d", "loss_g", "acc_real", "acc_fake", "diagnoses", "error"]
+PRINTED = ["job", "status", "duration_s", "steps", "metric", "best_score", "best_epoch", "acc_real", "acc_fake",
+           "diagnoses"]
 
 
 def sweep_name(overrides: list[str]) -> str:
@@ -79,11 +80,13 @@ def job_row(job: Path) -> dict[str, Any]:
         summary = json.loads((job / "summary.json").read_text())
     except (OSError, ValueError):
         summary = {"status": "not started"}
-    final = summary.get("final") or {}
+    final, quality = summary.get("final") or {}, summary.get("quality") or {}
+    best = quality.get("best") or {}
     return {"job": job.name, "overrides": " ".join(overrides), "status": summary.get("status"),
             "duration_s": summary.get("duration_s"), "epochs": summary.get("epochs_done"),
-            "steps": summary.get("steps_done"), **{k: final.get(k) for k in ("loss_d", "loss_g", "acc_real", "acc_fake")},
-            "error": summary.get("error", "")}
+            "steps": summary.get("steps_done"), "metric": quality.get("metric"), "best_score": best.get("score"),
+            "best_epoch": best.get("epoch"), **{k: final.get(k) for k in ("loss_d", "loss_g", "acc_real", "acc_fake")},
+            "diagnoses": " ".join(d["kind"] for d in summary.get("diagnoses", [])), "error": summary.get("error", "")}
 
 
 def write_sweep_table(sweep_dir: Path) -> list[dict[str, Any]]:

@@ -19,7 +19,8 @@ from ganlab.losses import build_loss
 from ganlab.models import build_discriminator, build_generator
 from ganlab.optim import build_optimizer
 from ganlab.run_folder import RunFolder
-from ganlab.trainer import GAN, Trainer, steps_per_epoch
+from ganlab.quality import build_evaluator
+from ganlab.trainer import GAN, NonFiniteLossError, Trainer, steps_per_epoch
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"data={cfg.data.name} has {len(data)} samples, fewer than trainer.batch_size="
                           f"{cfg.trainer.batch_size} x trainer.n_critic={cfg.trainer.n_critic}; lower trainer.batch_size")
     run = RunFolder(run_dir).create()
+    evaluator = build_evaluator(cfg, data) if cfg.metrics.enabled else None
+    seed_everything(cfg.seed)  # the same networks whether or not the evaluator was just built
     gan = build_gan(cfg, data.sample_shape, device)
-    trainer = Trainer(gan, data, run, cfg, device)
+    trainer = Trainer(gan, data, run, cfg, device, evaluator)
     log.info("run %s in %s on %s (%d torch threads)", cfg.name, run.path, device, torch.get_num_threads())
     log.info("G %s: %s params; D %s: %s params; loss %s; %d steps of %d per epoch",
              cfg.generator.name, f"{n_params(gan.generator):,}", cfg.discriminator.name,
@@ -76,6 +79,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     try:
         trainer.fit()
         summary["status"] = "completed"
+    except NonFiniteLossError as e:  # a result, not a crash: stop cleanly, keep the last good checkpoint
+        last_good = run.checkpoints / "last.pt"
+        p = trainer.progress
+        diagnosis = trainer.doctor.divergence(p.step, p.step / trainer.steps_per_epoch, str(e),
+                                              _relative(run, last_good))
+        log.error("diagnosis: %s", diagnosis.line())
+        summary.update(status="diverged", error=str(e))
     except KeyboardInterrupt:
         summary["status"] = "interrupted"
         raise
@@ -83,14 +93,29 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         summary.update(status="failed", error=f"{e.__class__.__name__}: {e}")
         raise
     finally:
-        p = trainer.progress
-        summary.update(epochs_done=p.epoch, steps_done=p.step, duration_s=round(time.perf_counter() - clock, 2),
-                       final=p.last_row, last_samples=_relative(run, run.sample_path(p.epoch)),
-                       checkpoint=_relative(run, run.checkpoints / "last.pt"),
-                       params={"generator": n_params(gan.generator), "discriminator": n_params(gan.discriminator)})
+        summary.update(_progress_summary(trainer, run, time.perf_counter() - clock))
         run.write_summary(summary)
-        log.info("%s after %d steps (%d epochs) in %.1f s", summary["status"], p.step, p.epoch, summary["duration_s"])
+        log.info("%s after %d steps (%d epochs) in %.1f s", summary["status"], summary["steps_done"],
+                 summary["epochs_done"], summary["duration_s"])
     return summary
+
+
+def _progress_summary(trainer: Trainer, run: RunFolder, seconds: float) -> dict[str, Any]:
+    p, gan, evaluator = trainer.progress, trainer.gan, trainer.evaluator
+    out: dict[str, Any] = {
+        "epochs_done": p.epoch, "steps_done": p.step, "duration_s": round(seconds, 2), "final": p.last_row,
+        "last_samples": _relative(run, run.sample_path(p.epoch)),
+        "checkpoint": _relative(run, run.checkpoints / "last.pt"),
+        "params": {"generator": n_params(gan.generator), "discriminator": n_params(gan.discriminator)},
+        "diagnoses": trainer.doctor.as_list(),
+    }
+    if evaluator is not None:
+        out["quality"] = {"metric": evaluator.primary, "final": p.last_eval, "best": p.best,
+                          "best_checkpoint": _relative(run, run.checkpoints / "best.pt"),
+                          "floor": evaluator.floor, "scored_with": evaluator.info,
+                          "eval_seconds": round(p.eval_seconds, 2),
+                          "eval_share": round(p.eval_seconds / seconds, 3) if seconds > 0 else None}
+    return out
 
 
 def _relative(run: RunFolder, path: Path) -> str | None:

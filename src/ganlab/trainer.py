@@ -1,7 +1,8 @@
 """One training loop for every loss: n_critic D steps, then one G step, measured on the way.
 
 Measurements stay on the device and are averaged over `log_every` G steps; the only host sync
-is the metrics.csv row at each logging step.
+is the metrics.csv row at each logging step. At the end of an epoch: the sample grid, the quality
+evaluation (quality.csv, best.pt), the checkpoint; diagnoses are checked as rows arrive.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from ganlab.data import Dataset
+from ganlab.diagnose import Diagnostician
 from ganlab.losses import GANLoss, WGANGPLoss
 from ganlab.plots import plot_history, save_image_grid, save_points_plot
+from ganlab.quality import Evaluator
 from ganlab.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,9 @@ class Progress:
     step: int = 0  # G steps done
     epoch: int = 0  # epochs completed
     last_row: dict = field(default_factory=dict)  # the latest metrics.csv row
+    last_eval: dict = field(default_factory=dict)  # the latest quality.csv row
+    best: dict = field(default_factory=dict)  # the best evaluation: epoch, step, score, scores, samples
+    eval_seconds: float = 0.0  # wall time spent on quality evaluations
 
 
 def requires_grad(net: nn.Module, flag: bool) -> None:
@@ -74,16 +80,19 @@ def chunks(batches: Iterator[torch.Tensor], size: int) -> Iterator[list[torch.Te
 
 
 class Trainer:
-    def __init__(self, gan: GAN, data: Dataset, run: RunFolder, cfg: DictConfig, device: torch.device):
+    def __init__(self, gan: GAN, data: Dataset, run: RunFolder, cfg: DictConfig, device: torch.device,
+                 evaluator: Evaluator | None = None):
         self.gan, self.data, self.run, self.cfg, self.device = gan, data, run, cfg, device
-        self.t = cfg.trainer
+        self.t, self.evaluator = cfg.trainer, evaluator
         self.progress = Progress()
         self.order_rng = torch.Generator().manual_seed(cfg.seed)  # the data order
         z_rng = torch.Generator().manual_seed(cfg.seed + 1)
         n_fixed = self.t.n_grid if data.is_image else POINT_GRID
         self.fixed_noise = torch.randn(n_fixed, gan.generator.z_dim, generator=z_rng).to(device)
+        self.eval_noise = torch.randn(cfg.metrics.n_samples, gan.generator.z_dim, generator=z_rng).to(device)
         self.steps_per_epoch = steps_per_epoch(len(data), self.t)
         self.total_steps = self.t.steps or self.t.epochs * self.steps_per_epoch
+        self.doctor = Diagnostician(warmup_steps=self.total_steps // 10)
         self._sums = torch.zeros(len(STATS), device=device)
         self._count = 0
         self._wgan = isinstance(gan.loss, WGANGPLoss)
@@ -162,43 +171,74 @@ class Trainer:
                "time_s": round(time.perf_counter() - self.start, 3)}
         if not self._wgan:
             row["gp"] = row["wasserstein"] = ""
-        self.run.append_metrics(row)
+        self.run.append_row(self.run.metrics_csv, row)
         p.last_row = row
         bad = [k for k in ("loss_d", "loss_g", "grad_norm_d", "grad_norm_g") if not math.isfinite(stats[k])]
         if bad:
-            raise NonFiniteLossError(f"non-finite {', '.join(bad)} at step {p.step} (epoch {p.epoch + 1}); "
-                                     f"the run stops here; try a lower optim.lr")
+            raise NonFiniteLossError(f"non-finite {', '.join(bad)} at step {p.step}")
+        for diagnosis in self.doctor.on_metrics(row):
+            log.warning("diagnosis: %s", diagnosis.line())
         return {"loss_d": f"{stats['loss_d']:.3f}", "loss_g": f"{stats['loss_g']:.3f}"}
 
     def end_of_epoch(self, final: bool) -> None:
         p, t = self.progress, self.t
         if final:
             self.log_row()
-        if final or p.epoch % t.sample_every == 0:
+        evaluate = self.evaluator is not None and (final or p.epoch % self.cfg.metrics.every == 0)
+        if final or evaluate or p.epoch % t.sample_every == 0:
             self.save_samples()
+        if evaluate:
+            self.evaluate()
         if final or p.epoch % t.checkpoint_every == 0:
-            self.save_checkpoint()
-            plot_history(self.run.read_metrics(), self.run.history_png, title=self.cfg.name)
+            self.save_checkpoint("last.pt")
+            plot_history(self.run.read_columns(self.run.metrics_csv), self.run.history_png, title=self.cfg.name)
 
     @torch.no_grad()
-    def save_samples(self) -> None:
+    def generate(self, noise: torch.Tensor, batch: int = 500) -> torch.Tensor:
+        """G's samples for `noise`, in eval mode (batch norm uses its running statistics)."""
         G = self.gan.generator
         G.eval()
-        samples = G(self.fixed_noise)
+        samples = torch.cat([G(part) for part in noise.split(batch)])
         G.train()
-        path = self.run.sample_path(self.progress.epoch)
+        return samples
+
+    def save_samples(self) -> None:
+        samples, path = self.generate(self.fixed_noise), self.run.sample_path(self.progress.epoch)
         if self.data.is_image:
             save_image_grid(samples, path)
         else:
             save_points_plot(samples, self.data.x, path, f"{self.cfg.name}, epoch {self.progress.epoch}")
 
-    def save_checkpoint(self) -> None:
+    def evaluate(self) -> None:
+        """Score G's samples from the fixed evaluation noise; keep best.pt; check for mode collapse."""
+        p, start = self.progress, time.perf_counter()
+        samples = self.generate(self.eval_noise)
+        if not torch.isfinite(samples).all():
+            raise NonFiniteLossError(f"non-finite generated samples at step {p.step}")
+        scores = self.evaluator.score(samples)
+        row = {"epoch": p.epoch, "step": p.step, **{k: float(f"{v:.6g}") for k, v in scores.items()}}
+        p.eval_seconds += time.perf_counter() - start
+        self.run.append_row(self.run.quality_csv, row)
+        p.last_eval = row
+        primary = self.evaluator.primary
+        log.info("epoch %d: %s %.4g", p.epoch, primary, scores[primary])
+        if not p.best or scores[primary] < p.best["score"]:
+            p.best = {"epoch": p.epoch, "step": p.step, "metric": primary, "score": row[primary], "scores": row,
+                      "samples": str(self.run.sample_path(p.epoch).relative_to(self.run.path))}
+            self.save_checkpoint("best.pt")
+        for diagnosis in self.doctor.on_quality(row):
+            log.warning("diagnosis: %s", diagnosis.line())
+
+    def save_checkpoint(self, name: str) -> None:
         from omegaconf import OmegaConf
 
         g, p = self.gan, self.progress
+        params = [q.detach().sum() for net in (g.generator, g.discriminator) for q in net.parameters()]
+        if not torch.isfinite(torch.stack(params)).all():  # never overwrite a good checkpoint with NaNs
+            raise NonFiniteLossError(f"non-finite weights at step {p.step}")
         self.run.save_checkpoint({
             "generator": g.generator.state_dict(), "discriminator": g.discriminator.state_dict(),
             "opt_g": g.opt_g.state_dict(), "opt_d": g.opt_d.state_dict(),
-            "step": p.step, "epoch": p.epoch, "fixed_noise": self.fixed_noise.cpu(),
+            "step": p.step, "epoch": p.epoch, "fixed_noise": self.fixed_noise.cpu(), "best": p.best,
             "config": OmegaConf.to_container(self.cfg, resolve=True),
-        })
+        }, name)

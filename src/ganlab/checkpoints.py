@@ -1,0 +1,70 @@
+"""Reading a run back: its checkpoints (safely, with weights_only) and the generator they hold."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ganlab.models import build_generator
+
+
+class CheckpointError(RuntimeError):
+    """A run or checkpoint that cannot be read; the message names the file and what to do."""
+
+
+def find_run(run_dir: Path) -> Path:
+    run_dir = Path(run_dir)
+    if not (run_dir / "summary.json").is_file() and not (run_dir / "checkpoints").is_dir():
+        raise CheckpointError(f"{run_dir} is not a ganlab run folder (no summary.json or checkpoints/); "
+                              f"give a folder under outputs/runs/ or a sweep's job folder")
+    return run_dir
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's contents, loaded with weights_only=True: a file crafted to run code is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path} holds objects other than tensors and plain data, refused for safety "
+                              f"(torch.load weights_only=True: {str(e).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+        raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint ({str(e).splitlines()[0]})") from None
+    if not isinstance(state, dict) or not {"generator", "config"} <= set(state):
+        raise CheckpointError(f"{path} is not a ganlab checkpoint (no generator weights and config in it)")
+    return state
+
+
+def checkpoint_path(run_dir: Path, which: str) -> Path:
+    path = find_run(run_dir) / "checkpoints" / f"{which}.pt"
+    if not path.exists():
+        hint = " (runs with metrics.enabled=false keep only last: use --checkpoint last)" if which == "best" else ""
+        raise CheckpointError(f"{path} does not exist{hint}")
+    return path
+
+
+def sample_shape(cfg: DictConfig) -> tuple[int, ...]:
+    """The shape of one sample of the run's data, from its config alone."""
+    if "image_size" in cfg.data:
+        return (cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
+    return (1,) if cfg.data.name == "gauss1d" else (2,)
+
+
+def load_generator(run_dir: Path, which: str = "best") -> tuple[torch.nn.Module, DictConfig, dict[str, Any]]:
+    """The generator of a run's `which` checkpoint (best or last), in eval mode on the CPU."""
+    path = checkpoint_path(run_dir, which)
+    state = load_checkpoint(path)
+    cfg = OmegaConf.create(state["config"])
+    generator = build_generator(cfg.generator, sample_shape(cfg))
+    try:
+        generator.load_state_dict(state["generator"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: its generator weights do not fit its config ({str(e).splitlines()[0]})") from None
+    return generator.eval(), cfg, state

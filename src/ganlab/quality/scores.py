@@ -1,0 +1,106 @@
+"""Distribution scores between real and generated samples in a feature space (pure functions).
+
+Frechet distance (Heusel et al. 2017), KID (Binkowski et al. 2018), and precision, recall,
+density, coverage (Naeem et al. 2020). Inputs are (N, D) feature tensors; everything runs in
+float64 on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)) of Gaussians fitted to the features."""
+    real, fake = real.double(), fake.double()
+    mu_r, mu_f = real.mean(0), fake.mean(0)
+    cov_r, cov_f = torch.cov(real.T), torch.cov(fake.T)
+    # Tr((S_r S_f)^(1/2)) = sum of sqrt(eigenvalues of S_r^(1/2) S_f S_r^(1/2)), a symmetric PSD matrix.
+    vals, vecs = torch.linalg.eigh(cov_r)
+    root_r = vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
+    middle = torch.linalg.eigvalsh(root_r @ cov_f @ root_r).clamp(min=0)
+    value = (mu_r - mu_f).pow(2).sum() + cov_r.trace() + cov_f.trace() - 2 * middle.sqrt().sum()
+    return max(float(value), 0.0)
+
+
+def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subsets: int = 10,
+                              subset_size: int = 1000, seed: int = 0) -> float:
+    """Unbiased MMD^2 with the cubic polynomial kernel (x.y/d + 1)^3, averaged over random subsets."""
+    real, fake = real.double(), fake.double()
+    m = min(subset_size, len(real), len(fake))
+    g = torch.Generator().manual_seed(seed)
+    dim, total = real.shape[1], 0.0
+    for _ in range(subsets):
+        x = real[torch.randperm(len(real), generator=g)[:m]]
+        y = fake[torch.randperm(len(fake), generator=g)[:m]]
+        kxx, kyy, kxy = ((a @ b.T / dim + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+        off = lambda k: (k.sum() - k.diagonal().sum()) / (m * (m - 1))  # noqa: E731
+        total += float(off(kxx) + off(kyy) - 2 * kxy.mean())
+    return total / subsets
+
+
+def _kth_neighbour_distance(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Distance from each row of x to its k-th nearest other row."""
+    d = torch.cdist(x, x)
+    return d.kthvalue(k + 1, dim=1).values  # +1: the row itself is at distance 0
+
+
+def prdc(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict[str, float]:
+    """Precision, recall, density and coverage with k-nearest-neighbour balls (Naeem et al. 2020)."""
+    real, fake = real.double(), fake.double()
+    real_radii, fake_radii = _kth_neighbour_distance(real, k), _kth_neighbour_distance(fake, k)
+    d = torch.cdist(real, fake)  # (N_real, N_fake)
+    inside_real = d <= real_radii[:, None]  # fake j inside the ball of real i
+    return {
+        "precision": float(inside_real.any(dim=0).double().mean()),
+        "recall": float((d <= fake_radii[None, :]).any(dim=1).double().mean()),
+        "density": float(inside_real.double().sum() / (k * fake.shape[0])),
+        "coverage": float((d.min(dim=1).values <= real_radii).double().mean()),
+    }
+
+
+def diversity(features: torch.Tensor, max_n: int = 1000) -> float:
+    """Mean pairwise distance between samples (of the first max_n): low when samples look alike."""
+    x = features[:max_n].double()
+    n = len(x)
+    return float(torch.cdist(x, x).sum() / (n * (n - 1))) if n > 1 else 0.0
+
+
+def class_scores(predicted: torch.Tensor, real_frequencies: torch.Tensor) -> dict[str, float]:
+    """Classes covered (predicted at least a tenth as often as in the data) and KL(generated || real)."""
+    n_classes = len(real_frequencies)
+    gen = torch.bincount(predicted, minlength=n_classes).double() / len(predicted)
+    real = real_frequencies.double()
+    covered = int((gen >= 0.1 * real).sum())
+    nonzero = gen > 0
+    kl = float((gen[nonzero] * (gen[nonzero] / real[nonzero]).log()).sum())
+    return {"classes_covered": covered, "class_kl": kl}
+
+
+def mode_scores(points: torch.Tensor, modes: torch.Tensor, std: float) -> dict[str, float]:
+    """VEEGAN / PacGAN mixture scores: a sample is high quality within 3 std of its nearest mode;
+    modes covered = modes with at least one high-quality sample; KL of the high-quality samples'
+    mode histogram to uniform (log K, its maximum, when there is no high-quality sample)."""
+    dist = torch.cdist(points.double(), modes.double())
+    nearest, which = dist.min(dim=1)
+    good = nearest <= 3 * std
+    k = len(modes)
+    hist = torch.bincount(which[good], minlength=k).double()
+    if good.any():
+        p = hist / hist.sum()
+        kl = float((p[p > 0] * (p[p > 0] * k).log()).sum())
+    else:
+        kl = math.log(k)
+    return {"modes_covered": int((hist > 0).sum()), "hq_share": float(good.double().mean()), "mode_kl": kl}
+
+
+def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, projections: int = 256, seed: int = 0) -> float:
+    """Mean W1 over random 1-D projections (sliced Wasserstein distance); exact W1 for 1-D samples."""
+    g = torch.Generator().manual_seed(seed)
+    dirs = torch.randn(a.shape[1], projections, generator=g, dtype=torch.float64)
+    dirs /= dirs.norm(dim=0, keepdim=True)
+    n = min(len(a), len(b))
+    pa, pb = (x[:n].double() @ dirs for x in (a, b))
+    return float((pa.sort(dim=0).values - pb.sort(dim=0).values).abs().mean())
