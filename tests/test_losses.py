@@ -60,3 +60,13 @@ def test_gradient_penalty_is_zero_for_a_unit_gradient_critic_and_positive_otherw
         critic.weight.mul_(3)  # |grad| = 3: penalty = 10 * (3 - 1)^2
     assert wgan.penalty(critic, real, fake).item() == pytest.approx(40.0, rel=1e-5)
     assert loss("bce_logits").penalty(critic, real, fake).item() == 0.0
+
+
+def test_minimax_g_loss_saturates_where_the_non_saturating_one_does_not():
+    fake = torch.tensor([-12.0], requires_grad=True)  # D is sure this sample is fake
+    loss("minimax").g_loss(fake).backward()
+    minimax_grad = fake.grad.abs().item()
+    fake.grad = None
+    loss("bce_logits").g_loss(fake).backward()
+    assert minimax_grad < 1e-5 and fake.grad.abs().item() > 0.99
+    assert loss("minimax").g_loss(torch.zeros(3)).item() == pytest.approx(-math.log(2))

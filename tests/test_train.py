@@ -16,7 +16,7 @@ from ganlab.run_folder import RunFolderError
 from ganlab.train import train
 from tests.conftest import TINY, TINY_POINTS, make_cfg
 
-LOSSES = ["bce", "bce_logits", "label_smoothing", "wgan_gp", "hinge", "lsgan"]
+LOSSES = ["bce", "bce_logits", "label_smoothing", "wgan_gp", "hinge", "lsgan", "minimax"]
 COLUMNS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake", "grad_norm_d",
            "grad_norm_g", "gp", "wasserstein", "lr_d", "lr_g", "time_s"]
 

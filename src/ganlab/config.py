@@ -98,7 +98,7 @@ class DCGANDiscriminatorConfig(NetConfig):
 # ---------------------------------------------------------------------------------- loss
 @dataclass
 class LossConfig:
-    name: str = MISSING  # bce | bce_logits | label_smoothing | wgan_gp | hinge | lsgan
+    name: str = MISSING  # bce | bce_logits | label_smoothing | wgan_gp | hinge | lsgan | minimax
     n_critic: int = 1  # recommended D steps per G step (trainer.n_critic defaults to it)
 
 
@@ -211,7 +211,7 @@ POINT_DATASETS = ("ring8", "grid25", "gauss1d")
 IMAGE_SIZES = (8, 16, 28, 32, 64)
 ACTIVATIONS = ("relu", "leaky_relu", "gelu", "elu", "silu", "tanh")
 NORMS = ("batch", "layer", "spectral", "none")
-LOSSES = ("bce", "bce_logits", "label_smoothing", "wgan_gp", "hinge", "lsgan")
+LOSSES = ("bce", "bce_logits", "label_smoothing", "wgan_gp", "hinge", "lsgan", "minimax")
 DEVICES = ("auto", "cpu", "cuda")
 
 

@@ -48,17 +48,19 @@ class Diagnostician:
 
     # ------------------------------------------------------------------ from metrics rows
     def on_metrics(self, row: dict) -> list[Diagnosis]:
-        if row["step"] <= self.warmup_steps:
-            return []
         self.rows.append(row)
         return (self._new(self.d_overpowering()) + self._new(self.vanishing_g_gradients())
                 + self._new(self.oscillation()))
+
+    def _settled(self, n: int) -> bool:
+        """At least n rows past the warm-up (the first steps, kept as the reference of 'early')."""
+        return len(self.rows) >= n and self.rows[-n]["step"] > self.warmup_steps
 
     def _recent(self, key: str, n: int) -> list[float]:
         return [float(r[key]) for r in self.rows[-n:]]
 
     def d_overpowering(self) -> Optional[Diagnosis]:
-        if len(self.rows) < self.window:
+        if not self._settled(self.window):
             return None
         real, fake = self._recent("acc_real", self.window), self._recent("acc_fake", self.window)
         if min(real) > 0.95 and min(fake) > 0.95:
@@ -70,7 +72,7 @@ class Diagnostician:
         return None
 
     def vanishing_g_gradients(self) -> Optional[Diagnosis]:
-        if len(self.rows) < 2 * self.window:
+        if len(self.rows) < 2 * self.window or not self._settled(self.window):
             return None
         early = statistics.median(_finite([float(r["grad_norm_g"]) for r in self.rows[:self.window]]) or [0])
         recent = statistics.median(_finite(self._recent("grad_norm_g", self.window)) or [0])
@@ -82,7 +84,7 @@ class Diagnostician:
         return None
 
     def oscillation(self) -> Optional[Diagnosis]:
-        if len(self.rows) < 3 * self.window:
+        if not self._settled(3 * self.window):
             return None
         regimes = [("D" if v > 0.8 else "G") for v in self._recent("acc_fake", 3 * self.window) if v > 0.8 or v < 0.2]
         swings = sum(a != b for a, b in zip(regimes, regimes[1:]))

@@ -61,6 +61,14 @@ class BCEWithLogitsLoss(GANLoss):
         return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
 
 
+class MinimaxLoss(BCEWithLogitsLoss):
+    """The original minimax game (Goodfellow et al. 2014): G minimises log(1 - D(G(z))), whose
+    gradient vanishes when D confidently rejects the fakes; kept to show exactly that."""
+
+    def g_loss(self, fake):
+        return -F.softplus(fake).mean()  # = mean log(1 - sigmoid(fake))
+
+
 class HingeLoss(GANLoss):
     def d_loss(self, real, fake):
         return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
@@ -108,4 +116,4 @@ def build_loss(cfg: DictConfig) -> GANLoss:
         return BCEWithLogitsLoss(cfg.real_target, cfg.fake_target)
     if cfg.name == "wgan_gp":
         return WGANGPLoss(cfg.gp_weight)
-    return {"hinge": HingeLoss, "lsgan": LSGANLoss}[cfg.name]()
+    return {"hinge": HingeLoss, "lsgan": LSGANLoss, "minimax": MinimaxLoss}[cfg.name]()
