@@ -21,6 +21,9 @@ Run, measure and compare GAN experiments composed from Hydra configs.
 commands:
   train     train a GAN: ganlab train [key=value ...] [group=option ...] [+exp=NAME] [-m]
             (ganlab train --help lists the config groups and every setting)
+  runs      list the runs and sweeps under outputs/ (or DIR), newest first: ganlab runs [DIR] [--status S]
+  compare   which change helped: ganlab compare SWEEP_DIR (or several run folders)
+  report    one self-contained HTML page for a run or a sweep: ganlab report PATH
   sample    write samples of a trained run: ganlab sample RUN_DIR --n 64 --out grid.png (or FILE.npz)
   eval      recompute a checkpoint's quality scores beside the real-vs-real floor: ganlab eval RUN_DIR
   sweep     rebuild a sweep's table (sweep.csv) from its job folders and print it: ganlab sweep SWEEP_DIR
@@ -85,6 +88,24 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
     evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best", help="default: best")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    runs = commands.add_parser("runs", help="list runs and sweeps",
+                               description="List the runs (and sweep jobs) under DIR, newest first.")
+    runs.add_argument("dir", type=Path, nargs="?", default=Path("outputs"), help="default: outputs")
+    runs.add_argument("--status", help="only runs with this status (completed, failed, diverged, ...)")
+    runs.add_argument("--grep", help="only runs whose overrides or name contain this text")
+    runs.add_argument("--json", action="store_true", help="print JSON rows for scripts")
+    comp = commands.add_parser("compare", help="which change helped, over a sweep or several runs",
+                               description="Rank the values of each swept key by quality (mean and spread over "
+                                           "seeds), mark differences beyond the spread, and draw the runs' curves, "
+                                           "best grids and, for two keys, a heat map.")
+    comp.add_argument("paths", type=Path, nargs="+", help="a sweep folder, or several run folders")
+    comp.add_argument("--out", type=Path, help="folder for the figures (default: SWEEP/compare or "
+                                               "outputs/compare/<date>_<time>)")
+    report = commands.add_parser("report", help="one self-contained HTML page for a run or a sweep",
+                                 description="Write PATH/report.html (or --out): summary, diagnoses, plots, the "
+                                             "sample grid of every epoch, and for a sweep the comparison.")
+    report.add_argument("path", type=Path, help="a run folder or a sweep folder")
+    report.add_argument("--out", type=Path, help="the HTML file (default: PATH/report.html)")
     sweep = commands.add_parser("sweep", help="rebuild a sweep's table",
                                 description="Rebuild SWEEP_DIR/sweep.csv from the job folders and print it.")
     sweep.add_argument("sweep_dir", type=Path, help="a sweep folder (outputs/sweeps/...)")
@@ -158,7 +179,63 @@ def sweep_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"sample": sample_command, "eval": eval_command, "sweep": sweep_command}
+def runs_command(args: argparse.Namespace) -> int:
+    import json
+
+    from ganlab.catalog import find_runs
+    from ganlab.sweep import format_table
+
+    if not args.dir.is_dir():
+        raise ValueError(f"{args.dir} is not a folder; give the outputs folder or a sweep folder")
+    rows = [r.row() for r in find_runs(args.dir)]
+    if args.status:
+        rows = [r for r in rows if r["status"] == args.status]
+    if args.grep:
+        rows = [r for r in rows if args.grep in r["overrides"] or args.grep in str(r["name"])]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        row["overrides"] = row["overrides"] if len(row["overrides"]) <= 60 else row["overrides"][:57] + "..."
+        row["started"] = str(row["started"])[:19].replace("T", " ")
+    print(format_table(rows, ["started", "name", "sweep", "overrides", "status", "epochs", "duration_s", "metric",
+                              "best_score", "best_epoch"]))
+    print(f"\n{len(rows)} runs under {args.dir}")
+    return 0
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from ganlab.catalog import find_runs, is_sweep
+    from ganlab.compare import compare, format_comparison, write_figures
+
+    missing = [p for p in args.paths if not p.is_dir()]
+    if missing:
+        raise ValueError(f"{missing[0]} is not a folder; give a sweep folder or run folders")
+    runs = [run for path in args.paths for run in find_runs(path)]
+    if len(runs) < 2:
+        raise ValueError(f"found {len(runs)} run under {', '.join(map(str, args.paths))}; compare needs two or more")
+    out = args.out or (args.paths[0] / "compare" if len(args.paths) == 1 and is_sweep(args.paths[0])
+                       else Path("outputs") / "compare" / f"{datetime.now():%Y-%m-%d_%H-%M-%S}")
+    comparison = compare(runs)
+    text = format_comparison(comparison)
+    figures = write_figures(comparison, out)
+    (out / "compare.txt").write_text(text + "\n")
+    print(text)
+    print("\nfigures: " + ", ".join(str(f) for f in figures))
+    return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from ganlab.report import write_report
+
+    print(write_report(args.path, args.out))
+    return 0
+
+
+COMMANDS = {"report": report_command, "runs": runs_command, "compare": compare_command, "sample": sample_command, "eval": eval_command,
+            "sweep": sweep_command}
 
 
 if __name__ == "__main__":

@@ -166,6 +166,11 @@ class MetricsConfig:
 
 
 @dataclass
+class LoggerConfig:
+    name: str = "csv"  # csv (metrics.csv and quality.csv only) | tensorboard (the CSVs and event files)
+
+
+@dataclass
 class TrainConfig:
     name: str = MISSING  # short name used in the run folder
     seed: int = 0
@@ -176,6 +181,7 @@ class TrainConfig:
     optim: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
 SCHEMAS = {
@@ -194,6 +200,7 @@ SCHEMAS = {
     ("optim", "rmsprop"): RMSpropConfig,
     ("trainer", "trainer"): TrainerConfig,
     ("metrics", "metrics"): MetricsConfig,
+    ("logger", "logger"): LoggerConfig,
 }
 
 
@@ -249,6 +256,7 @@ def validate(cfg: DictConfig) -> None:
     _validate_optim(cfg.optim)
     _validate_trainer(cfg.trainer)
     _validate_metrics(cfg.metrics)
+    _choice("logger.name", cfg.logger.name, ("csv", "tensorboard"))
 
 
 def _validate_data(data: DictConfig) -> None:

@@ -4,7 +4,6 @@ folders (so it is right for an interrupted sweep too)."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 from datetime import datetime
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from ganlab.catalog import load_run
 
 COLUMNS = ["job", "overrides", "status", "duration_s", "epochs", "steps", "metric", "best_score", "best_epoch",
            "loss_d", "loss_g", "acc_real", "acc_fake", "diagnoses", "error"]
@@ -75,18 +76,8 @@ def _job_number(job: Path) -> int:
 
 
 def job_row(job: Path) -> dict[str, Any]:
-    overrides = list(OmegaConf.load(job / ".hydra" / "overrides.yaml") or [])
-    try:
-        summary = json.loads((job / "summary.json").read_text())
-    except (OSError, ValueError):
-        summary = {"status": "not started"}
-    final, quality = summary.get("final") or {}, summary.get("quality") or {}
-    best = quality.get("best") or {}
-    return {"job": job.name, "overrides": " ".join(overrides), "status": summary.get("status"),
-            "duration_s": summary.get("duration_s"), "epochs": summary.get("epochs_done"),
-            "steps": summary.get("steps_done"), "metric": quality.get("metric"), "best_score": best.get("score"),
-            "best_epoch": best.get("epoch"), **{k: final.get(k) for k in ("loss_d", "loss_g", "acc_real", "acc_fake")},
-            "diagnoses": " ".join(d["kind"] for d in summary.get("diagnoses", [])), "error": summary.get("error", "")}
+    row = load_run(job).row()
+    return {"job": job.name, **{k: row[k] for k in COLUMNS[1:]}}
 
 
 def write_sweep_table(sweep_dir: Path) -> list[dict[str, Any]]:

@@ -93,6 +93,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         summary.update(status="failed", error=f"{e.__class__.__name__}: {e}")
         raise
     finally:
+        if trainer.logger:
+            trainer.logger.close()
         summary.update(_progress_summary(trainer, run, time.perf_counter() - clock))
         run.write_summary(summary)
         log.info("%s after %d steps (%d epochs) in %.1f s", summary["status"], summary["steps_done"],

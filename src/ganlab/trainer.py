@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ganlab.data import Dataset
 from ganlab.diagnose import Diagnostician
+from ganlab.loggers import build_logger
 from ganlab.losses import GANLoss, WGANGPLoss
 from ganlab.plots import plot_history, save_image_grid, save_points_plot
 from ganlab.quality import Evaluator
@@ -93,6 +94,7 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch(len(data), self.t)
         self.total_steps = self.t.steps or self.t.epochs * self.steps_per_epoch
         self.doctor = Diagnostician(warmup_steps=self.total_steps // 10)
+        self.logger = build_logger(cfg.logger, run.path)
         self._sums = torch.zeros(len(STATS), device=device)
         self._count = 0
         self._wgan = isinstance(gan.loss, WGANGPLoss)
@@ -173,6 +175,8 @@ class Trainer:
             row["gp"] = row["wasserstein"] = ""
         self.run.append_row(self.run.metrics_csv, row)
         p.last_row = row
+        if self.logger:
+            self.logger.metrics(row)
         bad = [k for k in ("loss_d", "loss_g", "grad_norm_d", "grad_norm_g") if not math.isfinite(stats[k])]
         if bad:
             raise NonFiniteLossError(f"non-finite {', '.join(bad)} at step {p.step}")
@@ -204,6 +208,8 @@ class Trainer:
 
     def save_samples(self) -> None:
         samples, path = self.generate(self.fixed_noise), self.run.sample_path(self.progress.epoch)
+        if self.logger:
+            self.logger.samples(samples, self.progress.step)
         if self.data.is_image:
             save_image_grid(samples, path)
         else:
@@ -219,6 +225,8 @@ class Trainer:
         row = {"epoch": p.epoch, "step": p.step, **{k: float(f"{v:.6g}") for k, v in scores.items()}}
         p.eval_seconds += time.perf_counter() - start
         self.run.append_row(self.run.quality_csv, row)
+        if self.logger:
+            self.logger.quality(row)
         p.last_eval = row
         primary = self.evaluator.primary
         log.info("epoch %d: %s %.4g", p.epoch, primary, scores[primary])

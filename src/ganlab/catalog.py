@@ -1,0 +1,94 @@
+"""Finding and reading the runs under a folder: what `ganlab runs`, `compare` and `report` see."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import OmegaConf
+
+
+@dataclass
+class RunRecord:
+    path: Path
+    sweep: Optional[str]  # the sweep folder's name, for a sweep's job
+    overrides: list[str]
+    summary: dict[str, Any] = field(repr=False)
+
+    @property
+    def status(self) -> str:
+        return self.summary.get("status", "not started")
+
+    @property
+    def quality(self) -> dict[str, Any]:
+        return self.summary.get("quality") or {}
+
+    @property
+    def best(self) -> dict[str, Any]:
+        return self.quality.get("best") or {}
+
+    @property
+    def started(self) -> str:
+        return self.summary.get("started", "")
+
+    def row(self) -> dict[str, Any]:
+        """The run as one flat row, for tables and --json."""
+        final = self.summary.get("final") or {}
+        return {"run": str(self.path), "name": self.summary.get("name", self.path.name), "sweep": self.sweep,
+                "overrides": " ".join(self.overrides), "status": self.status, "started": self.started,
+                "epochs": self.summary.get("epochs_done"), "steps": self.summary.get("steps_done"),
+                "duration_s": self.summary.get("duration_s"), "metric": self.quality.get("metric"),
+                "best_score": self.best.get("score"), "best_epoch": self.best.get("epoch"),
+                **{k: final.get(k) for k in ("loss_d", "loss_g", "acc_real", "acc_fake")},
+                "diagnoses": " ".join(d["kind"] for d in self.summary.get("diagnoses", [])),
+                "error": self.summary.get("error", "")}
+
+
+def is_run(folder: Path) -> bool:
+    return (folder / ".hydra" / "overrides.yaml").is_file() or (folder / "summary.json").is_file()
+
+
+def load_run(folder: Path, sweep: Optional[str] = None) -> RunRecord:
+    folder = Path(folder)
+    overrides_file = folder / ".hydra" / "overrides.yaml"
+    try:
+        overrides = [str(o) for o in OmegaConf.load(overrides_file)] if overrides_file.is_file() else []
+    except Exception:  # an unreadable file: the run is still listed
+        overrides = []
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError):
+        summary = {}
+    return RunRecord(folder, sweep, overrides, summary)
+
+
+def is_sweep(folder: Path) -> bool:
+    return (folder / "multirun.yaml").is_file() or (folder / "sweep.csv").is_file()
+
+
+def find_runs(root: Path) -> list[RunRecord]:
+    """Every run under root (a run folder, a sweep folder, or a folder holding them), newest first."""
+    root = Path(root)
+    if is_run(root) and not is_sweep(root):
+        return [load_run(root)]
+    found: list[RunRecord] = []
+    for folder in sorted(p for p in root.rglob("*") if p.is_dir() and ".hydra" not in p.parts):
+        if is_run(folder):
+            parent = folder.parent
+            found.append(load_run(folder, parent.name if is_sweep(parent) else None))
+    return sorted(found, key=lambda r: (r.started, str(r.path)), reverse=True)
+
+
+def swept_values(runs: list[RunRecord]) -> dict[str, dict[Path, str]]:
+    """The override keys whose values differ between runs: key -> {run folder: value}."""
+    table: dict[str, dict[Path, str]] = {}
+    for run in runs:
+        for override in run.overrides:
+            key, _, value = override.partition("=")
+            table.setdefault(key.lstrip("+~"), {})[run.path] = value
+    for values in table.values():  # a run without the override ran with the config's default
+        for run in runs:
+            values.setdefault(run.path, "(default)")
+    return {k: v for k, v in table.items() if len(set(v.values())) > 1}

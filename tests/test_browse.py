@@ -1,0 +1,139 @@
+"""Browsing and comparing: the runs table, a sweep's verdict with pictures, the HTML report in a
+real browser, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ganlab.catalog import find_runs
+from ganlab.compare import compare
+from ganlab.report import write_report
+from ganlab.train import train
+from tests.conftest import TINY, make_cfg, run_cli
+
+SWEEP_ARGS = ["-m", "optim.lr=1e-4,1e-3", "discriminator.dropout=0.0,0.3", "seed=1,2", *TINY[:1],
+              "trainer.steps=30", *TINY[1:]]
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory) -> Path:
+    """An outputs/ folder with a 2 x 2 x 2-seed sweep and two single runs, made by the real CLI."""
+    root = tmp_path_factory.mktemp("project")
+    assert run_cli("train", *SWEEP_ARGS, cwd=root, timeout=600).returncode == 0
+    for extra in (["loss=hinge"], ["loss=lsgan", "trainer.batch_size=5000"]):  # the second fails
+        run_cli("train", *TINY, "trainer.steps=10", *extra, cwd=root)
+    return root / "outputs"
+
+
+def sweep_of(outputs: Path) -> Path:
+    return next((outputs / "sweeps").iterdir())
+
+
+def test_runs_lists_every_run_newest_first_and_filters(outputs):
+    out = run_cli("runs", str(outputs))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:4] == ["started", "name", "sweep", "overrides"]
+    assert "9 runs under" in lines[-1] and "digits_hinge" in lines[1]  # the newest single run first
+    rows = json.loads(run_cli("runs", str(outputs), "--json").stdout)
+    assert len(rows) == 9 and [r["started"] for r in rows] == sorted((r["started"] for r in rows), reverse=True)
+    assert sum(r["sweep"] is not None for r in rows) == 8 and all(r["best_score"] for r in rows)
+    only = json.loads(run_cli("runs", str(outputs), "--json", "--grep", "dropout=0.3").stdout)
+    assert len(only) == 4 and all("discriminator.dropout=0.3" in r["overrides"] for r in only)
+    assert json.loads(run_cli("runs", str(outputs), "--json", "--status", "failed").stdout) == []
+
+
+def test_compare_ranks_each_swept_key_with_mean_and_spread_over_seeds(outputs):
+    sweep = sweep_of(outputs)
+    out = run_cli("compare", str(sweep))
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "8 runs compared by their best fd_classifier" in text
+    block = text.split("optim.lr ")[1]
+    assert re.search(r"0\.001\s+4\s+[\d.]+ \+- [\d.]+\s+best", block) or re.search(r"0\.0001\s+4\s+[\d.]+ \+- [\d.]+\s+best", block)
+    assert "verdict: optim.lr=" in text and "verdict: discriminator.dropout=" in text
+    assert "seed" not in text.split("runs compared")[1].split("\n")[2]  # seeds repeat, they are no factor
+    for figure in ("curves.png", "grids.png", "heatmap.png"):
+        assert Image.open(sweep / "compare" / figure).width > 200
+    assert (sweep / "compare" / "compare.txt").read_text().strip() == text.split("\nfigures:")[0].strip()
+
+
+def test_compare_marks_differences_beyond_the_spread():
+    from ganlab.catalog import RunRecord
+
+    def run(lr, seed, score):
+        return RunRecord(Path(f"/r/{lr}-{seed}"), "s", [f"optim.lr={lr}", f"seed={seed}"],
+                         {"quality": {"metric": "fd", "best": {"score": score, "epoch": 1}}})
+
+    clear = compare([run("a", s, 1.0 + 0.01 * s) for s in range(3)] + [run("b", s, 5.0 + 0.01 * s) for s in range(3)])
+    (best, other), = clear.factors.values()
+    assert best.value == "a" and other.p_value < 0.01 and "beyond the spread" in other.verdict(best)
+    noisy = compare([run("a", s, v) for s, v in enumerate([1, 3, 5])] + [run("b", s, v) for s, v in enumerate([2, 4, 6])])
+    (best, other), = noisy.factors.values()
+    assert "within the spread" in other.verdict(best)
+
+
+def test_compare_several_run_folders_and_bad_input(outputs, tmp_path):
+    runs = [r.path for r in find_runs(outputs) if r.sweep is None and r.status == "completed"]
+    jobs = [r.path for r in find_runs(sweep_of(outputs))][:2]
+    out = run_cli("compare", *map(str, runs + jobs), "--out", str(tmp_path / "cmp"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "cmp" / "curves.png").is_file() and "runs compared" in out.stdout
+    bad = run_cli("compare", str(tmp_path / "nothing"))
+    assert bad.returncode == 2 and "is not a folder" in bad.stderr
+
+
+def test_report_of_a_sweep_and_a_run_escape_config_text(outputs):
+    sweep = sweep_of(outputs)
+    job = next(p for p in sweep.iterdir() if (p / "summary.json").exists())
+    summary = json.loads((job / "summary.json").read_text())
+    summary["error"] = "<script>alert('x')</script>"
+    (job / "summary.json").write_text(json.dumps(summary))
+    page = write_report(sweep).read_text()
+    assert page.startswith("<!doctype html>") and "http://" not in page and "https://" not in page
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "Which change helped" in page and page.count("data:image/png;base64,") > 8
+    run_page = write_report(job).read_text()
+    assert 'class="slider"' in run_page and "Diagnoses" in run_page and "real vs real" in run_page
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium (apt-get install -y chromium)")
+def test_report_renders_in_headless_chromium_without_errors(outputs, tmp_path):
+    sweep = sweep_of(outputs)
+    page = write_report(sweep)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    dom = subprocess.run([chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert 'data-ready="yes"' in dom.stdout  # the page's script ran to its end
+    errors = re.search(r'<pre id="js-errors" hidden="">(.*?)</pre>', dom.stdout, re.S)
+    assert errors is not None and errors.group(1).strip() == ""
+    for job in (p.name for p in sweep.iterdir() if (p / "summary.json").exists()):
+        assert job in dom.stdout
+    assert "epoch " in dom.stdout  # the sample slider shows its epoch
+    shot = tmp_path / "page.png"
+    subprocess.run([chromium(), *flags, "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert Image.open(shot).size == (1200, 1600)
+
+
+def test_tensorboard_logger_writes_scalars_and_sample_grids(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(make_cfg(*TINY, "logger=tensorboard"), tmp_path / "r")
+    events = EventAccumulator(str(tmp_path / "r" / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/loss_d", "train/acc_fake", "quality/fd_classifier"} <= set(tags["scalars"])
+    assert tags["images"] == ["samples"] and (tmp_path / "r" / "metrics.csv").is_file()
