@@ -38,6 +38,11 @@ def train_app(cfg: DictConfig) -> float | None:
         share_cores(cfg, hydra_cfg)
     try:
         summary = train(cfg, run_dir)
+    except KeyboardInterrupt:
+        if sweeping:
+            raise
+        print(f"ganlab: interrupted; checkpoint saved. Continue with: ganlab resume {run_dir}", file=sys.stderr)
+        raise SystemExit(130) from None
     except USER_ERRORS as e:
         if sweeping:  # the sweep goes on; its table lists this job as failed
             RunFolder(run_dir).mark_failed(e)

@@ -30,11 +30,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut one loses its directory
+        raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint (not a complete torch.save archive)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        reason = next((line.strip() for line in str(e).splitlines() if "global" in line.lower()), "")
         raise CheckpointError(f"{path} holds objects other than tensors and plain data, refused for safety "
-                              f"(torch.load weights_only=True: {str(e).splitlines()[0]})") from None
+                              f"(torch.load weights_only=True{': ' + reason if reason else ''})") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
         raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint ({str(e).splitlines()[0]})") from None
     if not isinstance(state, dict) or not {"generator", "config"} <= set(state):

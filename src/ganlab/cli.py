@@ -8,11 +8,12 @@ from pathlib import Path
 
 from ganlab import CONF_DIR
 from ganlab.checkpoints import CheckpointError
-from ganlab.config import register_configs
+from ganlab.config import ConfigError, register_configs
 from ganlab.data import DatasetNotFoundError
+from ganlab.run_folder import RunFolderError
 
 # Errors of the commands that read a run: one line, no traceback.
-READ_ERRORS = (CheckpointError, DatasetNotFoundError, ValueError, OSError)
+READ_ERRORS = (CheckpointError, ConfigError, DatasetNotFoundError, RunFolderError, ValueError, OSError)
 
 USAGE = """usage: ganlab COMMAND [ARGS]
 
@@ -24,6 +25,7 @@ commands:
   runs      list the runs and sweeps under outputs/ (or DIR), newest first: ganlab runs [DIR] [--status S]
   compare   which change helped: ganlab compare SWEEP_DIR (or several run folders)
   report    one self-contained HTML page for a run or a sweep: ganlab report PATH
+  resume    continue a run from its last checkpoint, bit for bit: ganlab resume RUN_DIR [trainer.epochs=N]
   sample    write samples of a trained run: ganlab sample RUN_DIR --n 64 --out grid.png (or FILE.npz)
   eval      recompute a checkpoint's quality scores beside the real-vs-real floor: ganlab eval RUN_DIR
   sweep     rebuild a sweep's table (sweep.csv) from its job folders and print it: ganlab sweep SWEEP_DIR
@@ -106,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
                                              "sample grid of every epoch, and for a sweep the comparison.")
     report.add_argument("path", type=Path, help="a run folder or a sweep folder")
     report.add_argument("--out", type=Path, help="the HTML file (default: PATH/report.html)")
+    resume = commands.add_parser("resume", help="continue a run from its last checkpoint",
+                                 description="Continue a run from checkpoints/last.pt: networks, optimisers, "
+                                             "counters, RNG states and data order, so it ends as if never stopped. "
+                                             "Overrides may extend it (trainer.epochs=200) but not change it.")
+    resume.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
+    resume.add_argument("overrides", nargs="*", help="e.g. trainer.epochs=200")
     sweep = commands.add_parser("sweep", help="rebuild a sweep's table",
                                 description="Rebuild SWEEP_DIR/sweep.csv from the job folders and print it.")
     sweep.add_argument("sweep_dir", type=Path, help="a sweep folder (outputs/sweeps/...)")
@@ -139,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     except READ_ERRORS as e:
         print(f"ganlab: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"ganlab: interrupted; continue with: ganlab resume {getattr(args, 'run_dir', '')}", file=sys.stderr)
+        return 130
 
 
 def sample_command(args: argparse.Namespace) -> int:
@@ -227,6 +238,14 @@ def compare_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def resume_command(args: argparse.Namespace) -> int:
+    from ganlab.resume import resume_run
+
+    summary = resume_run(args.run_dir, args.overrides)
+    print(args.run_dir)
+    return 0 if summary["status"] == "completed" else 1
+
+
 def report_command(args: argparse.Namespace) -> int:
     from ganlab.report import write_report
 
@@ -234,7 +253,7 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"report": report_command, "runs": runs_command, "compare": compare_command, "sample": sample_command, "eval": eval_command,
+COMMANDS = {"resume": resume_command, "report": report_command, "runs": runs_command, "compare": compare_command, "sample": sample_command, "eval": eval_command,
             "sweep": sweep_command}
 
 

@@ -13,10 +13,11 @@ from torchvision.utils import make_grid
 
 
 class TensorBoardLogger:
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, purge_step: Optional[int] = None):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(log_dir))
+        # purge_step: a resumed run drops the events logged after its checkpoint, then logs them again
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
     def metrics(self, row: dict[str, Any]) -> None:
         for key, value in row.items():
@@ -38,7 +39,7 @@ class TensorBoardLogger:
         self.writer.close()
 
 
-def build_logger(cfg: DictConfig, run_dir: Path) -> Optional[TensorBoardLogger]:
+def build_logger(cfg: DictConfig, run_dir: Path, purge_step: Optional[int] = None) -> Optional[TensorBoardLogger]:
     if cfg.name == "tensorboard":
-        return TensorBoardLogger(run_dir / "tensorboard")
+        return TensorBoardLogger(run_dir / "tensorboard", purge_step)
     return None

@@ -20,20 +20,25 @@ class RunFolderError(RuntimeError):
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: never a truncated file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+    """Write through a temporary file in the same folder, flush it to disk, then rename over the
+    old file: a kill or a full disk never leaves a truncated file, and the old one stays."""
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         write(Path(tmp))
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as e:
+        raise RunFolderError(f"cannot write {path} ({e.strerror or e}); the previous version is kept. Free disk "
+                             f"space or fix permissions, then continue the run with: ganlab resume RUN_DIR") from e
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 class RunFolder:
@@ -64,16 +69,43 @@ class RunFolder:
                                  f"pick a writable place with hydra.run.dir=PATH") from e
         return self
 
+    def reopen(self, step: int) -> "RunFolder":
+        """Continue a run from a checkpoint at `step`: rows logged after it are dropped (they are
+        logged again), so each step appears once in the CSVs."""
+        if not (self.path / "checkpoints" / "last.pt").is_file():
+            raise RunFolderError(f"{self.path} holds no checkpoints/last.pt to resume from")
+        for path in (self.metrics_csv, self.quality_csv):
+            if path.exists():
+                with open(path, newline="") as f:
+                    reader = csv.DictReader(f)
+                    columns, rows = list(reader.fieldnames or []), [r for r in reader if int(r["step"]) <= step]
+                self._columns[path] = columns
+
+                def rewrite(tmp: Path, columns=columns, rows=rows) -> None:
+                    with open(tmp, "w", newline="") as f:
+                        writer = csv.DictWriter(f, fieldnames=columns)
+                        writer.writeheader()
+                        writer.writerows(rows)
+
+                atomic_write(path, rewrite)
+        for leftover in self.path.rglob(".*.tmp"):  # temporary files of writes a kill interrupted
+            leftover.unlink(missing_ok=True)
+        return self
+
     def append_row(self, path: Path, row: dict[str, Any]) -> None:
         """Append one row to a CSV of the run (header first), flushed so that a crash keeps it."""
         new = path not in self._columns
         if new:
             self._columns[path] = list(row)
-        with open(path, "w" if new else "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self._columns[path])
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        try:
+            with open(path, "w" if new else "a", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self._columns[path])
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
+        except OSError as e:
+            raise RunFolderError(f"cannot write {path} ({e.strerror or e}); free disk space or fix permissions, "
+                                 f"then continue with: ganlab resume {self.path}") from e
 
     def read_columns(self, path: Path) -> dict[str, list[float]]:
         """A CSV of the run as columns of floats (blank cells become NaN)."""

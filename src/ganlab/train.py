@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -18,7 +22,7 @@ from ganlab.data import load_dataset
 from ganlab.losses import build_loss
 from ganlab.models import build_discriminator, build_generator
 from ganlab.optim import build_optimizer
-from ganlab.run_folder import RunFolder
+from ganlab.run_folder import RunFolder, RunFolderError
 from ganlab.quality import build_evaluator
 from ganlab.trainer import GAN, NonFiniteLossError, Trainer, steps_per_epoch
 
@@ -51,8 +55,9 @@ def n_params(net: torch.nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train the GAN that `cfg` describes into `run_dir`; return the run's summary."""
+def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train the GAN that `cfg` describes into `run_dir` (or continue it from the checkpoint state
+    `resume`); return the run's summary."""
     validate(cfg)
     device = resolve_device(cfg.trainer.device)
     if cfg.trainer.threads:
@@ -62,22 +67,29 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if steps_per_epoch(len(data), cfg.trainer) == 0:
         raise ConfigError(f"data={cfg.data.name} has {len(data)} samples, fewer than trainer.batch_size="
                           f"{cfg.trainer.batch_size} x trainer.n_critic={cfg.trainer.n_critic}; lower trainer.batch_size")
-    run = RunFolder(run_dir).create()
+    run = RunFolder(run_dir).create() if resume is None else RunFolder(run_dir).reopen(resume["step"])
     evaluator = build_evaluator(cfg, data) if cfg.metrics.enabled else None
     seed_everything(cfg.seed)  # the same networks whether or not the evaluator was just built
     gan = build_gan(cfg, data.sample_shape, device)
-    trainer = Trainer(gan, data, run, cfg, device, evaluator)
+    trainer = Trainer(gan, data, run, cfg, device, evaluator, purge_step=resume and resume["step"])
+    if resume is not None:
+        trainer.restore(resume)
+        log.info("resuming %s at step %d (epoch %d)", run.path, resume["step"], resume["epoch"])
     log.info("run %s in %s on %s (%d torch threads)", cfg.name, run.path, device, torch.get_num_threads())
     log.info("G %s: %s params; D %s: %s params; loss %s; %d steps of %d per epoch",
              cfg.generator.name, f"{n_params(gan.generator):,}", cfg.discriminator.name,
              f"{n_params(gan.discriminator):,}", cfg.loss.name, trainer.total_steps, trainer.steps_per_epoch)
 
-    started, clock = datetime.now(timezone.utc), time.perf_counter()
-    summary: dict[str, Any] = {"name": cfg.name, "status": "running", "started": started.isoformat(timespec="seconds"),
-                               "device": str(device), "total_steps": trainer.total_steps}
+    clock, now = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
+    summary = _previous_summary(run) if resume is not None else {"started": now}
+    summary.update(name=cfg.name, status="running", device=str(device), total_steps=trainer.total_steps)
+    summary.pop("error", None)
+    if resume is not None:
+        summary.setdefault("resumed", []).append({"at": now, "step": resume["step"]})
     run.write_summary(summary)
     try:
-        trainer.fit()
+        with stop_on_signals(trainer):
+            trainer.fit()
         summary["status"] = "completed"
     except NonFiniteLossError as e:  # a result, not a crash: stop cleanly, keep the last good checkpoint
         last_good = run.checkpoints / "last.pt"
@@ -95,11 +107,38 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     finally:
         if trainer.logger:
             trainer.logger.close()
-        summary.update(_progress_summary(trainer, run, time.perf_counter() - clock))
-        run.write_summary(summary)
+        summary.update(_progress_summary(trainer, run, trainer.elapsed + time.perf_counter() - clock))
+        try:
+            run.write_summary(summary)
+        except RunFolderError as e:  # the disk is full or read-only: say so, keep the original error
+            log.error("%s", e)
         log.info("%s after %d steps (%d epochs) in %.1f s", summary["status"], summary["steps_done"],
                  summary["epochs_done"], summary["duration_s"])
     return summary
+
+
+@contextmanager
+def stop_on_signals(trainer: Trainer) -> Iterator[None]:
+    """SIGINT (Ctrl-C) and SIGTERM ask the trainer to checkpoint after its current step and stop."""
+    def ask_to_stop(signum, frame):
+        trainer.stop_signal = signal.Signals(signum).name
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    previous = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _previous_summary(run: RunFolder) -> dict[str, Any]:
+    try:
+        return json.loads(run.summary_json.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _progress_summary(trainer: Trainer, run: RunFolder, seconds: float) -> dict[str, Any]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
 
+import numpy as np
 import torch
 import torch.nn as nn
 from omegaconf import DictConfig
@@ -56,6 +57,25 @@ class Progress:
     eval_seconds: float = 0.0  # wall time spent on quality evaluations
 
 
+def rng_state() -> dict:
+    """The global RNGs (torch, CUDA, numpy, python) as plain data a weights_only checkpoint holds."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+            "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
 def requires_grad(net: nn.Module, flag: bool) -> None:
     for p in net.parameters():
         p.requires_grad_(flag)
@@ -70,19 +90,9 @@ def steps_per_epoch(n_samples: int, trainer: DictConfig) -> int:
     return n_samples // trainer.batch_size // trainer.n_critic
 
 
-def chunks(batches: Iterator[torch.Tensor], size: int) -> Iterator[list[torch.Tensor]]:
-    """Group consecutive batches by `size` (the last partial group is dropped)."""
-    group = []
-    for batch in batches:
-        group.append(batch)
-        if len(group) == size:
-            yield group
-            group = []
-
-
 class Trainer:
     def __init__(self, gan: GAN, data: Dataset, run: RunFolder, cfg: DictConfig, device: torch.device,
-                 evaluator: Evaluator | None = None):
+                 evaluator: Evaluator | None = None, purge_step: int | None = None):
         self.gan, self.data, self.run, self.cfg, self.device = gan, data, run, cfg, device
         self.t, self.evaluator = cfg.trainer, evaluator
         self.progress = Progress()
@@ -94,30 +104,54 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch(len(data), self.t)
         self.total_steps = self.t.steps or self.t.epochs * self.steps_per_epoch
         self.doctor = Diagnostician(warmup_steps=self.total_steps // 10)
-        self.logger = build_logger(cfg.logger, run.path)
+        self.logger = build_logger(cfg.logger, run.path, purge_step)
         self._sums = torch.zeros(len(STATS), device=device)
         self._count = 0
         self._wgan = isinstance(gan.loss, WGANGPLoss)
+        self.order: torch.Tensor | None = None  # this epoch's shuffled sample order
+        self.cursor = 0  # where the next batch starts in it
+        self.elapsed = 0.0  # seconds of training before this session (a resumed run)
+        self.stop_signal: str | None = None  # set by SIGINT / SIGTERM: checkpoint and stop
 
     # ------------------------------------------------------------------------------ loop
     def fit(self) -> Progress:
         p, t = self.progress, self.t
-        self.start = time.perf_counter()
+        self.start = time.perf_counter() - self.elapsed
         bar = tqdm(total=self.total_steps, initial=p.step, unit="step", dynamic_ncols=True, disable=not t.progress)
         with bar:
             while p.step < self.total_steps:
-                for reals in chunks(self.data.batches(t.batch_size, self.order_rng), t.n_critic):
-                    self._sums += self.train_step(reals)
-                    self._count += 1
-                    p.step += 1
-                    bar.update()
-                    if p.step % t.log_every == 0:
-                        bar.set_postfix(self.log_row(), refresh=False)
-                    if p.step >= self.total_steps:
-                        break
-                p.epoch += 1
-                self.end_of_epoch(final=p.step >= self.total_steps)
+                reals = self.next_batches()
+                if reals is None:  # this epoch's data is used up
+                    p.epoch += 1
+                    self.end_of_epoch(final=False)
+                    continue
+                self._sums += self.train_step(reals)
+                self._count += 1
+                p.step += 1
+                bar.update()
+                if p.step % t.log_every == 0:
+                    bar.set_postfix(self.log_row(), refresh=False)
+                if self.stop_signal:
+                    self.save_checkpoint("last.pt")
+                    raise KeyboardInterrupt(self.stop_signal)
+            if self.order is not None and self.cursor + t.batch_size * t.n_critic > len(self.order):
+                self.order = None  # the last epoch ended with the data: a longer resume starts a new one
+            p.epoch += 1
+            self.end_of_epoch(final=True)
         return p
+
+    def next_batches(self) -> list[torch.Tensor] | None:
+        """The next n_critic real batches of this epoch's shuffled order; None when it is used up."""
+        size = self.t.batch_size * self.t.n_critic
+        if self.order is None:
+            self.order = torch.randperm(len(self.data), generator=self.order_rng).to(self.data.x.device)
+            self.cursor = 0
+        if self.cursor + size > len(self.order):
+            self.order = None
+            return None
+        batch = self.data.x[self.order[self.cursor:self.cursor + size]]
+        self.cursor += size
+        return list(batch.split(self.t.batch_size))
 
     def train_step(self, reals: list[torch.Tensor]) -> torch.Tensor:
         """n_critic D steps (one per real batch), then one G step on the last D step's fakes."""
@@ -249,4 +283,28 @@ class Trainer:
             "opt_g": g.opt_g.state_dict(), "opt_d": g.opt_d.state_dict(),
             "step": p.step, "epoch": p.epoch, "fixed_noise": self.fixed_noise.cpu(), "best": p.best,
             "config": OmegaConf.to_container(self.cfg, resolve=True),
+            # Everything else that decides what comes next, so a resumed run continues bit for bit.
+            "progress": {"last_row": p.last_row, "last_eval": p.last_eval, "eval_seconds": p.eval_seconds},
+            "rng": rng_state(), "order_rng": self.order_rng.get_state(),
+            "order": None if self.order is None else self.order.cpu(), "cursor": self.cursor,
+            "sums": self._sums.cpu(), "count": self._count, "elapsed": time.perf_counter() - self.start,
+            "doctor": self.doctor.state(),
         }, name)
+
+    def restore(self, state: dict) -> None:
+        """Continue from a checkpoint written by save_checkpoint."""
+        g, p = self.gan, self.progress
+        g.generator.load_state_dict(state["generator"])
+        g.discriminator.load_state_dict(state["discriminator"])
+        g.opt_g.load_state_dict(state["opt_g"])
+        g.opt_d.load_state_dict(state["opt_d"])
+        p.step, p.epoch, p.best = state["step"], state["epoch"], state["best"]
+        p.last_row, p.last_eval = state["progress"]["last_row"], state["progress"]["last_eval"]
+        p.eval_seconds = state["progress"]["eval_seconds"]
+        self.fixed_noise = state["fixed_noise"].to(self.device)
+        self.order_rng.set_state(state["order_rng"])
+        self.order = None if state["order"] is None else state["order"].to(self.data.x.device)
+        self.cursor, self._count, self.elapsed = state["cursor"], state["count"], state["elapsed"]
+        self._sums = state["sums"].to(self.device)
+        self.doctor.load_state(state["doctor"])
+        set_rng_state(state["rng"])

@@ -1,9 +1,9 @@
-"""Datasets decoded once into tensors held in memory, batched from a shuffled index."""
+"""Datasets decoded once into tensors held in memory (the trainer batches them from a shuffled index)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
 from omegaconf import DictConfig
@@ -35,12 +35,6 @@ class Dataset:
     def to(self, device: torch.device) -> "Dataset":
         self.x = self.x.to(device)
         return self
-
-    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-        """One epoch of full batches in a shuffled order drawn from `generator`."""
-        order = torch.randperm(len(self.x), generator=generator).to(self.x.device)
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            yield self.x[order[start:start + batch_size]]
 
 
 def load_dataset(cfg: DictConfig, seed: int = 0) -> Dataset:

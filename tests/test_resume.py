@@ -1,0 +1,222 @@
+"""Nothing lost: exact resume after SIGKILL, Ctrl-C / SIGTERM, atomic writes, bad files, full disks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganlab.checkpoints import CheckpointError, load_checkpoint
+from ganlab.run_folder import RunFolder, RunFolderError
+from ganlab.train import train
+from tests.conftest import QUICK_METRICS, REPO, make_cfg, run_cli
+
+# A run of ~8 s in 6 epochs with a checkpoint every epoch and an evaluation every other one.
+RUN = ["trainer.epochs=6", "trainer.batch_size=32", "trainer.log_every=5", "trainer.checkpoint_every=1",
+       "trainer.progress=false", "trainer.threads=1", "generator.width=16", "discriminator.width=16",
+       "metrics.every=2", *QUICK_METRICS]
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ganlab.cli", *args]
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return [{k: v for k, v in r.items() if k != "time_s"} for r in csv.DictReader(f)]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Bit for bit the same networks and optimisers, and the same CSV rows, each step once."""
+    ca, cb = (torch.load(p / "checkpoints" / "last.pt", weights_only=True) for p in (a, b))
+    for part in ("generator", "discriminator"):
+        assert all(torch.equal(ca[part][k], cb[part][k]) for k in ca[part]), part
+    for part in ("opt_g", "opt_d"):
+        for key, state in ca[part]["state"].items():
+            assert all(torch.equal(state[k], cb[part]["state"][key][k]) for k in state), part
+    assert rows(a / "metrics.csv") == rows(b / "metrics.csv")
+    steps = [r["step"] for r in rows(b / "metrics.csv")]
+    assert len(steps) == len(set(steps))
+    assert rows(a / "quality.csv") == rows(b / "quality.csv")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The run never interrupted."""
+    folder = tmp_path_factory.mktemp("ref") / "run"
+    out = subprocess.run(cli("train", *RUN, f"hydra.run.dir={folder}"), cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return folder
+
+
+def start_and_wait_for_a_checkpoint(folder: Path) -> subprocess.Popen:
+    process = subprocess.Popen(cli("train", *RUN, f"hydra.run.dir={folder}"), cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (folder / "checkpoints" / "last.pt").exists():
+        assert process.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.05)
+    return process
+
+
+def kill_and_resume(folder: Path, delay: float) -> bool:
+    """SIGKILL the run `delay` s after its first checkpoint, resume it; False if it ended first."""
+    process = start_and_wait_for_a_checkpoint(folder)
+    time.sleep(delay)
+    if process.poll() is not None:
+        return False
+    process.kill()
+    process.wait()
+    assert json.loads((folder / "summary.json").read_text())["status"] == "running"  # killed: no chance to say
+    out = run_cli("resume", str(folder), "trainer.progress=false")
+    assert out.returncode == 0, out.stderr
+    return True
+
+
+@pytest.mark.parametrize("kill_point", [0, 1])
+def test_a_run_killed_at_a_random_moment_resumes_to_the_same_weights_bit_for_bit(reference, tmp_path, kill_point):
+    delay = random.Random(kill_point).uniform(0.2, 3.0)
+    if not kill_and_resume(tmp_path / "run", delay):
+        pytest.skip("the run finished before the kill")
+    assert_same_run(reference, tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "completed" and len(summary["resumed"]) == 1
+
+
+@pytest.mark.slow
+def test_twenty_kill_points_all_resume_bit_for_bit(reference, tmp_path):
+    matched = tried = 0
+    for point in range(20):
+        folder = tmp_path / f"run{point}"
+        if kill_and_resume(folder, random.Random(100 + point).uniform(0.0, 6.0)):
+            tried += 1
+            assert_same_run(reference, folder)
+            matched += 1
+    print(f"\nkill points tried: {tried}, resumed bit for bit: {matched}")
+    assert tried >= 15 and matched == tried
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_checkpoint_mark_interrupted_and_resume_exactly(reference, tmp_path, sig):
+    folder = tmp_path / "run"
+    process = start_and_wait_for_a_checkpoint(folder)
+    time.sleep(0.5)
+    sent = time.time()
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=30)
+    assert time.time() - sent < 10 and process.returncode == 130
+    assert f"ganlab resume {folder}" in stderr
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert torch.load(folder / "checkpoints" / "last.pt", weights_only=True)["step"] == summary["steps_done"]
+    assert run_cli("resume", str(folder)).returncode == 0
+    assert_same_run(reference, folder)
+
+
+WRITER = """
+import sys, torch, json
+from pathlib import Path
+from ganlab.run_folder import RunFolder
+run = RunFolder(Path(sys.argv[1])).create()
+i = 0
+while True:
+    i += 1
+    run.save_checkpoint({"generator": {"w": torch.full((400_000,), float(i))}, "config": {}, "step": i})
+    run.write_summary({"status": "running", "step": i, "pad": "x" * 200_000})
+"""
+
+
+def test_a_kill_during_writes_never_leaves_a_truncated_checkpoint_or_summary(tmp_path):
+    for attempt in range(8):
+        folder = tmp_path / f"w{attempt}"
+        process = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], cwd=REPO)
+        while not (folder / "summary.json").exists():
+            time.sleep(0.01)
+        time.sleep(random.Random(attempt).uniform(0.05, 0.6))
+        process.kill()
+        process.wait()
+        state = load_checkpoint(folder / "checkpoints" / "last.pt")
+        assert torch.all(state["generator"]["w"] == state["step"])
+        assert json.loads((folder / "summary.json").read_text())["status"] == "running"
+
+
+def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"generator": Payload(), "config": {}}, path)
+    with pytest.raises(CheckpointError, match="refused for safety") as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value) and not (tmp_path / "pwned").exists()
+
+
+def test_truncated_and_foreign_checkpoints_name_the_file(reference, tmp_path):
+    good = (reference / "checkpoints" / "last.pt").read_bytes()
+    cases = {"cut.pt": good[: len(good) // 2], "png.pt": b"\x89PNG\r\n\x1a\n" + bytes(100), "empty.pt": b""}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(CheckpointError, match="truncated or not a PyTorch checkpoint") as err:
+            load_checkpoint(tmp_path / name)
+        assert name in str(err.value)
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="is not a ganlab checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_resume_refuses_other_folders_foreign_checkpoints_and_config_changes(reference, tmp_path):
+    out = run_cli("resume", str(tmp_path))
+    assert out.returncode == 2 and "is not a ganlab run folder" in out.stderr
+    changed = run_cli("resume", str(reference), "optim.lr=1e-3")
+    assert changed.returncode == 2 and "optim.lr (checkpoint 0.0002, requested 0.001)" in changed.stderr
+    other = tmp_path / "other"
+    train(make_cfg("trainer.steps=3", "loss=hinge", "trainer.progress=false", *QUICK_METRICS), other)
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(reference), str(copy)], check=True)
+    (copy / "checkpoints" / "last.pt").write_bytes((other / "checkpoints" / "last.pt").read_bytes())
+    foreign = run_cli("resume", str(copy))
+    assert foreign.returncode == 2 and "was not written by this run's config" in foreign.stderr
+    assert "loss.name (run 'bce_logits', checkpoint 'hinge')" in foreign.stderr
+
+
+def test_a_full_disk_is_reported_and_the_last_good_checkpoint_stays(tmp_path, monkeypatch):
+    import ganlab.run_folder as run_folder
+
+    real_save, calls = torch.save, []
+
+    def save_until_the_disk_is_full(obj, f, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(run_folder.torch, "save", save_until_the_disk_is_full)
+    cfg = make_cfg(*RUN, "metrics.enabled=false")
+    with pytest.raises(RunFolderError, match="No space left on device") as err:
+        train(cfg, tmp_path / "r")
+    assert "last.pt" in str(err.value) and "ganlab resume" in str(err.value)
+    monkeypatch.setattr(run_folder.torch, "save", real_save)
+    kept = load_checkpoint(tmp_path / "r" / "checkpoints" / "last.pt")
+    assert kept["epoch"] == 2 and not list((tmp_path / "r" / "checkpoints").glob(".*.tmp"))
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "No space left on device" in summary["error"]
+
+
+def test_a_completed_run_can_be_extended(reference, tmp_path):
+    subprocess.run(["cp", "-r", str(reference), str(tmp_path / "run")], check=True)
+    out = run_cli("resume", str(tmp_path / "run"), "trainer.epochs=7", "trainer.progress=false")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["epochs_done"] == 7 and summary["status"] == "completed"
+    assert (tmp_path / "run" / "samples" / "epoch_0007.png").exists()
