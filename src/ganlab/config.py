@@ -153,6 +153,10 @@ class TrainerConfig:
     n_grid: int = 64  # images in each sample grid (points for 1-D/2-D data: 1000 used)
     threads: Optional[int] = None  # torch CPU threads (null: torch's default)
     progress: bool = True  # tqdm progress bar
+    precision: str = "32"  # 32 | bf16 (autocast) | fp16 (autocast and a gradient scaler; CUDA only)
+    channels_last: bool = False  # NHWC memory layout for images
+    compile: bool = False  # torch.compile G and D (compiling takes a while first)
+    cudnn_benchmark: bool = False  # let cuDNN pick the fastest convolution algorithms (CUDA)
 
 
 @dataclass
@@ -253,6 +257,9 @@ def validate(cfg: DictConfig) -> None:
            f"data={cfg.data.name} holds {'1-D' if cfg.data.name == 'gauss1d' else '2-D'} points, not images, "
            f"so dcgan cannot model it; add {' '.join(side + '=mlp' for side in convs)}")
     _validate_loss(cfg.loss, cfg.discriminator)
+    _check(not (cfg.loss.name == "wgan_gp" and cfg.trainer.precision == "fp16"),
+           "loss=wgan_gp with trainer.precision=fp16: the gradient penalty would need its own loss scaling; "
+           "use trainer.precision=bf16 (or 32)")
     _validate_optim(cfg.optim)
     _validate_trainer(cfg.trainer)
     _validate_metrics(cfg.metrics)
@@ -324,6 +331,7 @@ def _validate_trainer(trainer: DictConfig) -> None:
     for key in ("log_every", "sample_every", "checkpoint_every", "n_grid"):
         _check(trainer[key] >= 1, f"trainer.{key}={trainer[key]} must be >= 1")
     _check(trainer.threads is None or trainer.threads >= 1, f"trainer.threads={trainer.threads} must be >= 1 (or null)")
+    _choice("trainer.precision", trainer.precision, ("32", "bf16", "fp16"))
 
 
 def _validate_metrics(metrics: DictConfig) -> None:

@@ -23,6 +23,7 @@ from ganlab.losses import build_loss
 from ganlab.models import build_discriminator, build_generator
 from ganlab.optim import build_optimizer
 from ganlab.run_folder import RunFolder, RunFolderError
+from ganlab.speed import apply_speedups
 from ganlab.quality import build_evaluator
 from ganlab.trainer import GAN, NonFiniteLossError, Trainer, steps_per_epoch
 
@@ -43,6 +44,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def check_precision(precision: str, device: torch.device) -> None:
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("trainer.precision=fp16 needs a CUDA GPU; on the CPU use trainer.precision=bf16")
+
+
 def build_gan(cfg: DictConfig, sample_shape: tuple[int, ...], device: torch.device) -> GAN:
     generator = build_generator(cfg.generator, sample_shape).to(device)
     discriminator = build_discriminator(cfg.discriminator, sample_shape).to(device)
@@ -60,6 +66,7 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None) 
     `resume`); return the run's summary."""
     validate(cfg)
     device = resolve_device(cfg.trainer.device)
+    check_precision(cfg.trainer.precision, device)
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
     seed_everything(cfg.seed)
@@ -71,6 +78,7 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None) 
     evaluator = build_evaluator(cfg, data) if cfg.metrics.enabled else None
     seed_everything(cfg.seed)  # the same networks whether or not the evaluator was just built
     gan = build_gan(cfg, data.sample_shape, device)
+    apply_speedups(cfg.trainer, gan.generator, gan.discriminator, data.is_image)
     trainer = Trainer(gan, data, run, cfg, device, evaluator, purge_step=resume and resume["step"])
     if resume is not None:
         trainer.restore(resume)

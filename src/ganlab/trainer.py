@@ -26,6 +26,7 @@ from ganlab.losses import GANLoss, WGANGPLoss
 from ganlab.plots import plot_history, save_image_grid, save_points_plot
 from ganlab.quality import Evaluator
 from ganlab.run_folder import RunFolder
+from ganlab.speed import Precision
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,6 @@ def requires_grad(net: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-def grad_norm(net: nn.Module) -> torch.Tensor:
-    return torch.nn.utils.get_total_norm([p.grad for p in net.parameters() if p.grad is not None])
-
-
 def steps_per_epoch(n_samples: int, trainer: DictConfig) -> int:
     """G steps in one pass over the data: each takes n_critic full batches."""
     return n_samples // trainer.batch_size // trainer.n_critic
@@ -112,6 +109,7 @@ class Trainer:
         self.cursor = 0  # where the next batch starts in it
         self.elapsed = 0.0  # seconds of training before this session (a resumed run)
         self.stop_signal: str | None = None  # set by SIGINT / SIGTERM: checkpoint and stop
+        self.precision = Precision(self.t.precision, device)
 
     # ------------------------------------------------------------------------------ loop
     def fit(self) -> Progress:
@@ -150,38 +148,37 @@ class Trainer:
             self.order = None
             return None
         batch = self.data.x[self.order[self.cursor:self.cursor + size]]
+        if self.t.channels_last and batch.dim() == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
         self.cursor += size
         return list(batch.split(self.t.batch_size))
 
     def train_step(self, reals: list[torch.Tensor]) -> torch.Tensor:
         """n_critic D steps (one per real batch), then one G step on the last D step's fakes."""
-        g = self.gan
+        g, amp = self.gan, self.precision
         for real in reals[:-1]:
-            with torch.no_grad():
+            with torch.no_grad(), amp.autocast():
                 fake = g.generator(self.noise(len(real)))
             self.d_step(real, fake)
-        fake = g.generator(self.noise(len(reals[-1])))
+        with amp.autocast():
+            fake = g.generator(self.noise(len(reals[-1])))
         d_stats = self.d_step(reals[-1], fake.detach())
 
         requires_grad(g.discriminator, False)
-        loss_g = g.loss.g_loss(g.discriminator(fake))
-        g.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        norm_g = grad_norm(g.generator)
-        g.opt_g.step()
+        with amp.autocast():
+            loss_g = g.loss.g_loss(g.discriminator(fake).float())
+        norm_g = amp.backward_and_step(loss_g, g.opt_g, g.generator, "g")
         requires_grad(g.discriminator, True)
         loss_d, d_real, d_fake, acc_real, acc_fake, norm_d, gp, w = d_stats
         return torch.stack([loss_d, loss_g.detach(), d_real, d_fake, acc_real, acc_fake, norm_d, norm_g, gp, w])
 
     def d_step(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, ...]:
         g = self.gan
-        real_s, fake_s = g.discriminator(real), g.discriminator(fake)
-        loss_d = g.loss.d_loss(real_s, fake_s)
-        gp = g.loss.penalty(g.discriminator, real, fake)
-        g.opt_d.zero_grad(set_to_none=True)
-        (loss_d + gp).backward()
-        norm_d = grad_norm(g.discriminator)
-        g.opt_d.step()
+        with self.precision.autocast():
+            real_s, fake_s = g.discriminator(real).float(), g.discriminator(fake).float()
+            loss_d = g.loss.d_loss(real_s, fake_s)
+            gp = g.loss.penalty(g.discriminator, real, fake)
+        norm_d = self.precision.backward_and_step(loss_d + gp, g.opt_d, g.discriminator, "d")
         with torch.no_grad():
             r, f = g.loss.to_readout(real_s), g.loss.to_readout(fake_s)
             cut = (r.mean() + f.mean()) / 2 if g.loss.threshold is None else g.loss.threshold

@@ -1,0 +1,202 @@
+"""Images per second of ganlab's trainer against a plain hand-written PyTorch loop, measured side by
+side in one run, with the same networks, loss, batch size and data; and against a loop in the
+style of pytorch/examples' dcgan (a DataLoader over a dataset with per-image transforms).
+
+    python benchmarks/throughput.py [--steps 120] [--batch-size 128] [--no-optins]
+
+ganlab runs with its default logging (a metrics.csv row every 10 steps), sampling (a grid every
+epoch) and checkpointing (at the end) on; quality evaluation is measured separately. The opt-in
+speed-ups (channels_last, bf16 autocast, torch.compile) are measured on top. Last, the FLOP rate
+of one default DCGAN step (torch.utils.flop_counter) against this machine's measured matmul peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from ganlab import CONF_DIR
+from ganlab.config import register_configs
+from ganlab.data import load_dataset
+from ganlab.train import build_gan, train
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def config(*overrides: str):
+    register_configs()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def data_overrides(args) -> list[str]:
+    """Fashion-MNIST at 28x28 when Debian's package is installed, else the bundled digits resized to 28."""
+    n = args.batch_size * args.steps_per_epoch
+    if FASHION.is_dir():
+        return ["data=fashion_mnist", f"data.root={FASHION}", f"data.limit={n}"]
+    return ["data=digits", "data.image_size=28"]
+
+
+def plain_loop(cfg, x: torch.Tensor, steps: int, batch: int) -> float:
+    """The loop a person writes by hand: no measurements, no logging, no files."""
+    torch.manual_seed(0)
+    gan = build_gan(cfg, tuple(x.shape[1:]), torch.device("cpu"))
+    G, D, loss, opt_g, opt_d = gan.generator, gan.discriminator, gan.loss, gan.opt_g, gan.opt_d
+    order, cursor = torch.randperm(len(x)), 0
+    start = time.perf_counter()
+    for _ in range(steps):
+        if cursor + batch > len(order):
+            order, cursor = torch.randperm(len(x)), 0
+        real = x[order[cursor:cursor + batch]]
+        cursor += batch
+        fake = G(torch.randn(batch, G.z_dim))
+        loss_d = loss.d_loss(D(real), D(fake.detach()))
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        for p in D.parameters():
+            p.requires_grad_(False)
+        loss_g = loss.g_loss(D(fake))
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        for p in D.parameters():
+            p.requires_grad_(True)
+    return time.perf_counter() - start
+
+
+class PerImage(Dataset):
+    """Like torchvision's MNIST: a PIL image per item, then per-image transforms."""
+
+    def __init__(self, images: np.ndarray):
+        self.images = images
+        self.transform = transforms.Compose([transforms.Resize(28), transforms.ToTensor(),
+                                             transforms.Normalize((0.5,), (0.5,))])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.transform(Image.fromarray(self.images[i], mode="L")), 0
+
+
+def examples_loop(cfg, x: torch.Tensor, steps: int, batch: int) -> float:
+    """pytorch/examples' dcgan: DataLoader with 2 workers, per-image transforms, .item() every step."""
+    torch.manual_seed(0)
+    images = ((x[:, 0] + 1) * 127.5).round().to(torch.uint8).numpy()
+    loader = DataLoader(PerImage(images), batch_size=batch, shuffle=True, num_workers=2, drop_last=True)
+    gan = build_gan(cfg, tuple(x.shape[1:]), torch.device("cpu"))
+    G, D, loss, opt_g, opt_d = gan.generator, gan.discriminator, gan.loss, gan.opt_g, gan.opt_d
+    done, start = 0, time.perf_counter()
+    while done < steps:
+        for real, _ in loader:
+            fake = G(torch.randn(batch, G.z_dim))
+            out_real, out_fake = D(real), D(fake.detach())
+            err_d = loss.d_loss(out_real, out_fake)
+            opt_d.zero_grad()
+            err_d.backward()
+            opt_d.step()
+            err_g = loss.g_loss(D(fake))
+            opt_g.zero_grad()
+            err_g.backward()
+            opt_g.step()
+            _ = (err_d.item(), err_g.item(), out_real.sigmoid().mean().item(), out_fake.sigmoid().mean().item())
+            done += 1
+            if done >= steps:
+                break
+    return time.perf_counter() - start
+
+
+def ganlab_loop(base: list[str], steps: int, extra: list[str]) -> float:
+    """ganlab's trainer through train(): the seconds its training loop took (summary duration_s)."""
+    with tempfile.TemporaryDirectory() as folder:
+        summary = train(config(*base, f"trainer.steps={steps}", "trainer.progress=false", *extra), Path(folder) / "r")
+        assert summary["status"] == "completed", summary
+        return summary["duration_s"]
+
+
+def matmul_peak(n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(reps))
+    return 2 * n**3 / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def step_flops(cfg, x: torch.Tensor, batch: int) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    gan = build_gan(cfg, tuple(x.shape[1:]), torch.device("cpu"))
+    G, D, loss = gan.generator, gan.discriminator, gan.loss
+    with FlopCounterMode(display=False) as counter:
+        fake = G(torch.randn(batch, G.z_dim))
+        loss.d_loss(D(x[:batch]), D(fake.detach())).backward()
+        loss.g_loss(D(fake)).backward()
+    return counter.get_total_flops()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=120, help="G steps per variant (default 120)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps-per-epoch", type=int, default=60, help="sets the data size (default 60)")
+    parser.add_argument("--no-optins", action="store_true", help="skip channels_last, bf16 and compile")
+    args = parser.parse_args()
+
+    base = [*data_overrides(args), f"trainer.batch_size={args.batch_size}"]
+    cfg = config(*base)
+    x = load_dataset(cfg.data).x
+    images = args.steps * args.batch_size
+    print(f"DCGAN {cfg.data.name} {'x'.join(map(str, x.shape[1:]))}, batch {args.batch_size}, {args.steps} G steps "
+          f"per variant, {len(x)} images ({len(x) // args.batch_size} steps an epoch), "
+          f"{torch.get_num_threads()} threads", flush=True)
+
+    results: dict[str, float] = {}
+
+    def record(name: str, seconds: float) -> None:
+        results[name] = min(seconds, results.get(name, float("inf")))
+        print(f"  {name:<44} {seconds:7.1f} s  {images / seconds:7.1f} images/s", flush=True)
+
+    no_eval = ["metrics.enabled=false"]
+    for _ in range(2):  # interleaved twice; the faster of each is kept
+        record("plain PyTorch loop", plain_loop(cfg, x, args.steps, args.batch_size))
+        record("ganlab (logging, sampling, checkpointing)", ganlab_loop(base, args.steps, no_eval))
+    record("ganlab + quality evaluation every epoch", ganlab_loop(base, args.steps, ["metrics.every=1"]))
+    record("pytorch/examples dcgan style (DataLoader)", examples_loop(cfg, x, args.steps, args.batch_size))
+    if not args.no_optins:
+        record("ganlab trainer.channels_last=true", ganlab_loop(base, args.steps, [*no_eval, "trainer.channels_last=true"]))
+        record("ganlab trainer.precision=bf16", ganlab_loop(base, args.steps, [*no_eval, "trainer.precision=bf16"]))
+        record("ganlab trainer.compile=true (incl. compiling)",
+               ganlab_loop(base, args.steps, [*no_eval, "trainer.compile=true"]))
+
+    plain = results["plain PyTorch loop"]
+    print("\nthroughput relative to the plain loop (higher is better):")
+    for name, seconds in results.items():
+        print(f"  {name:<44} {plain / seconds:6.3f}")
+
+    flops = step_flops(cfg, x, args.batch_size)
+    peak = matmul_peak()
+    per_step = results["ganlab (logging, sampling, checkpointing)"] / args.steps
+    print(f"\nFLOPs of one DCGAN step (G and D, forward and backward): {flops / 1e9:.2f} GFLOP")
+    print(f"achieved by ganlab: {flops / per_step / 1e9:.1f} GFLOP/s; this machine's float32 matmul peak "
+          f"(2048x2048 torch.mm): {peak / 1e9:.1f} GFLOP/s; ratio {flops / per_step / peak:.2f}")
+    print(json.dumps({k: round(v, 2) for k, v in results.items()}))
+
+
+if __name__ == "__main__":
+    main()
