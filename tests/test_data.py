@@ -8,7 +8,6 @@ import struct
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 
 from ganlab.data import DatasetNotFoundError, load_dataset
@@ -129,13 +128,3 @@ def test_mixture_modes_match_the_published_settings():
         assert ds.x.shape == (5000, dim) and len(ds.modes) == modes
         nearest = torch.cdist(ds.x, ds.modes).min(dim=1).values
         assert (nearest < 3 * ds.std * 1.5).float().mean() > 0.99  # samples sit on their modes
-
-
-def test_batches_are_a_seeded_shuffle_of_full_batches():
-    ds = load_dataset(OmegaConf.create({"name": "ring8", "n_samples": 100, "n_modes": 8, "radius": 1.0, "std": 0.02}))
-    first = list(ds.batches(32, torch.Generator().manual_seed(1)))
-    again = list(ds.batches(32, torch.Generator().manual_seed(1)))
-    assert [b.shape[0] for b in first] == [32, 32, 32]
-    assert all(torch.equal(a, b) for a, b in zip(first, again))
-    seen = torch.cat(first)
-    assert len(torch.unique(seen, dim=0)) == 96  # no sample twice in an epoch

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import random
@@ -17,7 +16,7 @@ import pytest
 import torch
 
 from ganlab.checkpoints import CheckpointError, load_checkpoint
-from ganlab.run_folder import RunFolder, RunFolderError
+from ganlab.run_folder import RunFolderError
 from ganlab.train import train
 from tests.conftest import QUICK_METRICS, REPO, make_cfg, run_cli
 

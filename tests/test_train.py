@@ -162,3 +162,46 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_what_was_logged(tmp_path, mo
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["steps_done"] == 4
     assert [r["step"] for r in read_csv(tmp_path / "r" / "metrics.csv")] == ["2", "4"]
+
+
+@pytest.mark.parametrize("speedup", ["trainer.precision=bf16", "trainer.channels_last=true"])
+def test_opt_in_speedups_train_with_finite_numbers(tmp_path, speedup):
+    summary = train(make_cfg(*TINY, speedup), tmp_path / "r")
+    assert summary["status"] == "completed"
+    assert all(math.isfinite(v) for k, v in summary["final"].items() if isinstance(v, float))
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_and_checkpoints_plain_weights(tmp_path):
+    train(make_cfg(*TINY, "trainer.compile=true"), tmp_path / "r")
+    state = torch.load(tmp_path / "r" / "checkpoints" / "last.pt", weights_only=True)
+    assert not any(k.startswith("_orig_mod") for k in state["generator"])
+
+
+def test_fp16_needs_cuda_and_no_gradient_penalty(tmp_path):
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="trainer.precision=fp16 needs a CUDA GPU"):
+            train(make_cfg(*TINY, "trainer.precision=fp16"), tmp_path / "r")
+        assert not (tmp_path / "r").exists()
+    with pytest.raises(ConfigError, match="loss=wgan_gp with trainer.precision=fp16"):
+        train(make_cfg(*TINY, "loss=wgan_gp", "discriminator.norm=layer", "trainer.precision=fp16"), tmp_path / "w")
+
+
+def test_each_epoch_visits_every_sample_once_in_a_seeded_order(tmp_path):
+    from ganlab.data import load_dataset
+    from ganlab.run_folder import RunFolder
+    from ganlab.train import build_gan
+    from ganlab.trainer import Trainer
+
+    cfg = make_cfg(*TINY_POINTS, "data.n_samples=100", "trainer.batch_size=32")
+    data = load_dataset(cfg.data)
+    trainer = Trainer(build_gan(cfg, data.sample_shape, torch.device("cpu")), data,
+                      RunFolder(tmp_path / "r").create(), cfg, torch.device("cpu"))
+    batches = []
+    while (group := trainer.next_batches()) is not None:
+        batches += group
+    assert [len(b) for b in batches] == [32, 32, 32]  # full batches only
+    assert len(torch.unique(torch.cat(batches), dim=0)) == 96
+    again = Trainer(build_gan(cfg, data.sample_shape, torch.device("cpu")), data,
+                    RunFolder(tmp_path / "s").create(), cfg, torch.device("cpu"))
+    assert torch.equal(again.next_batches()[0], batches[0])

@@ -253,8 +253,8 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"resume": resume_command, "report": report_command, "runs": runs_command, "compare": compare_command, "sample": sample_command, "eval": eval_command,
-            "sweep": sweep_command}
+COMMANDS = {"runs": runs_command, "compare": compare_command, "report": report_command, "sample": sample_command,
+            "eval": eval_command, "resume": resume_command, "sweep": sweep_command}
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ganlab.config import ConfigError, validate
 from ganlab.data import load_dataset
@@ -169,7 +169,3 @@ def _progress_summary(trainer: Trainer, run: RunFolder, seconds: float) -> dict[
 
 def _relative(run: RunFolder, path: Path) -> str | None:
     return str(path.relative_to(run.path)) if path.exists() else None
-
-
-def config_yaml(cfg: DictConfig) -> str:
-    return OmegaConf.to_yaml(cfg, resolve=True)
