@@ -76,7 +76,10 @@ def kill_and_resume(folder: Path, delay: float) -> bool:
         return False
     process.kill()
     process.wait()
-    assert json.loads((folder / "summary.json").read_text())["status"] == "running"  # killed: no chance to say
+    status = json.loads((folder / "summary.json").read_text())["status"]
+    if status == "completed":  # it finished between the check and the kill
+        return False
+    assert status == "running"  # killed: no chance to say otherwise
     out = run_cli("resume", str(folder), "trainer.progress=false")
     assert out.returncode == 0, out.stderr
     return True
@@ -219,3 +222,12 @@ def test_a_completed_run_can_be_extended(reference, tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["epochs_done"] == 7 and summary["status"] == "completed"
     assert (tmp_path / "run" / "samples" / "epoch_0007.png").exists()
+
+
+def test_a_run_killed_after_its_last_checkpoint_resumes_without_repeating_its_end(reference, tmp_path):
+    subprocess.run(["cp", "-r", str(reference), str(tmp_path / "run")], check=True)
+    summary = tmp_path / "run" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": "running"}))  # as if killed
+    assert run_cli("resume", str(tmp_path / "run")).returncode == 0
+    assert_same_run(reference, tmp_path / "run")
+    assert json.loads(summary.read_text())["status"] == "completed"

@@ -1,12 +1,15 @@
-"""Reading a run back: its checkpoints (safely, with weights_only) and the generator they hold."""
+"""Reading a run back: its checkpoints (safely, with weights_only), the generator they hold, and the
+RNG states they carry so that a resumed run continues exactly."""
 
 from __future__ import annotations
 
 import pickle
+import random
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -71,3 +74,22 @@ def load_generator(run_dir: Path, which: str = "best") -> tuple[torch.nn.Module,
     except RuntimeError as e:
         raise CheckpointError(f"{path}: its generator weights do not fit its config ({str(e).splitlines()[0]})") from None
     return generator.eval(), cfg, state
+
+
+def rng_state() -> dict:
+    """The global RNGs (torch, CUDA, numpy, python) as plain data a weights_only checkpoint holds."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+            "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn as nn
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from ganlab.checkpoints import rng_state, set_rng_state
 from ganlab.data import Dataset
 from ganlab.diagnose import Diagnostician
 from ganlab.loggers import build_logger
@@ -58,25 +57,6 @@ class Progress:
     eval_seconds: float = 0.0  # wall time spent on quality evaluations
 
 
-def rng_state() -> dict:
-    """The global RNGs (torch, CUDA, numpy, python) as plain data a weights_only checkpoint holds."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-            "python": random.getstate()}
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
 def requires_grad(net: nn.Module, flag: bool) -> None:
     for p in net.parameters():
         p.requires_grad_(flag)
@@ -109,12 +89,15 @@ class Trainer:
         self.cursor = 0  # where the next batch starts in it
         self.elapsed = 0.0  # seconds of training before this session (a resumed run)
         self.stop_signal: str | None = None  # set by SIGINT / SIGTERM: checkpoint and stop
+        self.finished = False  # the last step's end-of-run work is done (a checkpoint of a run's end)
         self.precision = Precision(self.t.precision, device)
 
     # ------------------------------------------------------------------------------ loop
     def fit(self) -> Progress:
         p, t = self.progress, self.t
         self.start = time.perf_counter() - self.elapsed
+        if self.finished and p.step >= self.total_steps:  # killed after its last checkpoint: nothing left
+            return p
         bar = tqdm(total=self.total_steps, initial=p.step, unit="step", dynamic_ncols=True, disable=not t.progress)
         with bar:
             while p.step < self.total_steps:
@@ -225,8 +208,8 @@ class Trainer:
         if evaluate:
             self.evaluate()
         if final or p.epoch % t.checkpoint_every == 0:
-            self.save_checkpoint("last.pt")
             plot_history(self.run.read_columns(self.run.metrics_csv), self.run.history_png, title=self.cfg.name)
+            self.save_checkpoint("last.pt", finished=final)
 
     @torch.no_grad()
     def generate(self, noise: torch.Tensor, batch: int = 500) -> torch.Tensor:
@@ -268,7 +251,7 @@ class Trainer:
         for diagnosis in self.doctor.on_quality(row):
             log.warning("diagnosis: %s", diagnosis.line())
 
-    def save_checkpoint(self, name: str) -> None:
+    def save_checkpoint(self, name: str, finished: bool = False) -> None:
         from omegaconf import OmegaConf
 
         g, p = self.gan, self.progress
@@ -285,7 +268,7 @@ class Trainer:
             "rng": rng_state(), "order_rng": self.order_rng.get_state(),
             "order": None if self.order is None else self.order.cpu(), "cursor": self.cursor,
             "sums": self._sums.cpu(), "count": self._count, "elapsed": time.perf_counter() - self.start,
-            "doctor": self.doctor.state(),
+            "doctor": self.doctor.state(), "finished": finished,
         }, name)
 
     def restore(self, state: dict) -> None:
@@ -304,4 +287,5 @@ class Trainer:
         self.cursor, self._count, self.elapsed = state["cursor"], state["count"], state["elapsed"]
         self._sums = state["sums"].to(self.device)
         self.doctor.load_state(state["doctor"])
+        self.finished = state["finished"]
         set_rng_state(state["rng"])
