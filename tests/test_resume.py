@@ -100,7 +100,7 @@ def test_twenty_kill_points_all_resume_bit_for_bit(reference, tmp_path):
     matched = tried = 0
     for point in range(20):
         folder = tmp_path / f"run{point}"
-        if kill_and_resume(folder, random.Random(100 + point).uniform(0.0, 6.0)):
+        if kill_and_resume(folder, random.Random(100 + point).uniform(0.0, 3.0)):
             tried += 1
             assert_same_run(reference, folder)
             matched += 1
