@@ -17,7 +17,7 @@ def test_train_help_lists_groups_options_and_examples():
     out = run_cli("train", "--help")
     assert out.returncode == 0
     for text in ("ganlab train", "data: cifar10, digits, fashion_mnist, folder, gauss1d, grid25, mnist, ring8",
-                 "loss: bce, bce_logits, hinge, label_smoothing, lsgan, wgan_gp", "optim: adam, rmsprop",
+                 "loss: bce, bce_logits, hinge, label_smoothing, lsgan, minimax, wgan_gp", "optim: adam, rmsprop",
                  "Examples:", "lr: 0.0002"):
         assert text in out.stdout
     assert "schema" not in out.stdout.split("== Config (")[0]
@@ -48,11 +48,12 @@ def test_hydra_run_dir_moves_the_run(tmp_path):
 
 
 def test_missing_dataset_is_one_line_naming_files_and_folder(tmp_path):
-    out = run_cli("train", "data=fashion_mnist", f"data.root={tmp_path / 'fm'}", cwd=tmp_path)
+    # mnist: Fashion-MNIST would be found in /usr/share/datasets where Debian's package is installed
+    out = run_cli("train", "data=mnist", f"data.root={tmp_path / 'mn'}", cwd=tmp_path)
     assert out.returncode == 2
     last = out.stderr.strip().splitlines()[-1]
-    assert last.startswith("ganlab: error: data=fashion_mnist: cannot find train-images-idx3-ubyte[.gz]")
-    assert str(tmp_path / "fm") in last
+    assert last.startswith("ganlab: error: data=mnist: cannot find train-images-idx3-ubyte[.gz]")
+    assert str(tmp_path / "mn") in last
     assert not (tmp_path / "outputs" / "runs").exists() or not any((tmp_path / "outputs" / "runs").iterdir())
 
 
