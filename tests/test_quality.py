@@ -186,6 +186,13 @@ def test_d_overpowering_vanishing_gradients_and_oscillation_are_each_recognised(
     assert set(swinging) == {"oscillation"}
 
 
+def test_a_wasserstein_critic_that_separates_well_is_not_overpowering():
+    doctor = Diagnostician(critic=True)
+    for row in rows(15, acc_real=0.99, acc_fake=0.98, grad_norm_g=2.0):
+        doctor.on_metrics(row)
+    assert doctor.found == {}
+
+
 def test_falling_class_coverage_is_mode_collapse():
     evals = [{"epoch": e, "step": e, "classes_covered": c, "diversity_ratio": 0.9} for e, c in enumerate([10, 10, 6, 5], 1)]
     found = diagnose([], evals)

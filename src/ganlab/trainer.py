@@ -80,11 +80,11 @@ class Trainer:
         self.eval_noise = torch.randn(cfg.metrics.n_samples, gan.generator.z_dim, generator=z_rng).to(device)
         self.steps_per_epoch = steps_per_epoch(len(data), self.t)
         self.total_steps = self.t.steps or self.t.epochs * self.steps_per_epoch
-        self.doctor = Diagnostician(warmup_steps=self.total_steps // 10)
+        self._wgan = isinstance(gan.loss, WGANGPLoss)
+        self.doctor = Diagnostician(warmup_steps=self.total_steps // 10, critic=self._wgan)
         self.logger = build_logger(cfg.logger, run.path, purge_step)
         self._sums = torch.zeros(len(STATS), device=device)
         self._count = 0
-        self._wgan = isinstance(gan.loss, WGANGPLoss)
         self.order: torch.Tensor | None = None  # this epoch's shuffled sample order
         self.cursor = 0  # where the next batch starts in it
         self.elapsed = 0.0  # seconds of training before this session (a resumed run)
