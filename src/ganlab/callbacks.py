@@ -9,7 +9,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from ganlab.run_folder import RUN_MARKERS
+from ganlab.run_folder import RunFolder, RunFolderError
 from ganlab.sweep import failed_jobs, format_table, write_sweep_table
 
 
@@ -18,12 +18,11 @@ class RefuseExistingRun(Callback):
     its .hydra/ before the job starts, so the check runs here, first)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        run_dir = Path(config.hydra.run.dir)
-        existing = [m for m in RUN_MARKERS if (run_dir / m).exists()]
-        if existing:
-            print(f"ganlab: error: {run_dir} already holds a run ({', '.join(existing)}); "
-                  f"choose a new folder with hydra.run.dir=PATH", file=sys.stderr)
-            raise SystemExit(2)
+        try:
+            RunFolder(Path(config.hydra.run.dir)).refuse_existing_run()
+        except RunFolderError as e:
+            print(f"ganlab: error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
 
 
 class SweepSummary(Callback):

@@ -119,7 +119,7 @@ def verdict(key: str, stats: list[ValueStats]) -> str:
 
 
 # -------------------------------------------------------------------------------- figures
-CURVES = [("loss_d", "metrics"), ("loss_g", "metrics"), ("acc_real", "metrics"), ("acc_fake", "metrics")]
+CURVES = ("loss_d", "loss_g", "acc_real", "acc_fake")  # metrics.csv columns drawn beside the quality score
 
 
 def _colours(c: Comparison) -> dict[Path, tuple]:
@@ -138,12 +138,12 @@ def plot_curves(c: Comparison, path: Path) -> Path:
         group = c.labels[run.path].split(" seed=")[0]
         label = None if group in seen else group
         seen.add(group)
-        for ax, (key, _) in zip(axes, CURVES):
+        for ax, key in zip(axes, CURVES):
             if key in metrics:
                 ax.plot(metrics["step"], metrics[key], color=colours[run.path], lw=1, alpha=0.8, label=label)
         if c.metric in quality:
             axes[4].plot(quality["epoch"], quality[c.metric], color=colours[run.path], lw=1.2, marker=".", label=label)
-    for ax, title in zip(axes, ["loss_d", "loss_g", "acc_real", "acc_fake", f"{c.metric} (lower is better)"]):
+    for ax, title in zip(axes, [*CURVES, f"{c.metric} (lower is better)"]):
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
         ax.set_xlabel("epoch" if ax is axes[4] else "G step")

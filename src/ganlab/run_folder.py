@@ -52,12 +52,15 @@ class RunFolder:
         self.history_png = self.path / "history.png"
         self._columns: dict[Path, list[str]] = {}
 
-    def create(self) -> "RunFolder":
-        """Make the folder for a new run; refuse one that already holds a run."""
+    def refuse_existing_run(self) -> None:
         existing = [m for m in RUN_MARKERS if (self.path / m).exists()]
         if existing:
             raise RunFolderError(f"{self.path} already holds a run ({', '.join(existing)}); "
                                  f"choose a new folder with hydra.run.dir=PATH")
+
+    def create(self) -> "RunFolder":
+        """Make the folder for a new run; refuse one that already holds a run."""
+        self.refuse_existing_run()
         try:
             for folder in (self.path, self.samples, self.checkpoints):
                 folder.mkdir(parents=True, exist_ok=True)
