@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 import tempfile
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,22 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 240) -> subproce
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run([sys.executable, "-m", "ganlab.cli", *args], cwd=cwd or REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def ganlab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`ganlab ARGS` run in this process: what run_cli checks, without a second of interpreter and
+    torch start-up per call (for commands that fail fast or train for a moment)."""
+    from ganlab.cli import main
+
+    out, err, argv, here = io.StringIO(), io.StringIO(), sys.argv[:], os.getcwd()
+    try:
+        os.chdir(cwd or REPO)
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    finally:
+        sys.argv[:] = argv
+        os.chdir(here)
+    return subprocess.CompletedProcess(["ganlab", *args], code or 0, out.getvalue(), err.getvalue())

@@ -16,7 +16,7 @@ from ganlab.catalog import find_runs
 from ganlab.compare import compare
 from ganlab.report import write_report
 from ganlab.train import train
-from tests.conftest import TINY, make_cfg, run_cli
+from tests.conftest import TINY, make_cfg, ganlab, run_cli
 
 SWEEP_ARGS = ["-m", "optim.lr=1e-4,1e-3", "discriminator.dropout=0.0,0.3", "seed=1,2", *TINY[:1],
               "trainer.steps=30", *TINY[1:]]
@@ -28,7 +28,7 @@ def outputs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("project")
     assert run_cli("train", *SWEEP_ARGS, cwd=root, timeout=600).returncode == 0
     for extra in (["loss=hinge"], ["loss=lsgan", "trainer.batch_size=5000"]):  # the second fails
-        run_cli("train", *TINY, "trainer.steps=10", *extra, cwd=root)
+        ganlab("train", *TINY, "trainer.steps=10", *extra, cwd=root)
     return root / "outputs"
 
 
@@ -37,22 +37,22 @@ def sweep_of(outputs: Path) -> Path:
 
 
 def test_runs_lists_every_run_newest_first_and_filters(outputs):
-    out = run_cli("runs", str(outputs))
+    out = ganlab("runs", str(outputs))
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].split()[:4] == ["started", "name", "sweep", "overrides"]
     assert "9 runs under" in lines[-1] and "digits_hinge" in lines[1]  # the newest single run first
-    rows = json.loads(run_cli("runs", str(outputs), "--json").stdout)
+    rows = json.loads(ganlab("runs", str(outputs), "--json").stdout)
     assert len(rows) == 9 and [r["started"] for r in rows] == sorted((r["started"] for r in rows), reverse=True)
     assert sum(r["sweep"] is not None for r in rows) == 8 and all(r["best_score"] for r in rows)
-    only = json.loads(run_cli("runs", str(outputs), "--json", "--grep", "dropout=0.3").stdout)
+    only = json.loads(ganlab("runs", str(outputs), "--json", "--grep", "dropout=0.3").stdout)
     assert len(only) == 4 and all("discriminator.dropout=0.3" in r["overrides"] for r in only)
-    assert json.loads(run_cli("runs", str(outputs), "--json", "--status", "failed").stdout) == []
+    assert json.loads(ganlab("runs", str(outputs), "--json", "--status", "failed").stdout) == []
 
 
 def test_compare_ranks_each_swept_key_with_mean_and_spread_over_seeds(outputs):
     sweep = sweep_of(outputs)
-    out = run_cli("compare", str(sweep))
+    out = ganlab("compare", str(sweep))
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "8 runs compared by their best fd_classifier" in text
@@ -83,10 +83,10 @@ def test_compare_marks_differences_beyond_the_spread():
 def test_compare_several_run_folders_and_bad_input(outputs, tmp_path):
     runs = [r.path for r in find_runs(outputs) if r.sweep is None and r.status == "completed"]
     jobs = [r.path for r in find_runs(sweep_of(outputs))][:2]
-    out = run_cli("compare", *map(str, runs + jobs), "--out", str(tmp_path / "cmp"))
+    out = ganlab("compare", *map(str, runs + jobs), "--out", str(tmp_path / "cmp"))
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "cmp" / "curves.png").is_file() and "runs compared" in out.stdout
-    bad = run_cli("compare", str(tmp_path / "nothing"))
+    bad = ganlab("compare", str(tmp_path / "nothing"))
     assert bad.returncode == 2 and "is not a folder" in bad.stderr
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, ganlab
 
 
 def test_ganlab_help_lists_the_commands():
-    out = run_cli("--help")
+    out = ganlab("--help")
     assert out.returncode == 0 and "train" in out.stdout and "ganlab train --help" in out.stdout
 
 
 def test_train_help_lists_groups_options_and_examples():
-    out = run_cli("train", "--help")
+    out = ganlab("train", "--help")
     assert out.returncode == 0
     for text in ("ganlab train", "data: cifar10, digits, fashion_mnist, folder, gauss1d, grid25, mnist, ring8",
                  "loss: bce, bce_logits, hinge, label_smoothing, lsgan, minimax, wgan_gp", "optim: adam, rmsprop",
@@ -24,12 +24,12 @@ def test_train_help_lists_groups_options_and_examples():
 
 
 def test_unknown_command_is_a_clear_error():
-    out = run_cli("trian")
+    out = ganlab("trian")
     assert out.returncode == 2 and "unknown command 'trian'" in out.stderr
 
 
 def test_train_writes_the_run_folder_under_outputs_and_prints_it_last(tmp_path):
-    out = run_cli("train", *TINY, "trainer.steps=4", cwd=tmp_path)
+    out = ganlab("train", *TINY, "trainer.steps=4", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     run = Path(out.stdout.strip().splitlines()[-1])
     assert run.parent == tmp_path / "outputs" / "runs" and run.name.endswith("_digits_bce_logits")
@@ -41,7 +41,7 @@ def test_train_writes_the_run_folder_under_outputs_and_prints_it_last(tmp_path):
 
 
 def test_hydra_run_dir_moves_the_run(tmp_path):
-    out = run_cli("train", *TINY, "trainer.steps=2", f"hydra.run.dir={tmp_path / 'mine'}", cwd=tmp_path)
+    out = ganlab("train", *TINY, "trainer.steps=2", f"hydra.run.dir={tmp_path / 'mine'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == str(tmp_path / "mine")
     assert (tmp_path / "mine" / "checkpoints" / "last.pt").exists()
@@ -49,7 +49,7 @@ def test_hydra_run_dir_moves_the_run(tmp_path):
 
 def test_missing_dataset_is_one_line_naming_files_and_folder(tmp_path):
     # mnist: Fashion-MNIST would be found in /usr/share/datasets where Debian's package is installed
-    out = run_cli("train", "data=mnist", f"data.root={tmp_path / 'mn'}", cwd=tmp_path)
+    out = ganlab("train", "data=mnist", f"data.root={tmp_path / 'mn'}", cwd=tmp_path)
     assert out.returncode == 2
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("ganlab: error: data=mnist: cannot find train-images-idx3-ubyte[.gz]")
@@ -59,8 +59,8 @@ def test_missing_dataset_is_one_line_naming_files_and_folder(tmp_path):
 
 def test_a_run_folder_that_holds_a_run_is_left_untouched(tmp_path):
     target = tmp_path / "mine"
-    assert run_cli("train", *TINY, "trainer.steps=2", f"hydra.run.dir={target}", cwd=tmp_path).returncode == 0
+    assert ganlab("train", *TINY, "trainer.steps=2", f"hydra.run.dir={target}", cwd=tmp_path).returncode == 0
     before = {p: p.read_bytes() for p in target.rglob("*") if p.is_file()}
-    out = run_cli("train", *TINY, "trainer.steps=3", f"hydra.run.dir={target}", cwd=tmp_path)
+    out = ganlab("train", *TINY, "trainer.steps=3", f"hydra.run.dir={target}", cwd=tmp_path)
     assert out.returncode == 2 and "already holds a run" in out.stderr and "hydra.run.dir=PATH" in out.stderr
     assert {p: p.read_bytes() for p in target.rglob("*") if p.is_file()} == before

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from ganlab import CONF_DIR
 from ganlab.config import ConfigError, validate
-from tests.conftest import make_cfg, run_cli
+from tests.conftest import make_cfg, ganlab
 
 GROUPS = ["data", "generator", "discriminator", "loss", "optim", "trainer"]
 
@@ -88,7 +88,7 @@ def test_out_of_range_values_and_bad_combinations_name_the_key(overrides, messag
 
 
 def test_cli_prints_the_composed_config_without_training(tmp_path):
-    out = run_cli("train", "--cfg", "job", "loss=wgan_gp", "optim.lr=1e-4", cwd=tmp_path)
+    out = ganlab("train", "--cfg", "job", "loss=wgan_gp", "optim.lr=1e-4", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     cfg = OmegaConf.create(out.stdout)
     assert cfg.loss.name == "wgan_gp" and cfg.optim.lr == 1e-4 and cfg.loss.gp_weight == 10.0
@@ -102,7 +102,7 @@ def test_cli_prints_the_composed_config_without_training(tmp_path):
     (["loss=foo"], ["Could not find 'loss/foo'", "Available options in 'loss'", "wgan_gp"]),
 ])
 def test_cli_rejects_unknown_keys_types_and_choices_before_training(tmp_path, args, expected):
-    out = run_cli("train", *args, cwd=tmp_path)
+    out = ganlab("train", *args, cwd=tmp_path)
     assert out.returncode != 0
     for text in expected:
         assert text in out.stderr
@@ -111,7 +111,7 @@ def test_cli_rejects_unknown_keys_types_and_choices_before_training(tmp_path, ar
 
 
 def test_cli_value_error_is_one_line_and_leaves_no_run_folder(tmp_path):
-    out = run_cli("train", "optim.lr=-1", cwd=tmp_path)
+    out = ganlab("train", "optim.lr=-1", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1] == "ganlab: error: optim.lr=-1.0 must be > 0"
     assert "Traceback" not in out.stderr

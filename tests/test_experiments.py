@@ -122,10 +122,10 @@ def test_the_sweep_table_is_rebuilt_from_job_folders_after_an_interruption(tmp_p
     (jobs[2] / "summary.json").unlink()
     (sweep / "sweep.csv").unlink()
     rows = write_sweep_table(sweep)
-    assert [r["status"] for r in rows] == ["completed", "running", "not started"]
+    assert [r["status"] for r in rows] == ["completed", "stopped", "not started"]  # its process is gone
     again = run_cli("sweep", str(sweep))
     assert again.returncode == 0 and "3 jobs, 2 not completed" in again.stdout
-    assert [r["status"] for r in read_csv(sweep / "sweep.csv")] == ["completed", "running", "not started"]
+    assert [r["status"] for r in read_csv(sweep / "sweep.csv")] == ["completed", "stopped", "not started"]
 
 
 def test_sweeps_run_through_submitit_local(tmp_path):

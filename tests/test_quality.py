@@ -15,7 +15,7 @@ from ganlab.data.mixtures import ring_modes, sample_mixture
 from ganlab.diagnose import Diagnostician
 from ganlab.quality import build_evaluator, scores
 from ganlab.train import train
-from tests.conftest import QUICK_METRICS, TINY, TINY_POINTS, make_cfg, run_cli
+from tests.conftest import QUICK_METRICS, TINY, TINY_POINTS, make_cfg, ganlab, run_cli
 
 
 def gaussian(n, d=8, shift=0.0, seed=0):
@@ -208,10 +208,10 @@ def trained_run(tmp_path_factory):
 
 
 def test_sample_writes_a_png_grid_and_an_npz_in_data_space(trained_run, tmp_path):
-    out = run_cli("sample", str(trained_run), "--n", "25", "--out", str(tmp_path / "grid.png"))
+    out = ganlab("sample", str(trained_run), "--n", "25", "--out", str(tmp_path / "grid.png"))
     assert out.returncode == 0, out.stderr
     assert Image.open(tmp_path / "grid.png").width == 5 * 32 + 6 * 4  # 5 x 5 enlarged 8x8 images
-    out = run_cli("sample", str(trained_run), "--n", "7", "--out", str(tmp_path / "s.npz"), "--checkpoint", "last")
+    out = ganlab("sample", str(trained_run), "--n", "7", "--out", str(tmp_path / "s.npz"), "--checkpoint", "last")
     assert out.returncode == 0, out.stderr
     images = np.load(tmp_path / "s.npz")["images"]
     assert images.shape == (7, 8, 8, 1) and images.dtype == np.uint8
@@ -220,18 +220,18 @@ def test_sample_writes_a_png_grid_and_an_npz_in_data_space(trained_run, tmp_path
 def test_sample_of_points_and_errors_name_the_problem(tmp_path):
     run = tmp_path / "ring"
     train(make_cfg(*TINY_POINTS), run)
-    assert run_cli("sample", str(run), "--n", "50", "--out", str(tmp_path / "p.npz")).returncode == 0
+    assert ganlab("sample", str(run), "--n", "50", "--out", str(tmp_path / "p.npz")).returncode == 0
     assert np.load(tmp_path / "p.npz")["points"].shape == (50, 2)
     bad = [(["sample", str(tmp_path), "--out", "x.png"], "is not a ganlab run folder"),
            (["sample", str(run), "--out", str(tmp_path / "x.jpg")], "must end in .png"),
            (["sample", str(run), "--out", str(tmp_path / "no" / "x.png")], "does not exist")]
     for args, message in bad:
-        out = run_cli(*args)
+        out = ganlab(*args)
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
 
 
 def test_eval_recomputes_the_scores_of_a_checkpoint(trained_run):
-    out = run_cli("eval", str(trained_run))
+    out = ganlab("eval", str(trained_run))
     assert out.returncode == 0, out.stderr
     assert "fd_classifier" in out.stdout and "real vs real" in out.stdout
     result = json.loads((trained_run / "eval_best.json").read_text())

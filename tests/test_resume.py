@@ -18,7 +18,7 @@ import torch
 from ganlab.checkpoints import CheckpointError, load_checkpoint
 from ganlab.run_folder import RunFolderError
 from ganlab.train import train
-from tests.conftest import QUICK_METRICS, REPO, make_cfg, run_cli
+from tests.conftest import QUICK_METRICS, REPO, make_cfg, ganlab
 
 # A run of a few seconds in 5 epochs with a checkpoint every epoch and an evaluation every other one.
 RUN = ["trainer.epochs=5", "trainer.batch_size=32", "trainer.log_every=5", "trainer.checkpoint_every=1",
@@ -68,9 +68,19 @@ def start_and_wait_for_a_checkpoint(folder: Path) -> subprocess.Popen:
     return process
 
 
+def start_and_wait_for_training(folder: Path, *extra: str) -> subprocess.Popen:
+    process = subprocess.Popen(cli("train", *RUN, *extra, f"hydra.run.dir={folder}"), cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (folder / "metrics.csv").exists():
+        assert process.poll() is None, "the run ended before its first metrics row"
+        time.sleep(0.01)
+    return process
+
+
 def kill_and_resume(folder: Path, delay: float) -> bool:
-    """SIGKILL the run `delay` s after its first checkpoint, resume it; False if it ended first."""
-    process = start_and_wait_for_a_checkpoint(folder)
+    """SIGKILL the run `delay` s after its first metrics row (before, during or after a checkpoint),
+    resume it; False if it ended first."""
+    process = start_and_wait_for_training(folder)
     time.sleep(delay)
     if process.poll() is not None:
         return False
@@ -80,14 +90,26 @@ def kill_and_resume(folder: Path, delay: float) -> bool:
     if status == "completed":  # it finished between the check and the kill
         return False
     assert status == "running"  # killed: no chance to say otherwise
-    out = run_cli("resume", str(folder), "trainer.progress=false")
+    out = ganlab("resume", str(folder), "trainer.progress=false")
     assert out.returncode == 0, out.stderr
     return True
 
 
+def test_a_run_killed_while_writing_a_checkpoint_resumes_bit_for_bit(reference, tmp_path):
+    folder = tmp_path / "run"
+    process = start_and_wait_for_training(folder, "trainer.checkpoint_minutes=1e-9")  # a checkpoint every step
+    deadline = time.time() + 5
+    while not list((folder / "checkpoints").glob(".last.pt.*.tmp")) and time.time() < deadline:
+        pass  # kill while a checkpoint is being written (or after 5 s, if no write was caught)
+    process.kill()
+    process.wait()
+    assert ganlab("resume", str(folder), "trainer.progress=false").returncode == 0
+    assert_same_run(reference, folder)
+
+
 @pytest.mark.parametrize("kill_point", [0, 1])
 def test_a_run_killed_at_a_random_moment_resumes_to_the_same_weights_bit_for_bit(reference, tmp_path, kill_point):
-    delay = random.Random(kill_point).uniform(0.2, 1.5)
+    delay = random.Random(kill_point).uniform(0.0, 1.5)
     if not kill_and_resume(tmp_path / "run", delay):
         pytest.skip("the run finished before the kill")
     assert_same_run(reference, tmp_path / "run")
@@ -121,7 +143,7 @@ def test_ctrl_c_and_sigterm_checkpoint_mark_interrupted_and_resume_exactly(refer
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     assert torch.load(folder / "checkpoints" / "last.pt", weights_only=True)["step"] == summary["steps_done"]
-    assert run_cli("resume", str(folder)).returncode == 0
+    assert ganlab("resume", str(folder)).returncode == 0
     assert_same_run(reference, folder)
 
 
@@ -178,16 +200,16 @@ def test_truncated_and_foreign_checkpoints_name_the_file(reference, tmp_path):
 
 
 def test_resume_refuses_other_folders_foreign_checkpoints_and_config_changes(reference, tmp_path):
-    out = run_cli("resume", str(tmp_path))
+    out = ganlab("resume", str(tmp_path))
     assert out.returncode == 2 and "is not a ganlab run folder" in out.stderr
-    changed = run_cli("resume", str(reference), "optim.lr=1e-3")
+    changed = ganlab("resume", str(reference), "optim.lr=1e-3")
     assert changed.returncode == 2 and "optim.lr (checkpoint 0.0002, requested 0.001)" in changed.stderr
     other = tmp_path / "other"
     train(make_cfg("trainer.steps=3", "loss=hinge", "trainer.progress=false", *QUICK_METRICS), other)
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(reference), str(copy)], check=True)
     (copy / "checkpoints" / "last.pt").write_bytes((other / "checkpoints" / "last.pt").read_bytes())
-    foreign = run_cli("resume", str(copy))
+    foreign = ganlab("resume", str(copy))
     assert foreign.returncode == 2 and "was not written by this run's config" in foreign.stderr
     assert "loss.name (run 'bce_logits', checkpoint 'hinge')" in foreign.stderr
 
@@ -217,7 +239,7 @@ def test_a_full_disk_is_reported_and_the_last_good_checkpoint_stays(tmp_path, mo
 
 def test_a_completed_run_can_be_extended(reference, tmp_path):
     subprocess.run(["cp", "-r", str(reference), str(tmp_path / "run")], check=True)
-    out = run_cli("resume", str(tmp_path / "run"), "trainer.epochs=6", "trainer.progress=false")
+    out = ganlab("resume", str(tmp_path / "run"), "trainer.epochs=6", "trainer.progress=false")
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["epochs_done"] == 6 and summary["status"] == "completed"
@@ -228,6 +250,6 @@ def test_a_run_killed_after_its_last_checkpoint_resumes_without_repeating_its_en
     subprocess.run(["cp", "-r", str(reference), str(tmp_path / "run")], check=True)
     summary = tmp_path / "run" / "summary.json"
     summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": "running"}))  # as if killed
-    assert run_cli("resume", str(tmp_path / "run")).returncode == 0
+    assert ganlab("resume", str(tmp_path / "run")).returncode == 0
     assert_same_run(reference, tmp_path / "run")
     assert json.loads(summary.read_text())["status"] == "completed"

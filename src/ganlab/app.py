@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 from pathlib import Path
 
@@ -14,18 +13,15 @@ from omegaconf import DictConfig
 
 from ganlab import CONF_DIR
 from ganlab.config import ConfigError
-from ganlab.data import DatasetNotFoundError
-from ganlab.run_folder import RunFolder, RunFolderError
+from ganlab.data import DatasetError, DatasetNotFoundError
+from ganlab.memory import is_out_of_memory
+from ganlab.run_folder import HYDRA_NAMES, RunFolder, RunFolderError, claim_new
 from ganlab.sweep import share_cores
 
 log = logging.getLogger("ganlab")
 
 # Errors a user fixes by changing the command; shown as one line, no traceback.
-USER_ERRORS = (ConfigError, DatasetNotFoundError, RunFolderError)
-
-
-def _only_hydra_files(folder: Path) -> bool:
-    return folder.is_dir() and {p.name for p in folder.iterdir()} <= {".hydra", "train.log"}
+USER_ERRORS = (ConfigError, DatasetError, DatasetNotFoundError, RunFolderError)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
@@ -34,9 +30,10 @@ def train_app(cfg: DictConfig) -> float | None:
 
     hydra_cfg = HydraConfig.get()
     run_dir, sweeping = Path(hydra_cfg.runtime.output_dir), hydra_cfg.mode == RunMode.MULTIRUN
-    if sweeping:
-        share_cores(cfg, hydra_cfg)
     try:
+        if sweeping:  # Hydra made the job's folder and wrote its .hydra/ and train.log into it
+            claim_new(run_dir, allow=HYDRA_NAMES)
+            share_cores(cfg, hydra_cfg)
         summary = train(cfg, run_dir)
     except KeyboardInterrupt:
         if sweeping:
@@ -48,10 +45,14 @@ def train_app(cfg: DictConfig) -> float | None:
             RunFolder(run_dir).mark_failed(e)
             return None
         print(f"ganlab: error: {e}", file=sys.stderr)
-        if _only_hydra_files(run_dir):  # nothing was trained: leave no empty run behind
-            shutil.rmtree(run_dir)
+        RunFolder(run_dir).abandon()  # nothing was trained: remove what this command wrote, and only that
         raise SystemExit(2) from None
     except Exception as e:
+        if not sweeping and is_out_of_memory(e):
+            print(f"ganlab: error: out of memory ({str(e).splitlines()[0][:200]}); lower trainer.batch_size, the "
+                  f"network widths or the sample counts", file=sys.stderr)
+            RunFolder(run_dir).abandon()
+            raise SystemExit(2) from None
         if not sweeping:
             raise
         log.exception("job failed: %s", run_dir.name)

@@ -9,20 +9,39 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from ganlab.run_folder import RunFolder, RunFolderError
-from ganlab.sweep import failed_jobs, format_table, write_sweep_table
+from ganlab.run_folder import RunFolderError, claim_new
+from ganlab.sweep import failed_jobs, format_table, refuse_existing_sweep, write_sweep_table
 
 
-class RefuseExistingRun(Callback):
-    """A single run never writes into a folder that already holds a run (Hydra would overwrite
-    its .hydra/ before the job starts, so the check runs here, first)."""
+def _refuse(error: Exception) -> None:
+    print(f"ganlab: error: {error}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def check_name(name: str) -> None:
+    if "/" in name or "\\" in name or name in ("", ".", ".."):
+        raise RunFolderError(f"name={name!r} names the run folder; use letters, digits, '-', '_' or '.' "
+                             f"(no '/'), e.g. name=my_run")
+
+
+class ClaimRunFolder(Callback):
+    """A single run claims its folder before Hydra writes .hydra/ there, refusing one that holds a
+    run or ganlab's file names, or that another process claimed; a sweep refuses a sweep folder
+    that already holds a sweep."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            RunFolder(Path(config.hydra.run.dir)).refuse_existing_run()
+            check_name(str(config.name))
+            claim_new(Path(config.hydra.run.dir))
         except RunFolderError as e:
-            print(f"ganlab: error: {e}", file=sys.stderr)
-            raise SystemExit(2) from None
+            _refuse(e)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_name(str(config.name))
+            refuse_existing_sweep(Path(config.hydra.sweep.dir))
+        except RunFolderError as e:
+            _refuse(e)
 
 
 class SweepSummary(Callback):

@@ -9,6 +9,8 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
+from ganlab.run_folder import RunFolderError, writer_alive
+
 
 @dataclass
 class RunRecord:
@@ -16,18 +18,24 @@ class RunRecord:
     sweep: Optional[str]  # the sweep folder's name, for a sweep's job
     overrides: list[str]
     summary: dict[str, Any] = field(repr=False)
+    problem: Optional[str] = None  # why summary.json could not be read
 
     @property
     def status(self) -> str:
-        return self.summary.get("status", "not started")
+        if self.problem:
+            return "unreadable"
+        status = self.summary.get("status", "not started")
+        if status == "running" and writer_alive(self.path) is False:
+            return "stopped"  # its process is gone (killed): ganlab resume continues it
+        return status
 
     @property
     def quality(self) -> dict[str, Any]:
-        return self.summary.get("quality") or {}
+        return _object(self.summary.get("quality"))
 
     @property
     def best(self) -> dict[str, Any]:
-        return self.quality.get("best") or {}
+        return _object(self.quality.get("best"))
 
     @property
     def started(self) -> str:
@@ -43,7 +51,11 @@ class RunRecord:
                 "best_score": self.best.get("score"), "best_epoch": self.best.get("epoch"),
                 **{k: final.get(k) for k in ("loss_d", "loss_g", "acc_real", "acc_fake")},
                 "diagnoses": " ".join(d["kind"] for d in self.summary.get("diagnoses", [])),
-                "error": self.summary.get("error", "")}
+                "error": self.problem or self.summary.get("error", "")}
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def is_run(folder: Path) -> bool:
@@ -58,10 +70,23 @@ def load_run(folder: Path, sweep: Optional[str] = None) -> RunRecord:
     except Exception:  # an unreadable file: the run is still listed
         overrides = []
     try:
-        summary = json.loads((folder / "summary.json").read_text())
-    except (OSError, ValueError):
-        summary = {}
-    return RunRecord(folder, sweep, overrides, summary)
+        return RunRecord(folder, sweep, overrides, read_summary(folder))
+    except RunFolderError as e:  # listed as unreadable, never fatal for the other runs
+        return RunRecord(folder, sweep, overrides, {}, problem=str(e))
+
+
+def read_summary(folder: Path) -> dict[str, Any]:
+    """A run's summary.json ({} before it exists); RunFolderError naming the file when it is not a JSON object."""
+    path = Path(folder) / "summary.json"
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise RunFolderError(f"{path} cannot be read ({e.__class__.__name__}: {str(e).splitlines()[0][:120]})") from None
+    if not isinstance(summary, dict):
+        raise RunFolderError(f"{path} does not hold a JSON object (found {type(summary).__name__})")
+    return summary
 
 
 def is_sweep(folder: Path) -> bool:

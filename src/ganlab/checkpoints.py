@@ -22,8 +22,8 @@ class CheckpointError(RuntimeError):
 
 def find_run(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
-    if not (run_dir / "summary.json").is_file() and not (run_dir / "checkpoints").is_dir():
-        raise CheckpointError(f"{run_dir} is not a ganlab run folder (no summary.json or checkpoints/); "
+    if not any((run_dir / marker).exists() for marker in ("summary.json", "checkpoints", ".hydra/config.yaml")):
+        raise CheckpointError(f"{run_dir} is not a ganlab run folder (no summary.json, checkpoints/ or .hydra/); "
                               f"give a folder under outputs/runs/ or a sweep's job folder")
     return run_dir
 

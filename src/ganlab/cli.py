@@ -9,11 +9,11 @@ from pathlib import Path
 from ganlab import CONF_DIR
 from ganlab.checkpoints import CheckpointError
 from ganlab.config import ConfigError, register_configs
-from ganlab.data import DatasetNotFoundError
+from ganlab.data import DatasetError, DatasetNotFoundError
 from ganlab.run_folder import RunFolderError
 
 # Errors of the commands that read a run: one line, no traceback.
-READ_ERRORS = (CheckpointError, ConfigError, DatasetNotFoundError, RunFolderError, ValueError, OSError)
+READ_ERRORS = (CheckpointError, ConfigError, DatasetError, DatasetNotFoundError, RunFolderError, ValueError, OSError)
 
 USAGE = """usage: ganlab COMMAND [ARGS]
 

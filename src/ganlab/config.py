@@ -8,12 +8,13 @@ combinations before anything is built, raising ConfigError with one line naming 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 
 class ConfigError(ValueError):
@@ -150,6 +151,7 @@ class TrainerConfig:
     log_every: int = 10  # G steps between metrics.csv rows (averaged over the interval)
     sample_every: int = 1  # epochs between sample grids
     checkpoint_every: int = 10  # epochs between checkpoints/last.pt writes
+    checkpoint_minutes: float = 5.0  # also write last.pt after this many minutes without one
     n_grid: int = 64  # images in each sample grid (points for 1-D/2-D data: 1000 used)
     threads: Optional[int] = None  # torch CPU threads (null: torch's default)
     progress: bool = True  # tqdm progress bar
@@ -247,8 +249,22 @@ def _positive(key: str, value: float) -> None:
     _check(math.isfinite(value) and value > 0, f"{key}={value} must be > 0")
 
 
+def _unknown_keys(node: DictConfig, prefix: str = "") -> None:
+    """Keys added with `+key=value` that no schema knows are refused (they would be stored and ignored)."""
+    schema = OmegaConf.get_type(node)
+    known = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    for key in node:
+        if known is not None and key not in known:
+            raise ConfigError(f"+{prefix}{key} is not a setting ganlab knows, so it would be ignored; the keys of "
+                              f"{prefix.rstrip('.') or 'the root config'} are: {', '.join(sorted(known))}")
+        value = node._get_node(key)
+        if isinstance(value, DictConfig):
+            _unknown_keys(value, f"{prefix}{key}.")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check values and combinations of a composed config; raise ConfigError naming the key."""
+    _unknown_keys(cfg)
     _validate_data(cfg.data)
     for side in ("generator", "discriminator"):
         _validate_net(side, cfg[side])
@@ -330,6 +346,7 @@ def _validate_trainer(trainer: DictConfig) -> None:
     _choice("trainer.device", trainer.device, DEVICES)
     for key in ("log_every", "sample_every", "checkpoint_every", "n_grid"):
         _check(trainer[key] >= 1, f"trainer.{key}={trainer[key]} must be >= 1")
+    _positive("trainer.checkpoint_minutes", trainer.checkpoint_minutes)
     _check(trainer.threads is None or trainer.threads >= 1, f"trainer.threads={trainer.threads} must be >= 1 (or null)")
     _choice("trainer.precision", trainer.precision, ("32", "bf16", "fp16"))
 

@@ -56,7 +56,7 @@ HISTORY_PANELS = [
 ]
 
 
-def plot_history(metrics: dict[str, list[float]], path: Path, title: str = "") -> None:
+def plot_history(metrics: dict[str, list[float]], path: Path, title: str = "", fmt: str | None = None) -> None:
     """One panel per family of measurements over G steps (panels without data are left out)."""
     panels = [(name, [k for k in keys if k in metrics and any(math.isfinite(v) for v in metrics[k])])
               for name, keys in HISTORY_PANELS]
@@ -78,5 +78,5 @@ def plot_history(metrics: dict[str, list[float]], path: Path, title: str = "") -
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, format=fmt)
     plt.close(fig)

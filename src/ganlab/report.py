@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ganlab.catalog import RunRecord, find_runs, is_sweep, load_run  # noqa: E402
-from ganlab.run_folder import RunFolder  # noqa: E402
+from ganlab.run_folder import RunFolder, RunFolderError  # noqa: E402
 
 MAX_GRIDS = 200  # sample grids embedded in a run's slider (evenly spaced beyond that)
 
@@ -178,6 +178,8 @@ def write_report(path: Path, out: Path | None = None) -> Path:
         body, title = sweep_section(path, runs), f"sweep {path.name}"
     elif (path / "summary.json").is_file():
         record = load_run(path)
+        if record.problem:
+            raise RunFolderError(record.problem)
         body, title = run_section(record), f"run {record.summary.get('name', path.name)}"
     else:
         raise ValueError(f"{path} is neither a run folder (summary.json) nor a sweep folder (multirun.yaml)")

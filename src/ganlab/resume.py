@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from ganlab.checkpoints import CheckpointError, find_run, load_checkpoint
 from ganlab.config import ConfigError
 
 # What a resume may change: how long to train, and how (not what) it runs.
 RESUMABLE = ("trainer.epochs", "trainer.steps", "trainer.progress", "trainer.threads", "trainer.device",
-             "trainer.sample_every", "trainer.checkpoint_every")
+             "trainer.sample_every", "trainer.checkpoint_every", "trainer.checkpoint_minutes")
 
 
 def differences(a: Any, b: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
@@ -30,9 +32,8 @@ def _describe(diffs: dict[str, tuple[Any, Any]], left: str, right: str) -> str:
     return "; ".join(f"{k} ({left} {a!r}, {right} {b!r})" for k, (a, b) in diffs.items())
 
 
-def requested_config(run_dir: Path, state: dict[str, Any], overrides: list[str]) -> DictConfig:
-    """The checkpoint's config with the resume's overrides, refusing changes a resume cannot honour."""
-    saved = state["config"]
+def requested_config(run_dir: Path, saved: dict[str, Any], overrides: list[str]) -> DictConfig:
+    """The run's saved config with the resume's overrides, refusing changes a resume cannot honour."""
     folder_config = run_dir / ".hydra" / "config.yaml"
     if folder_config.is_file():
         mismatch = {k: v for k, v in differences(OmegaConf.to_container(OmegaConf.load(folder_config), resolve=True),
@@ -46,7 +47,7 @@ def requested_config(run_dir: Path, state: dict[str, Any], overrides: list[str])
         if not sep or OmegaConf.select(requested, key, default=KeyError) is KeyError:
             raise ConfigError(f"{override!r} is not key=value for a key of this run's config "
                               f"(e.g. trainer.epochs=100)")
-        OmegaConf.update(requested, key, OmegaConf.select(OmegaConf.from_dotlist([override]), key))
+        OmegaConf.update(requested, key, OmegaConf.select(_typed(override), key))
     changed = {k: v for k, v in differences(saved, OmegaConf.to_container(requested)).items() if k not in RESUMABLE}
     if changed:
         raise ConfigError(f"a resume continues the run it resumes; these keys differ from the checkpoint: "
@@ -55,23 +56,56 @@ def requested_config(run_dir: Path, state: dict[str, Any], overrides: list[str])
     return requested
 
 
-def log_to(run_dir: Path) -> None:
+def _typed(override: str) -> DictConfig:
+    """One key=value override, checked against the config schema's type (trainer.epochs=abc or 1.5 fail
+    as they do for `ganlab train`)."""
+    from ganlab.config import TrainConfig
+
+    try:
+        return OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.from_dotlist([override]))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{override!r}: {str(e).splitlines()[0]}") from None
+
+
+@contextmanager
+def log_to(run_dir: Path) -> Iterator[None]:
     """Append the resumed session's log to the run's train.log, and show it on the console."""
     formatter = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    for handler in (logging.FileHandler(run_dir / "train.log", mode="a"), logging.StreamHandler()):
+    handlers = (logging.FileHandler(run_dir / "train.log", mode="a"), logging.StreamHandler())
+    for handler in handlers:
         handler.setFormatter(formatter)
         root.addHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
 
 
 def resume_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """Continue a run from checkpoints/last.pt; a run killed before its first checkpoint starts over
+    in its folder with its own config and seed (so it ends as an uninterrupted run would)."""
     from ganlab.config import validate
     from ganlab.train import train
 
     run_dir = find_run(run_dir)
-    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    cfg = requested_config(run_dir, state, overrides)
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.exists():
+        state = load_checkpoint(last)
+        cfg = requested_config(run_dir, state["config"], overrides)
+    else:
+        saved = run_dir / ".hydra" / "config.yaml"
+        if not saved.is_file():
+            raise CheckpointError(f"{run_dir} holds neither checkpoints/last.pt nor .hydra/config.yaml; nothing to "
+                                  f"resume from")
+        state, cfg = None, requested_config(run_dir, OmegaConf.to_container(OmegaConf.load(saved), resolve=True),
+                                            overrides)
     validate(cfg)
-    log_to(run_dir)
-    return train(cfg, run_dir, resume=state)
+    with log_to(run_dir):
+        if state is None:
+            logging.getLogger("ganlab").warning("%s has no checkpoint yet (killed before its first one): starting "
+                                                "it over in the same folder with the same config and seed", run_dir)
+        return train(cfg, run_dir, resume=state, restart=state is None)

@@ -1,22 +1,136 @@
-"""The run folder: every file a run leaves, each written through one place, atomically."""
+"""The run folder: every file a run leaves, each written through one place, atomically.
+
+A process claims a run folder before it writes anything there: a new run creates `.ganlab.lock`
+exclusively (two runs started together into one folder cannot both win) and holds an flock on
+it while it runs, so a folder's writer is known and a killed run is told from a live one.
+"""
 
 from __future__ import annotations
 
 import csv
+import errno
+import fcntl
 import json
 import os
+import shutil
+import socket
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 
 # Files that mark a folder as holding a ganlab run (a new run never writes into one).
 RUN_MARKERS = ("summary.json", "metrics.csv", "checkpoints/last.pt")
+LOCK = ".ganlab.lock"
+# Every name ganlab writes at the top of a run folder: a new run refuses a folder holding any of
+# them, so no file of the user's is ever overwritten, and only these are removed when a run that
+# trained nothing is abandoned.
+OUTPUT_NAMES = (".hydra", "train.log", "metrics.csv", "quality.csv", "summary.json", "history.png", "samples",
+                "checkpoints", "tensorboard", "report.html", "eval_best.json", "eval_last.json", LOCK)
+HYDRA_NAMES = (".hydra", "train.log")  # what Hydra writes into a sweep job's folder before the job starts
+
+_claims: dict[Path, "Claim"] = {}  # run folders this process holds
 
 
 class RunFolderError(RuntimeError):
     """The run folder cannot be used or written; the message names the path and the fix."""
+
+
+class Claim:
+    """This process's hold on a run folder: an open, flock-ed lock file holding pid and host."""
+
+    def __init__(self, path: Path, fd: int, created_folder: bool):
+        self.path, self.fd, self.created_folder = path, fd, created_folder
+
+    def release(self) -> None:
+        os.close(self.fd)
+        _claims.pop(self.path, None)
+
+
+def _lock(fd: int, lock_path: Path) -> None:
+    """flock the claim (held until the process ends, even by SIGKILL) and record who holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = lock_path.read_text(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise RunFolderError(f"{lock_path.parent} is being written by another ganlab process ({holder}); wait for "
+                             f"it to end or stop it, then try again") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+
+
+def claim_new(path: Path, allow: tuple[str, ...] = ()) -> Claim:
+    """Claim a folder for a new run, creating it if needed; refuse one holding ganlab's file names
+    (but `allow`) or claimed by another process."""
+    path = Path(os.path.abspath(path))
+    if path in _claims:
+        return _claims[path]
+    if path.exists() and not path.is_dir():
+        raise RunFolderError(f"{path} is a file, not a folder; choose a new folder with hydra.run.dir=PATH")
+    present = [n for n in OUTPUT_NAMES if n not in allow and (path / n).exists()]
+    if present:
+        what = "a run" if any((path / m).exists() for m in RUN_MARKERS) else "files ganlab would write"
+        raise RunFolderError(f"{path} already holds {what} ({', '.join(present)}); nothing was changed. Choose a new "
+                             f"folder with hydra.run.dir=PATH" + (", or continue that run with: ganlab resume "
+                                                                  f"{path}" if what == "a run" else ""))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        created = _make_folder(path)
+        fd = os.open(path / LOCK, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+    except FileExistsError as e:
+        if e.filename != str(path / LOCK):
+            raise RunFolderError(f"cannot write the run folder {path} ({e.filename} is a file); pick a writable "
+                                 f"place with hydra.run.dir=PATH") from None
+        raise RunFolderError(f"{path} was claimed by another ganlab run started at the same moment; choose a new "
+                             f"folder with hydra.run.dir=PATH") from None
+    except OSError as e:
+        raise RunFolderError(f"cannot write the run folder {path} ({e.strerror or e}); pick a writable place with "
+                             f"hydra.run.dir=PATH") from None
+    _lock(fd, path / LOCK)
+    _claims[path] = Claim(path, fd, created)
+    return _claims[path]
+
+
+def _make_folder(path: Path) -> bool:
+    """mkdir; True when this call made the folder (False when it was there)."""
+    try:
+        path.mkdir()
+        return True
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+        return False
+
+
+def claim_existing(path: Path) -> Claim:
+    """Claim an existing run's folder to continue it; refuse one another live process holds."""
+    path = Path(os.path.abspath(path))
+    if path in _claims:
+        return _claims[path]
+    try:
+        fd = os.open(path / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as e:
+        raise RunFolderError(f"cannot write the run folder {path} ({e.strerror or e}); fix its permissions") from None
+    _lock(fd, path / LOCK)
+    _claims[path] = Claim(path, fd, created_folder=False)
+    return _claims[path]
+
+
+def writer_alive(path: Path) -> Optional[bool]:
+    """Whether a process still holds the run folder's claim (None: no claim file to tell by)."""
+    try:
+        fd = os.open(Path(path) / LOCK, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError as e:
+        return True if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -52,39 +166,63 @@ class RunFolder:
         self.history_png = self.path / "history.png"
         self._columns: dict[Path, list[str]] = {}
 
-    def refuse_existing_run(self) -> None:
-        existing = [m for m in RUN_MARKERS if (self.path / m).exists()]
-        if existing:
-            raise RunFolderError(f"{self.path} already holds a run ({', '.join(existing)}); "
-                                 f"choose a new folder with hydra.run.dir=PATH")
+    def create(self, allow: tuple[str, ...] = ()) -> "RunFolder":
+        """Claim the folder for a new run (made if needed); refuse one that holds a run or files ganlab writes."""
+        claim_new(self.path, allow)
+        self._make_subfolders()
+        return self
 
-    def create(self) -> "RunFolder":
-        """Make the folder for a new run; refuse one that already holds a run."""
-        self.refuse_existing_run()
+    def restart(self) -> "RunFolder":
+        """Start a run that was killed before its first checkpoint over, in its own folder: what it
+        wrote is removed (its config in .hydra/ and its log stay)."""
+        claim_existing(self.path)
+        for name in OUTPUT_NAMES:
+            if name not in (*HYDRA_NAMES, LOCK):
+                _remove(self.path / name)
+        self._make_subfolders()
+        return self
+
+    def _make_subfolders(self) -> None:
         try:
-            for folder in (self.path, self.samples, self.checkpoints):
-                folder.mkdir(parents=True, exist_ok=True)
-            probe = self.path / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
+            for folder in (self.samples, self.checkpoints):
+                folder.mkdir(exist_ok=True)
         except OSError as e:
             raise RunFolderError(f"cannot write the run folder {self.path} ({e.strerror}); "
                                  f"pick a writable place with hydra.run.dir=PATH") from e
-        return self
+
+    def abandon(self) -> None:
+        """After an error before training: remove what this process wrote, and the folder if it made it.
+        A folder it did not claim, or where training began, is left as it is."""
+        claim = _claims.get(Path(os.path.abspath(self.path)))
+        if claim is None or any((self.path / m).exists() for m in RUN_MARKERS):
+            return
+        for name in OUTPUT_NAMES:
+            _remove(self.path / name)
+        claim.release()
+        if claim.created_folder and not any(self.path.iterdir()):
+            self.path.rmdir()
+
+    def release(self) -> None:
+        claim = _claims.get(Path(os.path.abspath(self.path)))
+        if claim is not None:
+            claim.release()
 
     def reopen(self, step: int) -> "RunFolder":
-        """Continue a run from a checkpoint at `step`: rows logged after it are dropped (they are
-        logged again), so each step appears once in the CSVs."""
+        """Continue a run from a checkpoint at `step`: rows logged after it, and a row a kill cut
+        short, are dropped (they are logged again), so each step appears once in the CSVs."""
         if not (self.path / "checkpoints" / "last.pt").is_file():
             raise RunFolderError(f"{self.path} holds no checkpoints/last.pt to resume from")
+        claim_existing(self.path)
         for path in (self.metrics_csv, self.quality_csv):
             if path.exists():
-                with open(path, newline="") as f:
-                    reader = csv.DictReader(f)
-                    columns, rows = list(reader.fieldnames or []), [r for r in reader if int(r["step"]) <= step]
+                columns, rows = _complete_rows(path)
+                if not columns:  # empty or header cut: written anew from the first row
+                    path.unlink()
+                    continue
                 self._columns[path] = columns
+                kept = [r for r in rows if int(r["step"]) <= step]
 
-                def rewrite(tmp: Path, columns=columns, rows=rows) -> None:
+                def rewrite(tmp: Path, columns=columns, rows=kept) -> None:
                     with open(tmp, "w", newline="") as f:
                         writer = csv.DictWriter(f, fieldnames=columns)
                         writer.writeheader()
@@ -111,11 +249,10 @@ class RunFolder:
                                  f"then continue with: ganlab resume {self.path}") from e
 
     def read_columns(self, path: Path) -> dict[str, list[float]]:
-        """A CSV of the run as columns of floats (blank cells become NaN)."""
+        """A CSV of the run as columns of floats (blank cells become NaN; a row cut by a kill is left out)."""
         if not path.exists():
             return {}
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        _, rows = _complete_rows(path)
         return {key: [float(r[key]) if r[key] != "" else float("nan") for r in rows] for key in (rows[0] if rows else {})}
 
     def write_summary(self, summary: dict[str, Any]) -> None:
@@ -137,3 +274,22 @@ class RunFolder:
 
     def sample_path(self, epoch: int) -> Path:
         return self.samples / f"epoch_{epoch:04d}.png"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _complete_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """A CSV's header and its whole rows: a last line without its newline (cut by a kill), and a row
+    with missing cells or a step that is not a number, are left out."""
+    lines = path.read_text(errors="replace").splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()
+    reader = csv.DictReader(lines)
+    columns = list(reader.fieldnames or [])
+    rows = [r for r in reader if None not in r and None not in r.values() and r.get("step", "").strip().isdigit()]
+    return columns, rows

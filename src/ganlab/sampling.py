@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganlab.checkpoints import load_generator
+from ganlab.checkpoints import load_generator, sample_shape
+from ganlab.memory import require, sample_values
 from ganlab.plots import save_image_grid, save_points_plot
 from ganlab.run_folder import atomic_write
 
@@ -28,9 +29,12 @@ def write_samples(run_dir: Path, out: Path, n: int, which: str = "best", seed: i
     out = Path(out)
     if out.suffix not in FORMATS:
         raise ValueError(f"--out {out}: the file must end in .png (a picture) or .npz (arrays)")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ValueError(f"--out {out}: {out.parent} is a file, not a folder")
     if not out.parent.is_dir():
         raise ValueError(f"--out {out}: the folder {out.parent} does not exist")
     generator, cfg, _ = load_generator(run_dir, which)
+    require(2 * sample_values(n, sample_shape(cfg)) + n * generator.z_dim, f"--n {n}", "ask for fewer samples")
     samples = generate(generator, n, seed)
     if out.suffix == ".png":
         if samples.dim() == 4:

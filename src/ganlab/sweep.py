@@ -12,7 +12,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ganlab.catalog import load_run
+from ganlab.catalog import is_sweep, load_run
+from ganlab.run_folder import RunFolderError
 
 COLUMNS = ["job", "overrides", "status", "duration_s", "epochs", "steps", "metric", "best_score", "best_epoch",
            "loss_d", "loss_g", "acc_real", "acc_fake", "diagnoses", "error"]
@@ -60,6 +61,13 @@ def sweep_dir_override(args: list[str]) -> list[str]:
     except Exception:  # a malformed override: let Hydra report it
         return []
     return [f"hydra.sweep.dir=outputs/sweeps/{datetime.now():%Y-%m-%d_%H-%M-%S}_{name}"]
+
+
+def refuse_existing_sweep(sweep_dir: Path) -> None:
+    """A new sweep never writes into a folder that holds one (its jobs' folders would be overwritten)."""
+    if sweep_dir.is_dir() and (is_sweep(sweep_dir) or job_folders(sweep_dir)):
+        raise RunFolderError(f"{sweep_dir} already holds a sweep; nothing was changed. Choose a new folder with "
+                             f"hydra.sweep.dir=PATH")
 
 
 def job_folders(sweep_dir: Path) -> list[Path]:

@@ -57,24 +57,47 @@ def build_gan(cfg: DictConfig, sample_shape: tuple[int, ...], device: torch.devi
                opt_d=build_optimizer(cfg.optim, discriminator.parameters(), cfg.optim.d_lr_mult))
 
 
+def check_memory(cfg: DictConfig) -> None:
+    """Refuse, naming the key, settings whose tensors cannot fit in the memory available now."""
+    from ganlab.checkpoints import sample_shape
+    from ganlab.memory import network_values, require, sample_values
+
+    shape = sample_shape(cfg)
+    if "n_samples" in cfg.data:
+        require(4 * sample_values(cfg.data.n_samples, shape), f"data.n_samples={cfg.data.n_samples}",
+                "lower data.n_samples")
+    nets = (network_values(lambda: build_generator(cfg.generator, shape))
+            + network_values(lambda: build_discriminator(cfg.discriminator, shape)))
+    require(nets, f"generator.width={cfg.generator.width} with discriminator.width={cfg.discriminator.width}",
+            "lower the widths or depths")
+    require(2 * sample_values(cfg.trainer.n_grid, shape), f"trainer.n_grid={cfg.trainer.n_grid}",
+            "lower trainer.n_grid (default 64)")
+    if cfg.metrics.enabled:
+        require(3 * sample_values(cfg.metrics.n_samples, shape), f"metrics.n_samples={cfg.metrics.n_samples}",
+                "lower metrics.n_samples (default 2000)")
+
+
 def n_params(net: torch.nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train the GAN that `cfg` describes into `run_dir` (or continue it from the checkpoint state
-    `resume`); return the run's summary."""
+def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None, restart: bool = False) -> dict[str, Any]:
+    """Train the GAN that `cfg` describes into a new folder `run_dir`, continue it from the
+    checkpoint state `resume`, or (`restart`) start over a run killed before its first checkpoint;
+    return the run's summary."""
     validate(cfg)
     device = resolve_device(cfg.trainer.device)
     check_precision(cfg.trainer.precision, device)
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
+    check_memory(cfg)
     seed_everything(cfg.seed)
     data = load_dataset(cfg.data, cfg.seed).to(device)
     if steps_per_epoch(len(data), cfg.trainer) == 0:
         raise ConfigError(f"data={cfg.data.name} has {len(data)} samples, fewer than trainer.batch_size="
                           f"{cfg.trainer.batch_size} x trainer.n_critic={cfg.trainer.n_critic}; lower trainer.batch_size")
-    run = RunFolder(run_dir).create() if resume is None else RunFolder(run_dir).reopen(resume["step"])
+    run = (RunFolder(run_dir).reopen(resume["step"]) if resume is not None
+           else RunFolder(run_dir).restart() if restart else RunFolder(run_dir).create())
     evaluator = build_evaluator(cfg, data) if cfg.metrics.enabled else None
     seed_everything(cfg.seed)  # the same networks whether or not the evaluator was just built
     gan = build_gan(cfg, data.sample_shape, device)
@@ -89,11 +112,12 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None) 
              f"{n_params(gan.discriminator):,}", cfg.loss.name, trainer.total_steps, trainer.steps_per_epoch)
 
     clock, now = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
-    summary = _previous_summary(run) if resume is not None else {"started": now}
+    summary = _previous_summary(run) if resume is not None else {}
+    summary.setdefault("started", now)
     summary.update(name=cfg.name, status="running", device=str(device), total_steps=trainer.total_steps)
     summary.pop("error", None)
-    if resume is not None:
-        summary.setdefault("resumed", []).append({"at": now, "step": resume["step"]})
+    if resume is not None or restart:
+        summary.setdefault("resumed", []).append({"at": now, "step": resume["step"] if resume else 0})
     run.write_summary(summary)
     try:
         with stop_on_signals(trainer):
@@ -120,6 +144,7 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None) 
             run.write_summary(summary)
         except RunFolderError as e:  # the disk is full or read-only: say so, keep the original error
             log.error("%s", e)
+        run.release()
         log.info("%s after %d steps (%d epochs) in %.1f s", summary["status"], summary["steps_done"],
                  summary["epochs_done"], summary["duration_s"])
     return summary
@@ -144,9 +169,10 @@ def stop_on_signals(trainer: Trainer) -> Iterator[None]:
 
 def _previous_summary(run: RunFolder) -> dict[str, Any]:
     try:
-        return json.loads(run.summary_json.read_text())
+        summary = json.loads(run.summary_json.read_text())
     except (OSError, ValueError):
         return {}
+    return summary if isinstance(summary, dict) else {}
 
 
 def _progress_summary(trainer: Trainer, run: RunFolder, seconds: float) -> dict[str, Any]:

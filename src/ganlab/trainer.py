@@ -24,7 +24,7 @@ from ganlab.loggers import build_logger
 from ganlab.losses import GANLoss, WGANGPLoss
 from ganlab.plots import plot_history, save_image_grid, save_points_plot
 from ganlab.quality import Evaluator
-from ganlab.run_folder import RunFolder
+from ganlab.run_folder import RunFolder, atomic_write
 from ganlab.speed import Precision
 
 log = logging.getLogger(__name__)
@@ -96,8 +96,11 @@ class Trainer:
     def fit(self) -> Progress:
         p, t = self.progress, self.t
         self.start = time.perf_counter() - self.elapsed
+        self.last_save = time.perf_counter()
         if self.finished and p.step >= self.total_steps:  # killed after its last checkpoint: nothing left
             return p
+        if self.finished and self.order is not None:  # a steps-limited end counted its partial epoch as
+            p.epoch -= 1  # done; the extended run goes on with that epoch
         bar = tqdm(total=self.total_steps, initial=p.step, unit="step", dynamic_ncols=True, disable=not t.progress)
         with bar:
             while p.step < self.total_steps:
@@ -115,6 +118,8 @@ class Trainer:
                 if self.stop_signal:
                     self.save_checkpoint("last.pt")
                     raise KeyboardInterrupt(self.stop_signal)
+                if time.perf_counter() - self.last_save > 60 * t.checkpoint_minutes:
+                    self.save_checkpoint("last.pt")  # a kill never loses more than checkpoint_minutes
             if self.order is not None and self.cursor + t.batch_size * t.n_critic > len(self.order):
                 self.order = None  # the last epoch ended with the data: a longer resume starts a new one
             p.epoch += 1
@@ -208,7 +213,8 @@ class Trainer:
         if evaluate:
             self.evaluate()
         if final or p.epoch % t.checkpoint_every == 0:
-            plot_history(self.run.read_columns(self.run.metrics_csv), self.run.history_png, title=self.cfg.name)
+            metrics = self.run.read_columns(self.run.metrics_csv)
+            atomic_write(self.run.history_png, lambda tmp: plot_history(metrics, tmp, title=self.cfg.name, fmt="png"))
             self.save_checkpoint("last.pt", finished=final)
 
     @torch.no_grad()
@@ -224,10 +230,9 @@ class Trainer:
         samples, path = self.generate(self.fixed_noise), self.run.sample_path(self.progress.epoch)
         if self.logger:
             self.logger.samples(samples, self.progress.step)
-        if self.data.is_image:
-            save_image_grid(samples, path)
-        else:
-            save_points_plot(samples, self.data.x, path, f"{self.cfg.name}, epoch {self.progress.epoch}")
+        title = f"{self.cfg.name}, epoch {self.progress.epoch}"
+        atomic_write(path, lambda tmp: save_image_grid(samples, tmp, fmt="png") if self.data.is_image
+                     else save_points_plot(samples, self.data.x, tmp, title, fmt="png"))
 
     def evaluate(self) -> None:
         """Score G's samples from the fixed evaluation noise; keep best.pt; check for mode collapse."""
@@ -270,6 +275,7 @@ class Trainer:
             "sums": self._sums.cpu(), "count": self._count, "elapsed": time.perf_counter() - self.start,
             "doctor": self.doctor.state(), "finished": finished,
         }, name)
+        self.last_save = time.perf_counter()
 
     def restore(self, state: dict) -> None:
         """Continue from a checkpoint written by save_checkpoint."""

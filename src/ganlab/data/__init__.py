@@ -13,6 +13,10 @@ class DatasetNotFoundError(FileNotFoundError):
     """A dataset's files are missing; the message names the files and where to put them."""
 
 
+class DatasetError(ValueError):
+    """A dataset's files are there but cannot be used (corrupt, cut short); the message names the file."""
+
+
 @dataclass
 class Dataset:
     name: str

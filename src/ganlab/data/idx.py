@@ -7,6 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ganlab.data import DatasetError
+
+FIX = "download the file again or remove it"
+
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -17,14 +21,14 @@ def read_idx(path: Path) -> np.ndarray:
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
     except (OSError, EOFError) as e:
-        raise ValueError(f"{path}: cannot be read as an IDX file ({e})") from e
+        raise DatasetError(f"{path}: cannot be read as an IDX file ({e}); {FIX}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
-        raise ValueError(f"{path}: not an IDX file (bad magic number)")
+        raise DatasetError(f"{path}: not an IDX file (bad magic number); {FIX}")
     ndim = raw[3]
     header = 4 + 4 * ndim
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_DTYPES[raw[2]])
     expected = header + int(np.prod(shape)) * dtype.itemsize
     if len(raw) != expected:
-        raise ValueError(f"{path}: truncated or padded IDX file ({len(raw)} bytes, expected {expected})")
+        raise DatasetError(f"{path}: truncated or padded IDX file ({len(raw)} bytes, expected {expected}); {FIX}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).copy()

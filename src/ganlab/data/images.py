@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from ganlab.data import Dataset, DatasetNotFoundError
+from ganlab.data import Dataset, DatasetError, DatasetNotFoundError
 from ganlab.data.idx import read_idx
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def _idx(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray]:
         if all(found):
             images, labels = (read_idx(path) for path in found)
             if images.ndim != 3 or len(images) != len(labels):
-                raise ValueError(f"{found[0]}: expected N x H x W images matching {len(labels)} labels, "
+                raise DatasetError(f"{found[0]}: expected N x H x W images matching {len(labels)} labels, "
                                  f"got shape {images.shape}")
             log.info("reading %s from %s", cfg.name, folder)
             return images, labels
@@ -134,7 +134,7 @@ def _folder(cfg: DictConfig) -> tuple[np.ndarray, None]:
         try:
             with Image.open(path) as im:
                 images.append(np.asarray(_square(im.convert(mode), cfg.image_size)))
-        except (UnidentifiedImageError, OSError) as e:
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:  # the last: too many pixels
             bad.append(f"{path.name} ({e.__class__.__name__})")
     if bad:
         log.warning("data=folder: skipped %d unreadable file(s): %s", len(bad), ", ".join(bad[:5]))
