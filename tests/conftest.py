@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from ganlab import CONF_DIR
 from ganlab.config import register_configs
 
-REPO = CONF_DIR.parent
+REPO = Path(__file__).resolve().parents[1]
 # Trained feature classifiers are cached for the whole test session, away from the user's cache;
 # subprocesses (the real CLI) inherit it.
 os.environ["GANLAB_CACHE"] = tempfile.mkdtemp(prefix="ganlab-test-cache-")

@@ -19,7 +19,7 @@ IMAGE_EXPERIMENTS = [e for e in EXPERIMENTS if not e.endswith("_ring")]
 # Overrides every study accepts, to train each for a few steps.
 QUICK = ["trainer.steps=2", "trainer.batch_size=16", "trainer.log_every=1", "generator.width=8",
          "discriminator.width=8", *QUICK_METRICS]
-REPO = CONF_DIR.parent
+REPO = Path(__file__).resolve().parents[1]
 
 
 def read_csv(path: Path) -> list[dict]:

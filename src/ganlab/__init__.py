@@ -4,5 +4,6 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-# conf/ sits at the repository root, beside src/ (the project is installed with `pip install -e .`).
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+# The config groups ship inside the package (a wheel installed anywhere has them); the repository's
+# top-level conf/ is a link to this folder.
+CONF_DIR = Path(__file__).resolve().parent / "conf"

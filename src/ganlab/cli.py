@@ -60,15 +60,42 @@ Runs go to outputs/runs/<date>_<time>_<name>/ (move one with hydra.run.dir=PATH)
 Hydra's own options: ganlab train --hydra-help
 """
 
-def train_help(overrides: list[str]) -> str:
-    """Help for `ganlab train`: the groups on disk and the config composed with `overrides`."""
+# Hydra's command-line flags that take a value (the others stand alone).
+HYDRA_VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c",
+                     "--package", "-p", "--experimental-rerun", "--shell-completion", "-sc"}
+
+
+def split_hydra_flags(args: list[str]) -> tuple[dict[str, str | None], list[str]]:
+    """Hydra's flags (with their values) apart from the overrides."""
+    flags: dict[str, str | None] = {}
+    overrides, it = [], iter(args)
+    for arg in it:
+        if arg.startswith("-"):
+            name, eq, value = arg.partition("=")
+            flags[name] = value if eq else (next(it, None) if name in HYDRA_VALUE_FLAGS else None)
+        else:
+            overrides.append(arg)
+    return flags, overrides
+
+
+def config_dirs(flags: dict[str, str | None]) -> list[Path]:
+    """ganlab's own config folder, then a user's from --config-dir / -cd (its groups add to ganlab's)."""
+    extra = flags.get("--config-dir") or flags.get("-cd")
+    return [CONF_DIR] + ([Path(extra).expanduser().resolve()] if extra else [])
+
+
+def train_help(args: list[str]) -> str:
+    """Help for `ganlab train`: the groups on disk and the config composed with the overrides."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    groups = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
-    lines = [f"{g}: {', '.join(sorted(f.stem for f in (CONF_DIR / g).glob('*.yaml')))}" for g in groups]
+    flags, overrides = split_hydra_flags(args)
+    dirs = config_dirs(flags)
+    groups = sorted({p.name for d in dirs if d.is_dir() for p in d.iterdir() if p.is_dir()})
+    lines = [f"{g}: {', '.join(sorted({f.stem for d in dirs for f in (d / g).glob('*.yaml')}))}" for g in groups]
+    searchpath = [f"hydra.searchpath=[file://{d}]" for d in dirs[1:]]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+        cfg = compose("train", overrides=searchpath + overrides)
     return TRAIN_HELP.format(groups="\n".join(lines), config=OmegaConf.to_yaml(cfg),
                              with_overrides=f"; shown with {' '.join(overrides)}" if overrides else "")
 

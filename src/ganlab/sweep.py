@@ -55,7 +55,9 @@ def sweep_dir_override(args: list[str]) -> list[str]:
     the config would differ between jobs that override it)."""
     if not {"-m", "--multirun"} & set(args) or any(a.startswith("hydra.sweep.dir=") for a in args):
         return []
-    overrides = [a for a in args if not a.startswith("-") and not a.startswith("hydra")]
+    from ganlab.cli import split_hydra_flags
+
+    overrides = [a for a in split_hydra_flags(args)[1] if not a.startswith("hydra")]
     try:
         name = sweep_name(overrides)
     except Exception:  # a malformed override: let Hydra report it
