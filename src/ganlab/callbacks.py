@@ -9,6 +9,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from ganlab.config import ConfigError
+from ganlab.loggers import experiment_id, mlflow_client
 from ganlab.run_folder import RunFolderError, claim_new
 from ganlab.sweep import failed_jobs, format_table, refuse_existing_sweep, write_sweep_table
 
@@ -40,7 +42,9 @@ class ClaimRunFolder(Callback):
         try:
             check_name(str(config.name))
             refuse_existing_sweep(Path(config.hydra.sweep.dir))
-        except RunFolderError as e:
+            if config.logger.name == "mlflow":  # one experiment per sweep, made once before its jobs start
+                experiment_id(mlflow_client(config.logger), config.logger.experiment or Path(config.hydra.sweep.dir).name)
+        except (RunFolderError, ConfigError) as e:
             _refuse(e)
 
 

@@ -173,7 +173,14 @@ class MetricsConfig:
 
 @dataclass
 class LoggerConfig:
-    name: str = "csv"  # csv (metrics.csv and quality.csv only) | tensorboard (the CSVs and event files)
+    name: str = "csv"  # csv (metrics.csv and quality.csv only) | tensorboard | mlflow (the CSVs and the tracker)
+
+
+@dataclass
+class MLflowLoggerConfig(LoggerConfig):
+    name: str = "mlflow"
+    tracking_uri: Optional[str] = None  # null: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the current folder
+    experiment: Optional[str] = None  # null: the sweep's folder name for a sweep's jobs, else "ganlab"
 
 
 @dataclass
@@ -207,11 +214,22 @@ SCHEMAS = {
     ("trainer", "trainer"): TrainerConfig,
     ("metrics", "metrics"): MetricsConfig,
     ("logger", "logger"): LoggerConfig,
+    ("logger", "mlflow"): MLflowLoggerConfig,
 }
+
+
+def path_safe(text: str, limit: int = 200) -> str:
+    """A folder name from a sweep job's overrides: no '/' (a path in a value would nest folders) and,
+    past `limit` characters (file systems allow 255), cut with a hash of the whole kept unique."""
+    import hashlib
+
+    text = str(text).replace("/", "_")
+    return text if len(text) <= limit else f"{text[:limit - 9]}~{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
 def register_configs() -> None:
     """Store the schemas so the YAML files can name them in their defaults lists."""
+    OmegaConf.register_new_resolver("path_safe", path_safe, replace=True)
     cs = ConfigStore.instance()
     cs.store(group="schema", name="train", node=TrainConfig)
     for (group, name), node in SCHEMAS.items():
@@ -279,7 +297,7 @@ def validate(cfg: DictConfig) -> None:
     _validate_optim(cfg.optim)
     _validate_trainer(cfg.trainer)
     _validate_metrics(cfg.metrics)
-    _choice("logger.name", cfg.logger.name, ("csv", "tensorboard"))
+    _choice("logger.name", cfg.logger.name, ("csv", "tensorboard", "mlflow"))
 
 
 def _validate_data(data: DictConfig) -> None:

@@ -137,13 +137,13 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None, 
         summary.update(status="failed", error=f"{e.__class__.__name__}: {e}")
         raise
     finally:
-        if trainer.logger:
-            trainer.logger.close()
         summary.update(_progress_summary(trainer, run, trainer.elapsed + time.perf_counter() - clock))
         try:
             run.write_summary(summary)
         except RunFolderError as e:  # the disk is full or read-only: say so, keep the original error
             log.error("%s", e)
+        if trainer.logger:
+            trainer.logger.close(summary["status"])
         run.release()
         log.info("%s after %d steps (%d epochs) in %.1f s", summary["status"], summary["steps_done"],
                  summary["epochs_done"], summary["duration_s"])

@@ -82,7 +82,7 @@ class Trainer:
         self.total_steps = self.t.steps or self.t.epochs * self.steps_per_epoch
         self._wgan = isinstance(gan.loss, WGANGPLoss)
         self.doctor = Diagnostician(warmup_steps=self.total_steps // 10, critic=self._wgan)
-        self.logger = build_logger(cfg.logger, run.path, purge_step)
+        self.logger = build_logger(cfg, run.path, purge_step)
         self._sums = torch.zeros(len(STATS), device=device)
         self._count = 0
         self.order: torch.Tensor | None = None  # this epoch's shuffled sample order
