@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from ganlab.catalog import find_runs
-from ganlab.compare import compare
 from ganlab.report import write_report
 from ganlab.train import train
 from tests.conftest import TINY, make_cfg, ganlab, run_cli
@@ -50,34 +49,23 @@ def test_runs_lists_every_run_newest_first_and_filters(outputs):
     assert json.loads(ganlab("runs", str(outputs), "--json", "--status", "failed").stdout) == []
 
 
-def test_compare_ranks_each_swept_key_with_mean_and_spread_over_seeds(outputs):
+def test_compare_pairs_each_swept_key_within_seeds_and_the_other_key(outputs):
     sweep = sweep_of(outputs)
     out = ganlab("compare", str(sweep))
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "8 runs compared by their best fd_classifier" in text
-    block = text.split("optim.lr ")[1]
-    assert re.search(r"0\.001\s+4\s+[\d.]+ \+- [\d.]+\s+best", block) or re.search(r"0\.0001\s+4\s+[\d.]+ \+- [\d.]+\s+best", block)
+    assert "optim.lr: spread over 2 seeds in 2 settings of discriminator.dropout" in text
+    assert re.search(r"(0\.001|0\.0001)\s+4\s+[\d.]+ \[[\d.]+, [\d.]+\]\s+best", text)
+    assert "(paired, 4 pairs" in text  # 2 seeds x 2 dropouts
     assert "verdict: optim.lr=" in text and "verdict: discriminator.dropout=" in text
-    assert "seed" not in text.split("runs compared")[1].split("\n")[2]  # seeds repeat, they are no factor
     for figure in ("curves.png", "grids.png", "heatmap.png"):
         assert Image.open(sweep / "compare" / figure).width > 200
     assert (sweep / "compare" / "compare.txt").read_text().strip() == text.split("\nfigures:")[0].strip()
-
-
-def test_compare_marks_differences_beyond_the_spread():
-    from ganlab.catalog import RunRecord
-
-    def run(lr, seed, score):
-        return RunRecord(Path(f"/r/{lr}-{seed}"), "s", [f"optim.lr={lr}", f"seed={seed}"],
-                         {"quality": {"metric": "fd", "best": {"score": score, "epoch": 1}}})
-
-    clear = compare([run("a", s, 1.0 + 0.01 * s) for s in range(3)] + [run("b", s, 5.0 + 0.01 * s) for s in range(3)])
-    (best, other), = clear.factors.values()
-    assert best.value == "a" and other.p_value < 0.01 and "beyond the spread" in other.verdict(best)
-    noisy = compare([run("a", s, v) for s, v in enumerate([1, 3, 5])] + [run("b", s, v) for s, v in enumerate([2, 4, 6])])
-    (best, other), = noisy.factors.values()
-    assert "within the spread" in other.verdict(best)
+    data = json.loads(ganlab("compare", str(sweep), "--json").stdout)
+    effect = data["keys"]["optim.lr"]["effects"][0]
+    assert effect["test"] == "paired" and effect["n_pairs"] == 4
+    assert effect["verdict"] in ("better", "worse", "within noise", "interaction") and len(effect["interval"]) == 2
 
 
 def test_compare_several_run_folders_and_bad_input(outputs, tmp_path):

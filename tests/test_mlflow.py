@@ -53,10 +53,12 @@ def test_a_sweep_is_one_experiment_named_after_its_folder(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sweep = tmp_path / "my_sweep"
     out = ganlab("train", "-m", "hydra/launcher=basic", *TINY_POINTS, "trainer.steps=4", "seed=1,2", "logger=mlflow",
-                 f"logger.tracking_uri={uri}", f"hydra.sweep.dir={sweep}", "metrics.cache_dir=/some/where", cwd=tmp_path)
+                 f"logger.tracking_uri={uri}", f"hydra.sweep.dir={sweep}", "metrics.cache_dir=/some/where",
+                 cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     jobs = sorted(p.name for p in sweep.iterdir() if (p / "summary.json").is_file())
-    assert len(jobs) == 2 and all("metrics.cache_dir=_some_where" in job for job in jobs)  # a path's '/' nests no folders
+    # a path's '/' nests no folders
+    assert len(jobs) == 2 and all("metrics.cache_dir=_some_where" in job for job in jobs)
     client = mlflow.MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("my_sweep").experiment_id])
     assert sorted(r.info.run_name for r in runs) == jobs

@@ -6,17 +6,14 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from ganlab.catalog import find_runs
-from ganlab.run_folder import RunFolder
 from ganlab.train import train
 from tests.conftest import REPO, TINY_POINTS, ganlab, make_cfg
 
@@ -260,7 +257,7 @@ def test_history_and_grids_are_written_atomically(tmp_path, monkeypatch):
     train(make_cfg(*TINY_POINTS, "metrics.enabled=false"), folder)
     before = (folder / "history.png").read_bytes()
 
-    def half_written(metrics, path, title="", fmt=None):
+    def half_written(metrics, path, *args):
         Path(path).write_bytes(before[:100])
         raise OSError(28, "No space left on device")
 

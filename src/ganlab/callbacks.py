@@ -43,7 +43,8 @@ class ClaimRunFolder(Callback):
             check_name(str(config.name))
             refuse_existing_sweep(Path(config.hydra.sweep.dir))
             if config.logger.name == "mlflow":  # one experiment per sweep, made once before its jobs start
-                experiment_id(mlflow_client(config.logger), config.logger.experiment or Path(config.hydra.sweep.dir).name)
+                name = config.logger.experiment or Path(config.hydra.sweep.dir).name
+                experiment_id(mlflow_client(config.logger), name)
         except (RunFolderError, ConfigError) as e:
             _refuse(e)
 

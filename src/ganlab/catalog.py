@@ -83,7 +83,8 @@ def read_summary(folder: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as e:
-        raise RunFolderError(f"{path} cannot be read ({e.__class__.__name__}: {str(e).splitlines()[0][:120]})") from None
+        reason = f"{e.__class__.__name__}: {str(e).splitlines()[0][:120]}"
+        raise RunFolderError(f"{path} cannot be read ({reason})") from None
     if not isinstance(summary, dict):
         raise RunFolderError(f"{path} does not hold a JSON object (found {type(summary).__name__})")
     return summary

@@ -124,10 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--grep", help="only runs whose overrides or name contain this text")
     runs.add_argument("--json", action="store_true", help="print JSON rows for scripts")
     comp = commands.add_parser("compare", help="which change helped, over a sweep or several runs",
-                               description="Rank the values of each swept key by quality (mean and spread over "
-                                           "seeds), mark differences beyond the spread, and draw the runs' curves, "
-                                           "best grids and, for two keys, a heat map.")
+                               description="Compare each swept key's values within cells that share every other "
+                                           "swept setting and the seed (paired): median difference, interval, "
+                                           "p-value, verdict in words; curves, best grids, a heat map for two keys.")
     comp.add_argument("paths", type=Path, nargs="+", help="a sweep folder, or several run folders")
+    comp.add_argument("--json", action="store_true", help="print the comparison as JSON (no figures)")
     comp.add_argument("--out", type=Path, help="folder for the figures (default: SWEEP/compare or "
                                                "outputs/compare/<date>_<time>)")
     report = commands.add_parser("report", help="one self-contained HTML page for a run or a sweep",
@@ -257,6 +258,11 @@ def compare_command(args: argparse.Namespace) -> int:
     out = args.out or (args.paths[0] / "compare" if len(args.paths) == 1 and is_sweep(args.paths[0])
                        else Path("outputs") / "compare" / f"{datetime.now():%Y-%m-%d_%H-%M-%S}")
     comparison = compare(runs)
+    if args.json:
+        import json
+
+        print(json.dumps(comparison.as_json(), indent=2, default=str))
+        return 0
     text = format_comparison(comparison)
     figures = write_figures(comparison, out)
     (out / "compare.txt").write_text(text + "\n")

@@ -1,121 +1,314 @@
-"""`ganlab compare`: which change helped. For each swept key, the quality score per value (mean
-and spread over seeds), ranked, with the differences the spread cannot explain marked; curves
-overlaid, best-epoch grids side by side, a heat map for two keys."""
+"""`ganlab compare`: which change helped, and whether the noise can explain it.
+
+Each swept key's values are compared like with like: within cells that hold every other swept key
+and the seed equal (paired), by the median paired difference of the best primary score, with a
+bootstrap interval, an exact sign-flip p-value and each run's own measurement noise. Failed and
+diverged runs rank worst and are named, never averaged. Interactions, confounds (compute,
+yardstick, runs from several sweeps) and disagreeing secondary scores are said in words."""
 
 from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from ganlab import stats  # noqa: E402
 from ganlab.catalog import RunRecord, swept_values  # noqa: E402
 from ganlab.run_folder import RunFolder  # noqa: E402
 
 REPEAT_KEYS = ("seed",)  # keys that repeat a run rather than change it
-SIGNIFICANCE = 0.05
+ALPHA = 0.05
+FAILED = ("failed", "diverged")  # runs that count as the worst rank
+# Secondary scores and whether higher is better, checked for agreement with the primary.
+SECONDARY = {"kid": False, "precision": True, "recall": True, "coverage": True, "classes_covered": True,
+             "hq_share": True, "modes_covered": True}
+COMPUTE_KEYS = ("trainer.n_critic", "trainer.steps", "trainer.epochs", "trainer.batch_size")
 
 
 @dataclass
-class ValueStats:
+class ValueSummary:
     value: str
-    scores: list[float]
-    p_value: Optional[float] = None  # Welch's t-test against the best value
+    n: int
+    median: float  # of the best primary score over the value's runs (failures as +inf)
+    interval: tuple[float, float]  # bootstrap 95% interval of that median
+    failed: list[str] = field(default_factory=list)  # runs of this value that failed or diverged
 
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.scores)
 
-    @property
-    def std(self) -> float:
-        return statistics.stdev(self.scores) if len(self.scores) > 1 else float("nan")
+@dataclass
+class Effect:
+    """One value against the best value of its key: score(value) - score(best), lower is better."""
+    value: str
+    test: str  # paired | unpaired | none
+    n_pairs: int
+    median_diff: float
+    interval: tuple[float, float]
+    p_value: Optional[float]
+    measurement_noise: float  # median over pairs of 2 x the standard error of a difference
+    verdict: str  # better | worse | within noise | interaction
+    why: str
+    seeds_needed: Optional[int] = None
+    agree: list[str] = field(default_factory=list)  # secondary scores ranking the two values the same way
+    disagree: list[str] = field(default_factory=list)
+    by_cell: dict[str, float] = field(default_factory=dict)  # median difference per setting of the other keys
 
-    def verdict(self, best: "ValueStats") -> str:
-        if self is best:
-            return "best"
-        diff = f"{self.mean - best.mean:+.4g}"
-        if self.p_value is None:
-            return f"{diff} (one run each: no spread to judge by)"
-        if self.p_value < SIGNIFICANCE:
-            return f"{diff} worse, beyond the spread of seeds (p={self.p_value:.3f})"
-        return f"{diff}, within the spread of seeds (p={self.p_value:.2f})"
+
+@dataclass
+class Factor:
+    key: str
+    values: list[ValueSummary]  # best first
+    effects: list[Effect]  # each other value against the best
+    spread_over: str  # what the spread is over, in words
 
 
 @dataclass
 class Comparison:
     metric: str
-    runs: list[RunRecord]
-    factors: dict[str, list[ValueStats]]  # swept key -> its values, best first
+    runs: list[RunRecord]  # the runs with a score
+    factors: dict[str, Factor]
     labels: dict[Path, str]  # run -> its swept values, e.g. "optim.lr=0.0001 seed=2"
-    skipped: list[RunRecord]  # runs without a quality score (failed, diverged, metrics off)
+    failed: list[RunRecord]  # failed or diverged: the worst rank
+    skipped: list[RunRecord]  # neither scored nor failed (running, stopped, metrics off)
+    warnings: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        """All of it as plain JSON (a failed value's +inf and an unknown interval become null)."""
+        return _plain({"metric": self.metric, "runs": len(self.runs) + len(self.failed),
+                       "failed": [r.path.name for r in self.failed], "skipped": [r.path.name for r in self.skipped],
+                       "warnings": self.warnings, "keys": {k: asdict(f) for k, f in self.factors.items()}})
 
 
-def _welch_p(a: list[float], b: list[float]) -> Optional[float]:
-    if len(a) < 2 or len(b) < 2:
-        return None
-    from scipy.stats import ttest_ind
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return None if isinstance(x, float) and not math.isfinite(x) else x
 
-    p = float(ttest_ind(a, b, equal_var=False).pvalue)
-    return p if math.isfinite(p) else (1.0 if statistics.fmean(a) == statistics.fmean(b) else 0.0)
+
+def score_of(run: RunRecord) -> float:
+    return math.inf if run.status in FAILED or run.best.get("score") is None else float(run.best["score"])
+
+
+def se_of(run: RunRecord, metric: str) -> float:
+    value = (run.best.get("scores") or {}).get(f"{metric}_se")
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
 
 
 def compare(runs: list[RunRecord]) -> Comparison:
-    scored = [r for r in runs if r.best.get("score") is not None]
-    metrics = {r.quality.get("metric") for r in scored}
+    scored = [r for r in runs if r.status not in FAILED and r.best.get("score") is not None]
+    failed = [r for r in runs if r.status in FAILED]
+    skipped = [r for r in runs if r not in scored and r not in failed]
     if not scored:
         raise ValueError("none of these runs has a quality score to compare (runs with metrics.enabled=false, "
                          "or that failed before their first evaluation)")
+    metrics = {r.quality.get("metric") for r in scored}
     if len(metrics) > 1:
         raise ValueError(f"these runs are scored by different metrics ({', '.join(sorted(metrics))}): "
                          f"compare runs of one kind of data")
-    swept = swept_values(scored)
-    labels = {r.path: " ".join(f"{k}={swept[k][r.path]}" for k in swept) or r.path.name for r in scored}
-    factors = {}
-    for key in (k for k in swept if k not in REPEAT_KEYS):
-        by_value: dict[str, list[float]] = {}
-        for run in scored:
-            by_value.setdefault(swept[key][run.path], []).append(float(run.best["score"]))
-        stats = sorted((ValueStats(v, s) for v, s in by_value.items()), key=lambda s: s.mean)
-        for other in stats[1:]:
-            other.p_value = _welch_p(other.scores, stats[0].scores)
-        factors[key] = stats
-    return Comparison(metrics.pop(), scored, factors, labels, [r for r in runs if r not in scored])
+    metric, ranked = metrics.pop(), scored + failed
+    swept = swept_values(ranked)
+    labels = {r.path: " ".join(f"{k}={swept[k][r.path]}" for k in swept) or r.path.name for r in ranked}
+    factors = {key: _factor(key, ranked, swept, metric) for key in swept if key not in REPEAT_KEYS}
+    return Comparison(metric, scored, factors, labels, failed, skipped, _warnings(ranked, swept))
+
+
+def _factor(key: str, runs: list[RunRecord], swept: dict[str, dict[Path, str]], metric: str) -> Factor:
+    by_value: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        by_value.setdefault(swept[key][run.path], []).append(run)
+    summaries = []
+    for value, group in by_value.items():
+        scores = [score_of(r) for r in group]
+        summaries.append(ValueSummary(value, len(group), statistics.median(scores), stats.median_interval(scores),
+                                      [r.path.name for r in group if r.status in FAILED]))
+    summaries.sort(key=lambda v: (v.median, v.value))
+    best = summaries[0].value
+    others = [k for k in swept if k != key]
+    seeds = sorted({swept["seed"][r.path] for r in runs}) if "seed" in swept else []
+    context = [k for k in others if k not in REPEAT_KEYS]
+    cells = len({tuple(swept[k][r.path] for k in context) for r in runs})
+    spread = (f"{len(seeds)} seeds" + (f" in {cells} settings of {', '.join(context)}" if context else "")
+              if seeds else f"the other swept settings ({cells} cells of {', '.join(context)})" if context
+              else "nothing: one run per value, only each score's measurement noise")
+    effects = [_effect(v.value, best, key, runs, swept, others, context, metric) for v in summaries[1:]]
+    return Factor(key, summaries, effects, spread)
+
+
+def _cell(run: RunRecord, keys: list[str], swept: dict[str, dict[Path, str]]) -> tuple[str, ...]:
+    return tuple(f"{k}={swept[k][run.path]}" for k in keys)
+
+
+def _effect(value: str, best: str, key: str, runs: list[RunRecord], swept: dict[str, dict[Path, str]],
+            others: list[str], context: list[str], metric: str) -> Effect:
+    cells: dict[tuple[str, ...], dict[str, list[RunRecord]]] = {}
+    for run in runs:
+        cells.setdefault(_cell(run, others, swept), {}).setdefault(swept[key][run.path], []).append(run)
+    pairs = [(c[value], c[best], cell) for cell, c in cells.items() if value in c and best in c]
+    if not pairs:
+        return _unpaired(value, best, key, runs, swept, metric)
+    diffs, noises, contexts = [], [], []
+    for mine, theirs, cell in pairs:
+        a, b = statistics.median(map(score_of, mine)), statistics.median(map(score_of, theirs))
+        diffs.append(0.0 if a == b else a - b)  # both failed: a tie
+        noises.append(2 * math.hypot(se_of(mine[0], metric), se_of(theirs[0], metric)))
+        contexts.append(" ".join(c for c in cell if c.split("=")[0] in context))
+    finite = [d if math.isfinite(d) else math.copysign(1e12, d) for d in diffs]
+    median = statistics.median(diffs)
+    interval = stats.median_interval(finite)
+    p = stats.sign_flip_p(finite)
+    noise = statistics.median(noises)
+    effect = Effect(value, "paired", len(pairs), median, interval, p, noise, "within noise", "")
+    by_context: dict[str, list[float]] = {}
+    for d, n, c in zip(diffs, noises, contexts):
+        by_context.setdefault(c, []).append((d, n))
+    effect.by_cell = {c: statistics.median(d for d, _ in v) for c, v in by_context.items() if c}
+    helps = [c for c, v in by_context.items() if c and all(d < -n for d, n in v)]
+    hurts = [c for c, v in by_context.items() if c and all(d > n for d, n in v)]
+    beyond_each = all(abs(d) > n for d, n in zip(diffs, noises)) and len({d > 0 for d in diffs}) == 1
+    few = len(pairs) < stats.min_pairs_for(ALPHA)
+    if helps and hurts:
+        effect.verdict = "interaction"
+        effect.why = (f"{key}={value} beats {key}={best} beyond noise with {'; '.join(helps)} but loses with "
+                      f"{'; '.join(hurts)}: see the table by cell rather than one verdict")
+    elif (interval[0] > 0 or interval[1] < 0) and abs(median) > noise and (
+            (not few and p <= ALPHA) or (few and beyond_each)):
+        effect.verdict = "worse" if median > 0 else "better"
+        effect.why = (f"p={p:.3g} over {len(pairs)} pairs" if not few else
+                      f"all {len(pairs)} pairs agree, each beyond its measurement noise; a sign-flip test needs "
+                      f"{stats.min_pairs_for(ALPHA)} pairs to reach p<{ALPHA}, p={p:.2g} here")
+    else:
+        effect.seeds_needed = stats.seeds_needed(median, statistics.stdev(finite)) if len(finite) > 1 else None
+        effect.why = (f"the interval [{interval[0]:.3g}, {interval[1]:.3g}] holds 0" if interval[0] <= 0 <= interval[1]
+                      else f"|{median:.3g}| is within the measurement noise {noise:.3g}" if abs(median) <= noise
+                      else f"the {len(pairs)} pairs do not all agree beyond their measurement noise")
+    _agreement(effect, pairs, metric)
+    return effect
+
+
+def _unpaired(value: str, best: str, key: str, runs: list[RunRecord], swept: dict[str, dict[Path, str]],
+              metric: str) -> Effect:
+    a = [score_of(r) for r in runs if swept[key][r.path] == value]
+    b = [score_of(r) for r in runs if swept[key][r.path] == best]
+    median = statistics.median(a) - statistics.median(b)
+    p = stats.rank_test_p(a, b) if len(a) > 1 and len(b) > 1 else None
+    effect = Effect(value, "unpaired" if p is not None else "none", 0, median, (math.nan, math.nan), p, 0.0,
+                    "within noise", "no run of it shares its other settings and seed with a run of the best value")
+    if p is not None and p <= ALPHA:
+        effect.verdict = "worse" if median > 0 else "better"
+        effect.why = f"Mann-Whitney p={p:.3g} over {len(a)} and {len(b)} runs (unpaired)"
+    elif p is None:
+        effect.why += "; one run each, so no test"
+    return effect
+
+
+def _agreement(effect: Effect, pairs: list, metric: str) -> None:
+    """Which secondary scores rank the two values the same way as the primary (median paired sign)."""
+    if effect.median_diff == 0 or not math.isfinite(effect.median_diff):
+        return
+    for name, higher_better in SECONDARY.items():
+        diffs = [_secondary(mine, name) - _secondary(theirs, name) for mine, theirs, _ in pairs]
+        diffs = [d for d in diffs if math.isfinite(d)]
+        if not diffs or statistics.median(diffs) == 0:
+            continue
+        worse = (statistics.median(diffs) < 0) if higher_better else (statistics.median(diffs) > 0)
+        (effect.agree if worse == (effect.median_diff > 0) else effect.disagree).append(name)
+
+
+def _secondary(runs: list[RunRecord], name: str) -> float:
+    values = [(r.best.get("scores") or {}).get(name) for r in runs]
+    values = [float(v) for v in values if isinstance(v, (int, float))]
+    return statistics.median(values) if values else math.nan
+
+
+def _warnings(runs: list[RunRecord], swept: dict[str, dict[Path, str]]) -> list[str]:
+    out = []
+    yardsticks = {(r.quality.get("scored_with") or {}).get("yardstick") for r in runs if r.quality}
+    if len(yardsticks - {None}) > 1:
+        named = ", ".join(sorted(yardsticks - {None}))
+        out.append(f"WARNING: these runs were scored with different yardsticks ({named}): their scores are not "
+                   f"comparable")
+    configs = {r.path: _config(r.path) for r in runs}
+    for key in COMPUTE_KEYS:
+        values = {OmegaConf.select(c, key, default=None) for c in configs.values() if c is not None}
+        if len(values) > 1:
+            out.append(f"confound: the runs differ in compute, {key} = {', '.join(sorted(map(str, values)))}")
+    sweeps = {r.sweep or str(r.path.parent) for r in runs}
+    if len(sweeps) > 1:
+        out.append(f"confound: the runs come from {len(sweeps)} sweeps or folders, whose fixed settings may differ "
+                   f"(keys that vary: {', '.join(swept) or 'none'})")
+    return out
+
+
+def _config(path: Path):
+    try:
+        return OmegaConf.load(path / ".hydra" / "config.yaml")
+    except Exception:  # a run without a readable config: no compute check for it
+        return None
+
+
+def _num(x: float) -> str:
+    return "failed" if x == math.inf else f"{x:.4g}"
 
 
 def format_comparison(c: Comparison) -> str:
-    lines = [f"{len(c.runs)} runs compared by their best {c.metric} (lower is better)"]
+    lines = [f"{len(c.runs) + len(c.failed)} runs compared by their best {c.metric} (lower is better)"]
+    lines += c.warnings
     if not c.factors:
         lines.append("no swept key besides the seed: nothing to rank")
-    for key, stats in c.factors.items():
-        width = max(len(key), *(len(s.value) for s in stats))
-        lines += ["", f"{key:<{width}}  {'n':>2}  {c.metric + ' mean +- std':>26}  vs the best"]
-        for s in stats:
-            spread = f"{s.mean:.4g} +- {s.std:.2g}" if len(s.scores) > 1 else f"{s.mean:.4g}"
-            lines.append(f"{s.value:<{width}}  {len(s.scores):>2}  {spread:>26}  {s.verdict(stats[0])}")
-        lines.append(verdict(key, stats))
+    for key, f in c.factors.items():
+        width = max(len(key), *(len(v.value) for v in f.values))
+        lines += ["", f"{key}: spread over {f.spread_over}",
+                  f"  {'value':<{width}}  {'n':>2}  {'median [95% interval]':>28}  vs the best (paired difference)"]
+        effects = {e.value: e for e in f.effects}
+        for v in f.values:
+            spread = f"{_num(v.median)} [{_num(v.interval[0])}, {_num(v.interval[1])}]"
+            e = effects.get(v.value)
+            versus = "best" if e is None else (
+                f"{e.median_diff:+.3g} [{e.interval[0]:+.3g}, {e.interval[1]:+.3g}] {e.verdict.upper()} "
+                f"({e.test}, {e.n_pairs} pairs: {e.why})" if e.test == "paired" else f"{e.median_diff:+.3g} "
+                f"{e.verdict.upper()} ({e.why})")
+            lines.append(f"  {v.value:<{width}}  {v.n:>2}  {spread:>28}  {versus}")
+            if e and e.seeds_needed:
+                lines.append(f"  {'':<{width}}      about {e.seeds_needed} seeds per value would settle a difference "
+                             f"of {abs(e.median_diff):.3g} at 80% power")
+            if e and (e.agree or e.disagree):
+                lines.append(f"  {'':<{width}}      other scores: {', '.join(e.agree) or 'none'} agree"
+                             + (f"; {', '.join(e.disagree)} disagree" if e.disagree else ""))
+            if e and e.verdict == "interaction":
+                lines += [f"  {'':<{width}}      {cell}: {d:+.3g}" for cell, d in e.by_cell.items()]
+            if v.failed:
+                lines.append(f"  {'':<{width}}      failed or diverged (ranked worst): {', '.join(v.failed)}")
+        lines.append(verdict(f))
     for run in c.skipped:
         lines.append(f"left out (no quality score): {run.path.name} [{run.status}]")
     return "\n".join(lines)
 
 
-def verdict(key: str, stats: list[ValueStats]) -> str:
-    best = stats[0]
-    clear = [s for s in stats[1:] if s.p_value is not None and s.p_value < SIGNIFICANCE]
-    if len(stats) < 2:
-        return f"verdict: {key} took one value only"
-    if len(clear) == len(stats) - 1:
-        return f"verdict: {key}={best.value} is best, and every other value is worse beyond the spread of seeds"
-    if clear:
-        return (f"verdict: {key}={best.value} is best; beyond the spread of seeds it beats "
-                f"{', '.join(s.value for s in clear)}; the rest is within noise")
-    return f"verdict: {key}={best.value} scored best, but no difference is beyond the spread of seeds"
+def verdict(f: Factor) -> str:
+    best = f.values[0].value
+    if not f.effects:
+        return f"verdict: {f.key} took one value only"
+    worse = [e.value for e in f.effects if e.verdict == "worse"]
+    mixed = [e.value for e in f.effects if e.verdict == "interaction"]
+    within = [e.value for e in f.effects if e.verdict in ("within noise", "better")]
+    if mixed:
+        return (f"verdict: {f.key} interacts with the other settings ({', '.join(mixed)} helps in some cells and "
+                f"hurts in others, beyond noise): read the table by cell, not one winner")
+    if len(worse) == len(f.effects):
+        return f"verdict: {f.key}={best} is best; every other value is worse beyond noise"
+    if worse:
+        return (f"verdict: {f.key}={best} is best; beyond noise it beats {', '.join(worse)}; "
+                f"{', '.join(within)} within noise")
+    return f"verdict: {f.key}={best} scored best, but no difference is beyond noise"
 
 
 # -------------------------------------------------------------------------------- figures
@@ -175,21 +368,21 @@ def plot_grids(c: Comparison, path: Path, limit: int = 24) -> Path:
 
 
 def plot_heatmap(c: Comparison, path: Path) -> Optional[Path]:
-    """Mean score over seeds for each pair of values of two swept keys."""
+    """Median score over seeds for each pair of values of two swept keys."""
     keys = list(c.factors)
     if len(keys) != 2:
         return None
     swept = swept_values(c.runs)
-    rows_v, cols_v = ([s.value for s in c.factors[k]] for k in keys)
+    rows_v, cols_v = ([v.value for v in c.factors[k].values] for k in keys)
     rows_v, cols_v = sorted(rows_v), sorted(cols_v)
     cells: dict[tuple[str, str], list[float]] = {}
     for run in c.runs:
         cells.setdefault((swept[keys[0]][run.path], swept[keys[1]][run.path]), []).append(float(run.best["score"]))
-    grid = [[statistics.fmean(cells[(r, k)]) if (r, k) in cells else float("nan") for k in cols_v] for r in rows_v]
+    grid = [[statistics.median(cells[(r, k)]) if (r, k) in cells else float("nan") for k in cols_v] for r in rows_v]
     fig, ax = plt.subplots(figsize=(1.6 * len(cols_v) + 2.5, 1.0 * len(rows_v) + 1.8))
     image = ax.imshow(grid, cmap="viridis_r")
     ax.set(xticks=range(len(cols_v)), xticklabels=cols_v, yticks=range(len(rows_v)), yticklabels=rows_v,
-           xlabel=keys[1], ylabel=keys[0], title=f"mean best {c.metric} (lower is better)")
+           xlabel=keys[1], ylabel=keys[0], title=f"median best {c.metric} (lower is better)")
     for i, row in enumerate(grid):
         for j, value in enumerate(row):
             if math.isfinite(value):

@@ -6,11 +6,14 @@ when it starts.
 
 from __future__ import annotations
 
+import math
+
 import statistics
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 WINDOW = 10  # metrics rows a condition must hold over ("for a while")
+COPY_RATE_ALARM = 0.2  # copy rate that diagnoses memorisation: 4x that of held-out real images (0.05)
 
 
 @dataclass
@@ -100,7 +103,33 @@ class Diagnostician:
     # ----------------------------------------------------------------- from quality scores
     def on_quality(self, row: dict) -> list[Diagnosis]:
         self.evals.append(row)
-        return self._new(self.mode_collapse())
+        return self._new(self.mode_collapse()) + self._new(self.memorisation())
+
+    def degradation(self, best: dict, last: dict, epochs: int) -> list[Diagnosis]:
+        """At the end: quality got worse, beyond its measurement noise, after a best in the first two
+        thirds of training ("best at epoch 25; 40% worse since")."""
+        metric = best.get("metric")
+        if not metric or metric not in last or best["epoch"] > 2 * epochs / 3 or best["score"] <= 0:
+            return []
+        noise = 2 * math.hypot(best["scores"].get(f"{metric}_se", 0.0), last.get(f"{metric}_se", 0.0))
+        if last[metric] - best["score"] <= noise:
+            return []
+        worse = last[metric] / best["score"] - 1
+        return self._new(Diagnosis(
+            "late_degradation", int(last["step"]), float(last["epoch"]),
+            "Quality got worse late in training: the last samples are worse than the best ones",
+            f"best {metric} {best['score']:.4g} at epoch {best['epoch']}; {worse:.0%} worse since "
+            f"({last[metric]:.4g} at epoch {last['epoch']}, beyond the measurement noise {noise:.2g})",
+            "use checkpoints/best.pt (ganlab sample RUN uses it), fewer epochs, a lower optim.lr"))
+
+    def memorisation(self) -> Optional[Diagnosis]:
+        last = self.evals[-1]
+        if last.get("copy_rate", 0.0) < COPY_RATE_ALARM:
+            return None
+        return Diagnosis("memorisation", int(last["step"]), float(last["epoch"]),
+                         "G copies training images: its samples lie nearer to training images than held-out real "
+                         "images do", f"copy rate {last['copy_rate']:.2f} against 0.05 for held-out real images",
+                         "more data (no data.limit), fewer epochs, a smaller D (discriminator.width)")
 
     def mode_collapse(self) -> Optional[Diagnosis]:
         if len(self.evals) < 2:

@@ -56,15 +56,22 @@ HISTORY_PANELS = [
 ]
 
 
-def plot_history(metrics: dict[str, list[float]], path: Path, title: str = "", fmt: str | None = None) -> None:
-    """One panel per family of measurements over G steps (panels without data are left out)."""
+def plot_history(metrics: dict[str, list[float]], path: Path, title: str = "", fmt: str | None = None,
+                 quality: dict[str, list[float]] | None = None, primary: str | None = None,
+                 floor: float | None = None) -> None:
+    """One panel per family of measurements over G steps (panels without data are left out), and a
+    first panel of the primary quality score per evaluation with its 90% noise band and the floor."""
     panels = [(name, [k for k in keys if k in metrics and any(math.isfinite(v) for v in metrics[k])])
               for name, keys in HISTORY_PANELS]
     panels = [(name, keys) for name, keys in panels if keys]
+    scored = bool(quality and primary and quality.get(primary))
     if not panels or not metrics.get("step"):
         return
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.3 * len(panels)), sharex=True, squeeze=False)
-    for ax, (name, keys) in zip(axes[:, 0], panels):
+    rows = len(panels) + scored
+    fig, axes = plt.subplots(rows, 1, figsize=(8, 2.3 * rows), sharex=True, squeeze=False)
+    if scored:
+        _quality_panel(axes[0, 0], quality, primary, floor)
+    for ax, (name, keys) in zip(axes[int(scored):, 0], panels):
         for key in keys:
             ax.plot(metrics["step"], metrics[key], label=key, lw=1.2)
         if name == "D accuracy":
@@ -80,3 +87,20 @@ def plot_history(metrics: dict[str, list[float]], path: Path, title: str = "", f
     fig.tight_layout()
     fig.savefig(path, dpi=90, format=fmt)
     plt.close(fig)
+
+
+def _quality_panel(ax, quality: dict[str, list[float]], primary: str, floor: float | None) -> None:
+    steps, values = quality["step"], quality[primary]
+    ax.plot(steps, values, "o-", color="tab:purple", lw=1.2, ms=3, label=f"{primary} (lower is better)")
+    se = quality.get(f"{primary}_se")
+    if se and all(math.isfinite(v) for v in se):
+        lo = [v - 1.645 * e for v, e in zip(values, se)]
+        hi = [v + 1.645 * e for v, e in zip(values, se)]
+        ax.fill_between(steps, lo, hi, color="tab:purple", alpha=0.2, lw=0, label="90% measurement noise")
+    if floor is not None:
+        ax.axhline(floor, color="0.3", ls="--", lw=1, label=f"real vs real floor ({floor:.3g})")
+    if all(v > 0 for v in values):
+        ax.set_yscale("log")  # the first evaluations are often 10x the rest
+    ax.set_title("Quality", fontsize=10, loc="left")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(alpha=0.3)

@@ -81,7 +81,8 @@ def n_params(net: torch.nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None, restart: bool = False) -> dict[str, Any]:
+def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
+          restart: bool = False) -> dict[str, Any]:
     """Train the GAN that `cfg` describes into a new folder `run_dir`, continue it from the
     checkpoint state `resume`, or (`restart`) start over a run killed before its first checkpoint;
     return the run's summary."""
@@ -186,11 +187,22 @@ def _progress_summary(trainer: Trainer, run: RunFolder, seconds: float) -> dict[
     }
     if evaluator is not None:
         out["quality"] = {"metric": evaluator.primary, "final": p.last_eval, "best": p.best,
+                          "best_vs_last": _best_vs_last(p.best, p.last_eval),
                           "best_checkpoint": _relative(run, run.checkpoints / "best.pt"),
                           "floor": evaluator.floor, "scored_with": evaluator.info,
                           "eval_seconds": round(p.eval_seconds, 2),
                           "eval_share": round(p.eval_seconds / seconds, 3) if seconds > 0 else None}
     return out
+
+
+def _best_vs_last(best: dict, last: dict) -> dict | None:
+    """How much worse the last evaluation is than the best (0 when the last is the best)."""
+    metric = best.get("metric")
+    if not metric or metric not in last:
+        return None
+    gap = last[metric] - best["score"]
+    return {"best_epoch": best["epoch"], "last_epoch": last["epoch"], "gap": round(gap, 6),
+            "relative": round(gap / best["score"], 4) if best["score"] > 0 else None}
 
 
 def _relative(run: RunFolder, path: Path) -> str | None:

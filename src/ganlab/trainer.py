@@ -212,10 +212,19 @@ class Trainer:
             self.save_samples()
         if evaluate:
             self.evaluate()
+        if final and self.evaluator is not None:
+            for diagnosis in self.doctor.degradation(p.best, p.last_eval, p.epoch):
+                log.warning("diagnosis: %s", diagnosis.line())
         if final or p.epoch % t.checkpoint_every == 0:
-            metrics = self.run.read_columns(self.run.metrics_csv)
-            atomic_write(self.run.history_png, lambda tmp: plot_history(metrics, tmp, title=self.cfg.name, fmt="png"))
+            self.plot_history()
             self.save_checkpoint("last.pt", finished=final)
+
+    def plot_history(self) -> None:
+        metrics, quality = (self.run.read_columns(path) for path in (self.run.metrics_csv, self.run.quality_csv))
+        primary = self.evaluator.primary if self.evaluator else None
+        floor = self.evaluator.floor.get(primary) if self.evaluator else None
+        atomic_write(self.run.history_png, lambda tmp: plot_history(metrics, tmp, self.cfg.name, "png", quality,
+                                                                    primary, floor))
 
     @torch.no_grad()
     def generate(self, noise: torch.Tensor, batch: int = 500) -> torch.Tensor:

@@ -40,11 +40,12 @@ class ImageEvaluator(Evaluator):
 
     def __init__(self, classifier: TrainedClassifier, data: Dataset, other: Optional[Dataset], n: int, k: int):
         self.classifier, self.k = classifier, k
-        reference = _subset(data.x, n, seed=0)
+        reference = self.reference_images = _subset(data.x, n, seed=0)  # training images, the real side
         features, _ = classifier.net.embed(reference)
         # Scale the space so the reference has unit RMS per dimension: kernels and distances stay O(1).
         self.scale = float(features.pow(2).mean().rsqrt())
         self.real_features = features * self.scale
+        self.frechet = scores.FrechetReference(self.real_features)
         self.real_diversity = scores.diversity(self.real_features)
         # Generated samples are scored in the number the floor can be measured with: Frechet
         # distance is biased by the sample size, so a floor at another size would mislead.
@@ -52,19 +53,39 @@ class ImageEvaluator(Evaluator):
         self.class_freq = None
         if classifier.task == "classes" and data.labels is not None:
             self.class_freq = torch.bincount(data.labels).double() / len(data.labels)
+        self.copy_threshold = self._copy_threshold(other)
         self.info = {"feature_space": f"{classifier.task} classifier", **classifier.meta, "n_real": len(reference),
-                     "n_generated": self.n_fake, "nearest_k": k}
+                     "n_generated": self.n_fake, "nearest_k": k,
+                     "yardstick": f"{data.name}-{'x'.join(map(str, data.sample_shape))}-{classifier.hash[:12]}"}
         self.floor = self._floor(other, n)
 
     def score(self, samples: torch.Tensor) -> dict[str, float]:
-        return self._scores(self.real_features, *self._embed(samples[: self.n_fake]))
+        features, predicted = self._embed(samples[: self.n_fake])
+        result = {**self._scores(self.real_features, features, predicted),
+                  "fd_classifier_se": scores.bootstrap_se(self.frechet.distance, features)}
+        if self.copy_threshold is not None:
+            result["copy_rate"] = float((self.nearest_training(features) < self.copy_threshold).double().mean())
+        return result
+
+    def nearest_training(self, features: torch.Tensor) -> torch.Tensor:
+        """Each sample's distance to its nearest training image (the reference, drawn from the training split)."""
+        return torch.cdist(features.double(), self.real_features.double()).min(1).values
+
+    def _copy_threshold(self, other: Optional[Dataset]) -> Optional[float]:
+        """The 5th percentile of held-out real images' distance to their nearest training image: real data
+        not trained on lies nearer only 5% of the time, so a copy rate well above 0.05 means memorised images."""
+        if other is None:
+            return None
+        held_out, _ = self._embed(_subset(other.x, self.n_fake, seed=2))
+        return float(torch.quantile(self.nearest_training(held_out), 0.05))
 
     def _embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features, predicted = self.classifier.net.embed(images.detach().float().cpu())
         return features * self.scale, predicted
 
     def _scores(self, real: torch.Tensor, features: torch.Tensor, predicted: torch.Tensor) -> dict[str, float]:
-        result = {"fd_classifier": scores.frechet_distance(real, features),
+        frechet = self.frechet if real is self.real_features else scores.FrechetReference(real)
+        result = {"fd_classifier": frechet.distance(features),
                   "kid": scores.kernel_inception_distance(real, features),
                   **scores.prdc(real, features, self.k),
                   "diversity_ratio": scores.diversity(features) / max(self.real_diversity, 1e-12)}
@@ -100,17 +121,19 @@ class MixtureEvaluator(Evaluator):
 
     def __init__(self, data: Dataset, n: int):
         self.modes, self.std = data.modes, data.std
-        self.reference = _subset(data.x, n, seed=0)
+        # The reference is drawn from the mixture itself with a fixed seed: the same for every run.
+        self.reference = sample_mixture(self.modes, self.std, n, torch.Generator().manual_seed(0))
+        self.swd = scores.SlicedWasserstein(self.reference)
         self.real_diversity = scores.diversity(self.reference)
         self.info = {"feature_space": "data space", "n_real": len(self.reference), "n_modes": len(self.modes),
-                     "std": self.std}
+                     "std": self.std, "yardstick": f"{data.name}-{len(self.modes)}modes-std{self.std}-n{n}"}
         fresh = sample_mixture(self.modes, self.std, len(self.reference), torch.Generator().manual_seed(1))
         self.floor = {key: round(value, 6) for key, value in self.score(fresh).items()}
 
     def score(self, samples: torch.Tensor) -> dict[str, float]:
         points = samples.detach().float().cpu()
         return {**scores.mode_scores(points, self.modes, self.std),
-                "swd": scores.sliced_wasserstein(self.reference, points),
+                "swd": self.swd.distance(points), "swd_se": scores.bootstrap_se(self.swd.distance, points),
                 "diversity_ratio": scores.diversity(points) / max(self.real_diversity, 1e-12)}
 
 
@@ -131,12 +154,27 @@ def other_split(data_cfg: DictConfig) -> Optional[Dataset]:
         return None
 
 
+def yardstick_config(data_cfg: DictConfig) -> DictConfig:
+    """The data the scores of every run on this dataset are measured against: its full training split
+    at the run's image size and channels, whatever the run's subset (data.limit) or split."""
+    full = data_cfg.copy()
+    with open_dict(full):
+        full.limit = None
+        if "split" in full:
+            full.split = "train"
+    return full
+
+
 def build_evaluator(cfg: DictConfig, data: Dataset) -> Evaluator:
-    """The evaluator for the run's data: mixture scores for points, classifier scores for images."""
+    """The evaluator for the run's data: mixture scores for points, classifier scores for images, in
+    one yardstick per dataset (never the run's own subset, seed or settings)."""
     m = cfg.metrics
     if not data.is_image:
         return MixtureEvaluator(data, m.n_samples)
-    other = other_split(cfg.data)
+    full = yardstick_config(cfg.data)
+    if full != cfg.data:  # a subset (data.limit) or the test split: score against the full training split
+        data = load_dataset(full)
+    other = other_split(full)
     cpu = Dataset(data.name, data.x.cpu(), data.labels)
     classifier = load_or_train(data.name, cpu.x, cpu.labels, None if other is None else other.x,
                                None if other is None else other.labels, Path(m.cache_dir), m.classifier_steps)

@@ -8,21 +8,41 @@ float64 on the CPU.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
 
+class FrechetReference:
+    """The real side of the Frechet distance, fitted once: mean, covariance and its square root."""
+
+    def __init__(self, real: torch.Tensor):
+        real = real.double()
+        self.mu, self.cov = real.mean(0), torch.cov(real.T)
+        vals, vecs = torch.linalg.eigh(self.cov)
+        self.root = vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
+
+    def distance(self, fake: torch.Tensor) -> float:
+        """||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)) of Gaussians fitted to the features."""
+        fake = fake.double()
+        mu_f, cov_f = fake.mean(0), torch.cov(fake.T)
+        # Tr((S_r S_f)^(1/2)) = sum of sqrt(eigenvalues of S_r^(1/2) S_f S_r^(1/2)), a symmetric PSD matrix.
+        middle = torch.linalg.eigvalsh(self.root @ cov_f @ self.root).clamp(min=0)
+        value = (self.mu - mu_f).pow(2).sum() + self.cov.trace() + cov_f.trace() - 2 * middle.sqrt().sum()
+        return max(float(value), 0.0)
+
+
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
-    """||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)) of Gaussians fitted to the features."""
-    real, fake = real.double(), fake.double()
-    mu_r, mu_f = real.mean(0), fake.mean(0)
-    cov_r, cov_f = torch.cov(real.T), torch.cov(fake.T)
-    # Tr((S_r S_f)^(1/2)) = sum of sqrt(eigenvalues of S_r^(1/2) S_f S_r^(1/2)), a symmetric PSD matrix.
-    vals, vecs = torch.linalg.eigh(cov_r)
-    root_r = vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
-    middle = torch.linalg.eigvalsh(root_r @ cov_f @ root_r).clamp(min=0)
-    value = (mu_r - mu_f).pow(2).sum() + cov_r.trace() + cov_f.trace() - 2 * middle.sqrt().sum()
-    return max(float(value), 0.0)
+    return FrechetReference(real).distance(fake)
+
+
+def bootstrap_se(statistic: Callable[[torch.Tensor], float], samples: torch.Tensor, draws: int = 20,
+                 seed: int = 0) -> float:
+    """The standard error of statistic(samples) over the sampling of `samples`: the standard
+    deviation of the statistic over `draws` resamples with replacement (Efron's bootstrap)."""
+    g = torch.Generator().manual_seed(seed)
+    values = [statistic(samples[torch.randint(len(samples), (len(samples),), generator=g)]) for _ in range(draws)]
+    return float(torch.tensor(values, dtype=torch.float64).std())
 
 
 def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subsets: int = 10,
@@ -96,11 +116,21 @@ def mode_scores(points: torch.Tensor, modes: torch.Tensor, std: float) -> dict[s
     return {"modes_covered": int((hist > 0).sum()), "hq_share": float(good.double().mean()), "mode_kl": kl}
 
 
+class SlicedWasserstein:
+    """Mean W1 over random 1-D projections (sliced Wasserstein distance) to a fixed reference, whose
+    sorted projections are computed once; exact W1 for 1-D samples."""
+
+    def __init__(self, reference: torch.Tensor, projections: int = 256, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.dirs = torch.randn(reference.shape[1], projections, generator=g, dtype=torch.float64)
+        self.dirs /= self.dirs.norm(dim=0, keepdim=True)
+        self.reference = reference.double() @ self.dirs
+
+    def distance(self, samples: torch.Tensor) -> float:
+        n = min(len(self.reference), len(samples))
+        ref = self.reference[:n].sort(dim=0).values
+        return float((ref - (samples[:n].double() @ self.dirs).sort(dim=0).values).abs().mean())
+
+
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, projections: int = 256, seed: int = 0) -> float:
-    """Mean W1 over random 1-D projections (sliced Wasserstein distance); exact W1 for 1-D samples."""
-    g = torch.Generator().manual_seed(seed)
-    dirs = torch.randn(a.shape[1], projections, generator=g, dtype=torch.float64)
-    dirs /= dirs.norm(dim=0, keepdim=True)
-    n = min(len(a), len(b))
-    pa, pb = (x[:n].double() @ dirs for x in (a, b))
-    return float((pa.sort(dim=0).values - pb.sort(dim=0).values).abs().mean())
+    return SlicedWasserstein(a, projections, seed).distance(b)

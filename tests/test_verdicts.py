@@ -1,0 +1,177 @@
+"""Verdicts you can trust: paired statistics with known answers, honest wording, one yardstick."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from ganlab import stats
+from ganlab.catalog import RunRecord
+from ganlab.compare import compare, format_comparison
+
+
+def run(score, se=0.01, status="completed", **settings) -> RunRecord:
+    overrides = [f"{k.replace('__', '.')}={v}" for k, v in settings.items()]
+    name = ",".join(overrides)
+    best = {} if score is None else {"score": score, "epoch": 1,
+                                     "scores": {"fd": score, "fd_se": se, "precision": 1 / (1 + score)}}
+    return RunRecord(Path(f"/sweep/{name}"), "sweep", overrides,
+                     {"status": status, "quality": {"metric": "fd", "best": best}})
+
+
+def effect_of(comparison, key, value):
+    return next(e for e in comparison.factors[key].effects if e.value == value)
+
+
+# ------------------------------------------------------------------------------ statistics
+def test_sign_flip_p_is_exact_and_cannot_go_below_two_over_two_to_the_n():
+    assert stats.sign_flip_p([1.0, 2.0, 3.0]) == pytest.approx(2 / 8)
+    assert stats.sign_flip_p([1.0, -1.0]) == 1.0
+    assert stats.sign_flip_p([1.0] * 6) == pytest.approx(2 / 64)
+    assert stats.min_pairs_for(0.05) == 6
+
+
+def test_median_interval_holds_the_median_and_narrows_with_more_data():
+    rng = random.Random(0)
+    small, large = ([rng.gauss(0, 1) for _ in range(n)] for n in (10, 400))
+    lo, hi = stats.median_interval(small)
+    lo2, hi2 = stats.median_interval(large)
+    assert lo < 0.5 and hi > -0.5 and lo2 < 0 < hi2 and hi2 - lo2 < hi - lo
+
+
+def test_seeds_needed_follows_the_power_formula():
+    # (1.96 + 0.84)^2 * (sd / effect)^2 = 7.85 for sd = effect
+    assert stats.seeds_needed(1.0, 1.0) == 8
+    assert stats.seeds_needed(0.5, 1.0) == 32
+    assert stats.seeds_needed(0.0, 1.0) is None
+
+
+# -------------------------------------------------------------------------- paired verdicts
+def test_a_clear_effect_over_three_seeds_is_beyond_noise_paired():
+    runs = [run(1.0 + 0.1 * s, optim__lr="2e-4", seed=s) for s in range(3)]
+    runs += [run(3.0 + 0.3 * s, optim__lr="2e-5", seed=s) for s in range(3)]
+    c = compare(runs)
+    e = effect_of(c, "optim.lr", "2e-5")
+    assert c.factors["optim.lr"].values[0].value == "2e-4"
+    assert e.test == "paired" and e.n_pairs == 3 and e.verdict == "worse"
+    assert e.median_diff == pytest.approx(2.2) and e.interval[0] > 0
+    assert "precision" in e.agree
+    text = format_comparison(c)
+    assert "spread over 3 seeds" in text and "WORSE" in text and "every other value is worse beyond noise" in text
+
+
+def test_a_key_with_no_effect_is_within_noise_and_says_how_many_seeds_would_settle_it():
+    rng = random.Random(1)
+    runs = []
+    for s in range(4):
+        base = 1 + rng.gauss(0, 0.3)  # the seed moves both values alike (pairing removes it)
+        runs += [run(base + rng.gauss(0, 0.1), discriminator__dropout="0.3", seed=s),
+                 run(base + rng.gauss(0, 0.1), discriminator__dropout="0.5", seed=s)]
+    c = compare(runs)
+    [e] = c.factors["discriminator.dropout"].effects
+    assert e.verdict == "within noise" and e.seeds_needed and e.seeds_needed > 4
+    text = format_comparison(c)
+    assert "seeds per value would settle" in text and "no difference is beyond noise" in text
+
+
+def test_pairing_sees_an_effect_that_the_seed_to_seed_spread_hides():
+    runs = []
+    for s, base in enumerate([1.0, 5.0, 9.0]):  # seeds differ by far more than the effect
+        runs += [run(base, lr="a", seed=s), run(base + 0.5, lr="b", seed=s)]
+    e = effect_of(compare(runs), "lr", "b")
+    assert e.verdict == "worse" and e.median_diff == pytest.approx(0.5)
+
+
+def test_a_designed_interaction_is_named_with_the_table_by_cell():
+    runs = []
+    for s in range(3):
+        for loss, low, high in (("bce", 1.0, 2.0), ("wgan", 2.0, 1.0)):
+            runs += [run(low + 0.01 * s, loss=loss, lr="low", seed=s), run(high + 0.01 * s, loss=loss, lr="high", seed=s)]
+    c = compare(runs)
+    [e] = c.factors["lr"].effects
+    assert e.verdict == "interaction" and set(e.by_cell) == {"loss=bce", "loss=wgan"}
+    text = format_comparison(c)
+    assert "interacts with the other settings" in text and "loss=wgan" in text
+
+
+def test_a_one_seed_sweep_never_speaks_of_seeds():
+    runs = [run(1.0 + 0.1 * i, lr=lr, loss=loss) for i, (lr, loss) in
+            enumerate([(a, b) for a in ("x", "y") for b in ("p", "q", "r")])]
+    text = format_comparison(compare(runs))
+    assert "seed" not in text and "spread over the other swept settings (3 cells of loss)" in text
+
+
+def test_failed_runs_rank_worst_by_name_and_are_not_averaged():
+    runs = [run(1.0, lr="a", seed=s) for s in range(3)]
+    runs += [run(2.0, lr="b", seed=0), run(None, status="diverged", lr="b", seed=1),
+             run(None, status="failed", lr="b", seed=2)]
+    c = compare(runs)
+    worst = c.factors["lr"].values[1]
+    assert worst.value == "b" and sorted(worst.failed) == ["lr=b,seed=1", "lr=b,seed=2"]
+    assert "failed or diverged (ranked worst): lr=b,seed=1" in format_comparison(c)
+    payload = c.as_json()
+    json.dumps(payload, allow_nan=False)  # plain JSON: no Infinity
+    assert payload["keys"]["lr"]["values"][1]["median"] is None
+
+
+def test_differences_within_the_measurement_noise_are_never_called_real():
+    runs = [run(1.0, se=0.5, lr="a", seed=s) for s in range(8)] + [run(1.2, se=0.5, lr="b", seed=s) for s in range(8)]
+    e = effect_of(compare(runs), "lr", "b")
+    assert e.verdict == "within noise" and "measurement noise" in e.why
+
+
+def test_runs_scored_with_different_yardsticks_or_compute_are_warned_about():
+    a, b = run(1.0, lr="a"), run(2.0, lr="b")
+    a.summary["quality"]["scored_with"] = {"yardstick": "digits-1x8x8-aaaa"}
+    b.summary["quality"]["scored_with"] = {"yardstick": "digits-1x8x8-bbbb"}
+    assert any("different yardsticks" in w for w in compare([a, b]).warnings)
+
+
+# ----------------------------------------------------------------------- one yardstick, copies
+@pytest.fixture(scope="module")
+def digits_evaluators():
+    from ganlab.data import load_dataset
+    from ganlab.quality import build_evaluator
+    from tests.conftest import make_cfg
+
+    full, small = (make_cfg("metrics.classifier_steps=60", *extra) for extra in ([], ["data.limit=32"]))
+    return (build_evaluator(full, load_dataset(full.data)), build_evaluator(small, load_dataset(small.data)),
+            load_dataset(full.data), load_dataset(make_cfg("data.split=test").data))
+
+
+def test_a_limited_data_run_is_scored_with_the_same_yardstick_as_the_full_run(digits_evaluators):
+    full, small, train_data, _ = digits_evaluators
+    assert small.info["yardstick"] == full.info["yardstick"] and small.floor == full.floor
+    images = train_data.x[:400]
+    assert small.score(images)["fd_classifier"] == full.score(images)["fd_classifier"]
+    assert full.score(images)["fd_classifier_se"] > 0
+
+
+def test_copy_rate_is_near_one_for_copied_training_images_and_near_005_for_fresh_real_ones(digits_evaluators):
+    full, _, _, test_data = digits_evaluators
+    copies = full.score(full.reference_images)["copy_rate"]
+    fresh = full.score(test_data.x)["copy_rate"]
+    assert copies > 0.95 and 0.0 <= fresh <= 0.12
+
+
+def test_quality_that_worsens_late_is_diagnosed_with_the_best_epoch_and_how_much():
+    from ganlab.diagnose import Diagnostician
+
+    best = {"metric": "fd", "epoch": 10, "step": 100, "score": 1.0, "scores": {"fd_se": 0.02}}
+    last = {"epoch": 30, "step": 300, "fd": 1.4, "fd_se": 0.02}
+    [found] = Diagnostician(warmup_steps=0).degradation(best, last, epochs=30)
+    assert found.kind == "late_degradation" and "best fd 1 at epoch 10; 40% worse since" in found.evidence
+    assert Diagnostician(warmup_steps=0).degradation(best, {**last, "fd": 1.03}, epochs=30) == []  # within noise
+    assert Diagnostician(warmup_steps=0).degradation({**best, "epoch": 25}, last, epochs=30) == []  # best came late
+
+
+def test_a_copying_generator_is_diagnosed_as_memorising():
+    from ganlab.diagnose import Diagnostician
+
+    doctor = Diagnostician(warmup_steps=0)
+    assert doctor.on_quality({"epoch": 1, "step": 10, "copy_rate": 0.06, "diversity_ratio": 1.0}) == []
+    [found] = doctor.on_quality({"epoch": 2, "step": 20, "copy_rate": 0.9, "diversity_ratio": 1.0})
+    assert found.kind == "memorisation" and "copy rate 0.90" in found.evidence
