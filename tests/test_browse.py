@@ -110,6 +110,16 @@ def test_report_renders_in_headless_chromium_without_errors(outputs, tmp_path):
     for job in (p.name for p in sweep.iterdir() if (p / "summary.json").exists()):
         assert job in dom.stdout
     assert "epoch " in dom.stdout  # the sample slider shows its epoch
+    # the jobs table sorts and filters (here from the address, as a click or typing does)
+    link = page.as_uri() + "#sort=best_score&filter=dropout%3D0.3"
+    dom = subprocess.run([chromium(), *flags, "--dump-dom", link], capture_output=True, text=True, timeout=120).stdout
+    table = re.search(r'<table class="runs"[^>]*>.*?</table>', dom, re.S).group(0)
+    assert 'data-sorted="best_score asc"' in table and 'data-shown="4"' in table
+    shown = [row for row in re.findall(r"<tr>(.*?)</tr>", table, re.S) if "<td" in row]
+    assert len(shown) == 4 and all("dropout=0.3" in row for row in shown)
+    heads = re.findall(r"<th>(.*?)</th>", table)
+    scores = [float(re.findall(r"<td[^>]*>(.*?)</td>", row)[heads.index("best_score")]) for row in shown]
+    assert scores == sorted(scores)
     shot = tmp_path / "page.png"
     subprocess.run([chromium(), *flags, "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=120)

@@ -59,6 +59,7 @@ class Effect:
     agree: list[str] = field(default_factory=list)  # secondary scores ranking the two values the same way
     disagree: list[str] = field(default_factory=list)
     by_cell: dict[str, float] = field(default_factory=dict)  # median difference per setting of the other keys
+    differences: list[float] = field(default_factory=list)  # each pair's difference (+inf: only this value failed)
 
 
 @dataclass
@@ -163,10 +164,10 @@ def _effect(value: str, best: str, key: str, runs: list[RunRecord], swept: dict[
         contexts.append(" ".join(c for c in cell if c.split("=")[0] in context))
     finite = [d if math.isfinite(d) else math.copysign(1e12, d) for d in diffs]
     median = statistics.median(diffs)
-    interval = stats.median_interval(finite)
+    interval = tuple(math.copysign(math.inf, x) if abs(x) >= 1e11 else x for x in stats.median_interval(finite))
     p = stats.sign_flip_p(finite)
     noise = statistics.median(noises)
-    effect = Effect(value, "paired", len(pairs), median, interval, p, noise, "within noise", "")
+    effect = Effect(value, "paired", len(pairs), median, interval, p, noise, "within noise", "", differences=diffs)
     by_context: dict[str, list[float]] = {}
     for d, n, c in zip(diffs, noises, contexts):
         by_context.setdefault(c, []).append((d, n))
@@ -255,8 +256,11 @@ def _config(path: Path):
         return None
 
 
-def _num(x: float) -> str:
-    return "failed" if x == math.inf else f"{x:.4g}"
+def _num(x: float, signed: bool = False) -> str:
+    """A score for the table; +inf is a failed run's rank (a median of +inf: at least half failed)."""
+    if x == math.inf:
+        return "failed"
+    return f"{x:+.3g}" if signed else f"{x:.4g}"
 
 
 def format_comparison(c: Comparison) -> str:
@@ -273,8 +277,9 @@ def format_comparison(c: Comparison) -> str:
             spread = f"{_num(v.median)} [{_num(v.interval[0])}, {_num(v.interval[1])}]"
             e = effects.get(v.value)
             versus = "best" if e is None else (
-                f"{e.median_diff:+.3g} [{e.interval[0]:+.3g}, {e.interval[1]:+.3g}] {e.verdict.upper()} "
-                f"({e.test}, {e.n_pairs} pairs: {e.why})" if e.test == "paired" else f"{e.median_diff:+.3g} "
+                f"{_num(e.median_diff, True)} [{_num(e.interval[0], True)}, {_num(e.interval[1], True)}] "
+                f"{e.verdict.upper()} "
+                f"({e.test}, {e.n_pairs} pairs: {e.why})" if e.test == "paired" else f"{_num(e.median_diff, True)} "
                 f"{e.verdict.upper()} ({e.why})")
             lines.append(f"  {v.value:<{width}}  {v.n:>2}  {spread:>28}  {versus}")
             if e and e.seeds_needed:
@@ -394,8 +399,63 @@ def plot_heatmap(c: Comparison, path: Path) -> Optional[Path]:
     return path
 
 
+def plot_verdict(c: Comparison, path: Path) -> Optional[Path]:
+    """The verdict as a figure: per key, each value's runs as dots (coloured by seed, failures as x at
+    the top) with the median and its interval; beside it each value's paired differences to the best."""
+    if not c.factors:
+        return None
+    ranked = c.runs + c.failed
+    swept = swept_values(ranked)
+    seeds = sorted({swept["seed"][r.path] for r in ranked}) if "seed" in swept else []
+    cmap = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(len(c.factors), 2, figsize=(11, 3.2 * len(c.factors)), squeeze=False)
+    finite = [score_of(r) for r in c.runs]
+    top = max(finite) * 1.15 if finite else 1.0
+    for (key, f), (left, right) in zip(c.factors.items(), axes):
+        for i, v in enumerate(f.values):
+            for run in (r for r in ranked if swept[key][r.path] == v.value):
+                colour = cmap(seeds.index(swept["seed"][run.path]) % 10) if seeds else "tab:blue"
+                failed = score_of(run) == math.inf
+                left.scatter(i + (seeds.index(swept["seed"][run.path]) - len(seeds) / 2) * 0.05 if seeds else i,
+                             top if failed else score_of(run), color=colour, marker="x" if failed else "o", s=28)
+            if math.isfinite(v.median):
+                lo, hi = (min(x, top) for x in v.interval)
+                left.errorbar(i + 0.25, v.median, yerr=[[v.median - lo], [hi - v.median]], fmt="_", color="k",
+                              ms=14, capsize=4)
+        left.set(xticks=range(len(f.values)), xticklabels=[v.value for v in f.values], xlim=(-0.5, len(f.values) - 0.3),
+                 title=f"{key}: best {c.metric} per run, median and 95% interval", ylabel=c.metric)
+        right.axhline(0, color="0.5", lw=1)
+        shown = [d for e in f.effects for d in e.differences if math.isfinite(d)]
+        ceiling = max(shown + [0.0]) * 1.15 + 1e-9
+        for j, e in enumerate(f.effects):
+            colour = {"worse": "tab:red", "better": "tab:green", "interaction": "tab:orange"}.get(e.verdict, "0.4")
+            for d in e.differences:
+                right.scatter(j - 0.12, d if math.isfinite(d) else ceiling, color=colour, alpha=0.6, s=18,
+                              marker="o" if math.isfinite(d) else "x")
+            if math.isfinite(e.median_diff) and all(map(math.isfinite, e.interval)):
+                lo, hi = e.interval
+                right.errorbar(j, e.median_diff, yerr=[[e.median_diff - lo], [hi - e.median_diff]], fmt="_",
+                               color=colour, ms=14, capsize=4)
+            label_y = e.median_diff if math.isfinite(e.median_diff) else ceiling
+            right.annotate(e.verdict, (j, label_y), fontsize=8, xytext=(8, 0), textcoords="offset points",
+                           color=colour)
+        right.set(xticks=range(len(f.effects)), xticklabels=[e.value for e in f.effects], xlim=(-0.6, len(f.effects) - 0.4),
+                  title=f"paired difference to {key}={f.values[0].value} (lower is better)")
+        for ax in (left, right):
+            ax.grid(alpha=0.3)
+    if seeds:
+        handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(i % 10), label=f"seed {s}") for i, s in enumerate(seeds)]
+        axes[0, 0].legend(handles=handles, fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def write_figures(c: Comparison, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     figures = [plot_curves(c, folder / "curves.png"), plot_grids(c, folder / "grids.png")]
+    verdict_png = plot_verdict(c, folder / "verdict.png")
+    figures += [verdict_png] if verdict_png else []
     heatmap = plot_heatmap(c, folder / "heatmap.png")
     return figures + ([heatmap] if heatmap else [])

@@ -9,6 +9,7 @@ import base64
 import html
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -26,7 +27,7 @@ STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: .5em 0; } td, th { padding: 3px 9px; border-bottom: 1px solid #eee;
-text-align: left; vertical-align: top; } th { background: #f6f6f6; } td.num { text-align: right;
+text-align: left; vertical-align: top; } th { background: #f6f6f6; } table.runs th { cursor: pointer; } td.num { text-align: right;
 font-variant-numeric: tabular-nums; } img { max-width: 100%; } .status { font-weight: 600; }
 .completed { color: #187a2f; } .failed, .diverged { color: #b3261e; } .interrupted, .running { color: #9a6700; }
 .diagnosis { background: #fff6e5; border-left: 4px solid #e8a33d; padding: .5em 1em; margin: .5em 0; }
@@ -45,6 +46,44 @@ document.querySelectorAll('.slider').forEach(function (box) {
   input.addEventListener('input', function () { show(Number(input.value)); });
   show(frames.length - 1);
 });
+// Tables of runs: click a header to sort (numbers as numbers; again to reverse), type to filter.
+// The page's address may carry both: report.html#sort=best_score&filter=dropout=0.3
+function sortBy(tbl, col, descending) {
+  var rows = Array.prototype.slice.call(tbl.tBodies[0].rows);
+  function key(r) { var c = r.cells[col], v = c.dataset.value; return v === undefined ? c.textContent : Number(v); }
+  rows.sort(function (a, b) {
+    var x = key(a), y = key(b), n = typeof x === 'number' && typeof y === 'number';
+    var order = n ? x - y : String(x).localeCompare(String(y));
+    return descending ? -order : order;
+  });
+  rows.forEach(function (r) { tbl.tBodies[0].appendChild(r); });
+  tbl.dataset.sorted = tbl.tHead.rows[0].cells[col].textContent + (descending ? ' desc' : ' asc');
+}
+function filterRows(tbl, text) {
+  var shown = 0;
+  Array.prototype.forEach.call(tbl.tBodies[0].rows, function (r) {
+    var keep = r.textContent.indexOf(text) >= 0;
+    r.hidden = !keep; shown += keep ? 1 : 0;
+  });
+  tbl.dataset.shown = shown;
+}
+document.querySelectorAll('table.runs').forEach(function (tbl) {
+  var input = tbl.previousElementSibling;
+  Array.prototype.forEach.call(tbl.tHead.rows[0].cells, function (th, col) {
+    th.addEventListener('click', function () {
+      var again = tbl.dataset.sorted === th.textContent + ' asc';
+      sortBy(tbl, col, again);
+    });
+  });
+  input.addEventListener('input', function () { filterRows(tbl, input.value); });
+});
+(function () {
+  var params = new URLSearchParams(location.hash.slice(1)), tbl = document.querySelector('table.runs');
+  if (!tbl) return;
+  var heads = Array.prototype.map.call(tbl.tHead.rows[0].cells, function (c) { return c.textContent; });
+  if (params.get('sort') && heads.indexOf(params.get('sort')) >= 0) sortBy(tbl, heads.indexOf(params.get('sort')), false);
+  if (params.get('filter')) { tbl.previousElementSibling.value = params.get('filter'); filterRows(tbl, params.get('filter')); }
+})();
 document.body.dataset.ready = 'yes';
 """
 
@@ -65,12 +104,19 @@ def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else esc(value)
 
 
-def table(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
+def _cell(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return f'<td class="num" data-value="{value!r}">{_number(value)}</td>'
+    return f"<td>{_number(value)}</td>"
+
+
+def table(rows: Iterable[dict[str, Any]], columns: list[str], runs: bool = False) -> str:
+    """An HTML table; `runs`: sortable by a click on a header and filtered by the text box above it."""
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(
-        f'<td class="{"num" if isinstance(r.get(c), (int, float)) else ""}">{_number(r.get(c))}</td>' for c in columns)
-        + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    body = "".join("<tr>" + "".join(_cell(r.get(c)) for c in columns) + "</tr>" for r in rows)
+    tag = ('<input class="filter" placeholder="filter runs (any text)" aria-label="filter runs"><table class="runs">'
+           if runs else "<table>")
+    return f"{tag}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _page(title: str, body: str) -> str:
@@ -154,7 +200,7 @@ def sweep_section(folder: Path, runs: list[RunRecord]) -> str:
     rows = [{**r.row(), "job": r.path.name} for r in sorted(runs, key=lambda r: r.path.name)]
     parts = [f"<h1>Sweep {esc(folder.name)}</h1><p class='muted'>{esc(folder)}: {len(runs)} jobs</p>",
              table(rows, ["job", "status", "duration_s", "steps", "metric", "best_score", "best_epoch", "diagnoses",
-                          "error"])]
+                          "error"], runs=True)]
     try:
         comparison = compare(runs)
     except ValueError as e:
