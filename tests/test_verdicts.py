@@ -175,3 +175,12 @@ def test_a_copying_generator_is_diagnosed_as_memorising():
     assert doctor.on_quality({"epoch": 1, "step": 10, "copy_rate": 0.06, "diversity_ratio": 1.0}) == []
     [found] = doctor.on_quality({"epoch": 2, "step": 20, "copy_rate": 0.9, "diversity_ratio": 1.0})
     assert found.kind == "memorisation" and "copy rate 0.90" in found.evidence
+
+
+def test_closest_pairs_put_each_copied_sample_beside_its_training_image(digits_evaluators):
+    import torch
+
+    full = digits_evaluators[0]
+    pairs = full.closest_pairs(full.reference_images[:50])
+    assert pairs.shape == (16, *full.reference_images.shape[1:])
+    assert all(torch.equal(pairs[i], pairs[i + 1]) for i in range(0, 16, 2))

@@ -14,13 +14,14 @@ import torch.nn.functional as F  # noqa: E402
 from torchvision.utils import save_image  # noqa: E402
 
 
-def save_image_grid(images: torch.Tensor, path: Path, min_side: int = 32, fmt: str | None = None) -> None:
-    """Images in [-1, 1] as one square-ish grid; small images are enlarged (nearest) to be seen."""
+def save_image_grid(images: torch.Tensor, path: Path, min_side: int = 32, fmt: str | None = None,
+                    nrow: int | None = None) -> None:
+    """Images in [-1, 1] as one square-ish grid (or `nrow` a row); small images are enlarged (nearest)."""
     images = images.detach().float().cpu()
     scale = max(1, math.ceil(min_side / images.shape[-1]))
     if scale > 1:
         images = F.interpolate(images, scale_factor=scale, mode="nearest")
-    nrow = math.ceil(math.sqrt(len(images)))
+    nrow = nrow or math.ceil(math.sqrt(len(images)))
     save_image(images, path, nrow=nrow, padding=max(1, scale), normalize=True, value_range=(-1, 1), pad_value=0.5,
                format=fmt)
 

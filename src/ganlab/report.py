@@ -187,6 +187,14 @@ def run_section(record: RunRecord, heading: str = "h1") -> str:
         f"<div class='diagnosis'><b>{esc(d['message'])}</b><br>step {esc(d['step'])}: {esc(d['evidence'])}"
         f"<br>Try: <code>{esc(d['suggestion'])}</code></div>" for d in diagnoses) or "<p>none</p>"))
     parts += ["<h2>Samples</h2>", _slider(folder), "<h2>History</h2>", img_file(folder.history_png, "history")]
+    pairs = record.path / "closest_pairs.png"
+    if pairs.is_file():
+        copy_rate = (record.best.get("scores") or {}).get("copy_rate")
+        parts += ["<h2>Nearest training images</h2>",
+                  f"<p>The best epoch's generated samples nearest to a training image, each beside that image "
+                  f"(in the yardstick's feature space). Copy rate {_number(copy_rate)}: the share of samples nearer "
+                  f"to a training image than 95% of held-out real images are (held-out real images: 0.05).</p>",
+                  img_file(pairs, "closest pairs")]
     config = record.path / ".hydra" / "config.yaml"
     if config.is_file():
         parts.append(f"<h2>Config</h2><pre>{esc(config.read_text())}</pre>")

@@ -26,8 +26,9 @@ LOCK = ".ganlab.lock"
 # Every name ganlab writes at the top of a run folder: a new run refuses a folder holding any of
 # them, so no file of the user's is ever overwritten, and only these are removed when a run that
 # trained nothing is abandoned.
-OUTPUT_NAMES = (".hydra", "train.log", "metrics.csv", "quality.csv", "summary.json", "history.png", "samples",
-                "checkpoints", "tensorboard", "mlflow.json", "report.html", "eval_best.json", "eval_last.json", LOCK)
+OUTPUT_NAMES = (".hydra", "train.log", "metrics.csv", "quality.csv", "summary.json", "history.png", "closest_pairs.png",
+                "samples", "checkpoints", "tensorboard", "mlflow.json", "report.html", "eval_best.json",
+                "eval_last.json", LOCK)
 HYDRA_NAMES = (".hydra", "train.log")  # what Hydra writes into a sweep job's folder before the job starts
 
 _claims: dict[Path, "Claim"] = {}  # run folders this process holds

@@ -262,6 +262,10 @@ class Trainer:
             p.best = {"epoch": p.epoch, "step": p.step, "metric": primary, "score": row[primary], "scores": row,
                       "samples": str(self.run.sample_path(p.epoch).relative_to(self.run.path))}
             self.save_checkpoint("best.pt")
+            if hasattr(self.evaluator, "closest_pairs"):  # images: is the best generator copying?
+                pairs = self.evaluator.closest_pairs(samples)
+                atomic_write(self.run.path / "closest_pairs.png",
+                             lambda tmp: save_image_grid(pairs, tmp, fmt="png", nrow=4))
         for diagnosis in self.doctor.on_quality(row):
             log.warning("diagnosis: %s", diagnosis.line())
 

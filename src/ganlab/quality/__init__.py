@@ -67,6 +67,15 @@ class ImageEvaluator(Evaluator):
             result["copy_rate"] = float((self.nearest_training(features) < self.copy_threshold).double().mean())
         return result
 
+    def closest_pairs(self, samples: torch.Tensor, k: int = 8) -> torch.Tensor:
+        """The k generated samples nearest to a training image, each followed by that image (2k images)."""
+        features, _ = self._embed(samples[: self.n_fake])
+        distances = torch.cdist(features.double(), self.real_features.double())
+        nearest, which = distances.min(1)
+        order = nearest.argsort()[:k]
+        pairs = [(samples[i].detach().float().cpu(), self.reference_images[which[i]]) for i in order.tolist()]
+        return torch.stack([image for pair in pairs for image in pair])
+
     def nearest_training(self, features: torch.Tensor) -> torch.Tensor:
         """Each sample's distance to its nearest training image (the reference, drawn from the training split)."""
         return torch.cdist(features.double(), self.real_features.double()).min(1).values
