@@ -184,3 +184,15 @@ def test_closest_pairs_put_each_copied_sample_beside_its_training_image(digits_e
     pairs = full.closest_pairs(full.reference_images[:50])
     assert pairs.shape == (16, *full.reference_images.shape[1:])
     assert all(torch.equal(pairs[i], pairs[i + 1]) for i in range(0, 16, 2))
+
+
+def test_at_the_floor_only_when_every_score_is_within_its_noise_of_the_floor(digits_evaluators):
+    from ganlab.quality import at_the_floor
+
+    full, _, _, test_data = digits_evaluators
+    real = test_data.x
+    judged = at_the_floor(full.score(real), full.noise(real, draws=8), full.floor)
+    assert judged["not"] == [] and "fd_classifier" in judged["at"]  # real data is its own floor
+    blurred = real.clamp(-0.2, 0.2)  # washed-out images: far from the floor in most scores
+    judged = at_the_floor(full.score(blurred), full.noise(blurred, draws=8), full.floor)
+    assert "fd_classifier" in judged["not"] and "precision" in judged["not"]

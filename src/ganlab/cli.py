@@ -196,9 +196,14 @@ def eval_command(args: argparse.Namespace) -> int:
     print(f"{result['checkpoint']} (epoch {result['epoch']}, step {result['step']}); "
           f"lower {result['metric']} is better\n")
     width = max(len(k) for k in result["scores"])
-    print(f"{'score':<{width}}  {'this run':>10}  {'real vs real':>12}")
+    print(f"{'score':<{width}}  {'this run':>10}  {'+- se':>8}  {'real vs real':>12}")
     for key, value in result["scores"].items():
-        print(f"{key:<{width}}  {value:>10.4g}  {result['floor'].get(key, float('nan')):>12.4g}")
+        print(f"{key:<{width}}  {value:>10.4g}  {result['noise'].get(key, float('nan')):>8.2g}  "
+              f"{result['floor'].get(key, float('nan')):>12.4g}")
+    floor = result["at_the_floor"]
+    print("\nat the floor (every score within 2 se of real vs real)" if not floor["not"] else
+          f"\nnot at the floor: {', '.join(floor['not'])} differ from real vs real beyond 2 se"
+          + (f"; within noise of it: {', '.join(floor['at'])}" if floor["at"] else ""))
     info = result["scored_with"]
     print(f"\nscored in the {info['feature_space']}" + (f" (hash {info['hash']}, test accuracy {info['test_accuracy']})"
                                                         if "hash" in info else ""))

@@ -168,7 +168,13 @@ def run_section(record: RunRecord, heading: str = "h1") -> str:
     facts = {"epochs": s.get("epochs_done"), "steps": s.get("steps_done"), "duration (s)": s.get("duration_s"),
              "device": s.get("device"), "started": s.get("started")}
     if record.best:
+        se = (record.best.get("scores") or {}).get(f"{q['metric']}_se")
         facts.update({f"best {q['metric']}": record.best.get("score"), "best epoch": record.best.get("epoch")})
+        if isinstance(se, (int, float)):
+            facts["its measurement noise (standard error)"] = se
+        gap = q.get("best_vs_last") or {}
+        if gap.get("relative"):
+            facts["last evaluation vs the best"] = f"{gap['relative']:+.0%} (epoch {gap.get('last_epoch')})"
     if s.get("error"):
         facts["error"] = s["error"]
     parts.append(table([{"": k, "value": v} for k, v in facts.items()], ["", "value"]))

@@ -55,15 +55,16 @@ def write_samples(run_dir: Path, out: Path, n: int, which: str = "best", seed: i
 def evaluate_checkpoint(run_dir: Path, which: str = "best", seed: int = 0) -> dict[str, Any]:
     """Recompute the quality scores of a run's checkpoint; write them to eval_<which>.json."""
     from ganlab.data import load_dataset
-    from ganlab.quality import build_evaluator
+    from ganlab.quality import at_the_floor, build_evaluator
 
     generator, cfg, state = load_generator(run_dir, which)
     data = load_dataset(cfg.data, cfg.seed)
     evaluator = build_evaluator(cfg, data)
-    scores = evaluator.score(generate(generator, cfg.metrics.n_samples, seed))
+    samples = generate(generator, cfg.metrics.n_samples, seed)
+    scores, noise = evaluator.score(samples), evaluator.noise(samples)
     result = {"checkpoint": f"checkpoints/{which}.pt", "epoch": state.get("epoch"), "step": state.get("step"),
-              "metric": evaluator.primary, "scores": scores, "floor": evaluator.floor,
-              "scored_with": evaluator.info}
+              "metric": evaluator.primary, "scores": scores, "noise": noise, "floor": evaluator.floor,
+              "at_the_floor": at_the_floor(scores, noise, evaluator.floor), "scored_with": evaluator.info}
     path = Path(run_dir) / f"eval_{which}.json"
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(result, indent=2) + "\n"))
     return result

@@ -30,9 +30,28 @@ class Evaluator(ABC):
     floor: dict[str, float]  # the same scores between two real samples
     info: dict  # recorded with every result (how the scores were made)
 
+    n_scored: int  # how many of the samples given to score() it uses
+
     @abstractmethod
     def score(self, samples: torch.Tensor) -> dict[str, float]:
         """Scores of generated samples (N, ...) in the data's space."""
+
+    def noise(self, samples: torch.Tensor, draws: int = 20, seed: int = 0) -> dict[str, float]:
+        """Every score's standard error over the sampling of the generated samples (bootstrap)."""
+        used = samples[: self.n_scored]
+        g = torch.Generator().manual_seed(seed)
+        draws_ = [self.score(used[torch.randint(len(used), (len(used),), generator=g)]) for _ in range(draws)]
+        return {k: float(torch.tensor([d[k] for d in draws_], dtype=torch.float64).std()) for k in draws_[0]}
+
+
+def at_the_floor(scores: dict[str, float], noise: dict[str, float], floor: dict[str, float]) -> dict[str, list[str]]:
+    """Which scores lie within their noise (2 standard errors) of the real-vs-real floor, and which do not:
+    a run is "at the floor" only when every score is."""
+    out: dict[str, list[str]] = {"at": [], "not": []}
+    for key, value in scores.items():
+        if key in floor and not key.endswith("_se") and key != "copy_rate":
+            out["at" if abs(value - floor[key]) <= 2 * noise.get(key, 0.0) else "not"].append(key)
+    return out
 
 
 class ImageEvaluator(Evaluator):
@@ -49,7 +68,7 @@ class ImageEvaluator(Evaluator):
         self.real_diversity = scores.diversity(self.real_features)
         # Generated samples are scored in the number the floor can be measured with: Frechet
         # distance is biased by the sample size, so a floor at another size would mislead.
-        self.n_fake = min(n, len(other)) if other is not None else min(n, len(reference) // 2)
+        self.n_fake = self.n_scored = min(n, len(other)) if other is not None else min(n, len(reference) // 2)
         self.class_freq = None
         if classifier.task == "classes" and data.labels is not None:
             self.class_freq = torch.bincount(data.labels).double() / len(data.labels)
@@ -132,6 +151,7 @@ class MixtureEvaluator(Evaluator):
         self.modes, self.std = data.modes, data.std
         # The reference is drawn from the mixture itself with a fixed seed: the same for every run.
         self.reference = sample_mixture(self.modes, self.std, n, torch.Generator().manual_seed(0))
+        self.n_scored = n
         self.swd = scores.SlicedWasserstein(self.reference)
         self.real_diversity = scores.diversity(self.reference)
         self.info = {"feature_space": "data space", "n_real": len(self.reference), "n_modes": len(self.modes),
