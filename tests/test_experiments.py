@@ -78,8 +78,15 @@ def test_every_study_trains_in_one_parallel_sweep(tmp_path):
     rows = read_csv(sweep_dir(out.stdout) / "sweep.csv")
     assert sorted(r["overrides"].split()[0] for r in rows) == sorted(f"+exp={e}" for e in EXPERIMENTS)
     assert {r["status"] for r in rows} == {"completed"} and all(r["steps"] == "2" for r in rows)
-    log = (sweep_dir(out.stdout) / rows[0]["job"] / "train.log").read_text()
-    assert "(1 torch threads)" in log  # 2 parallel jobs on 2 cores: one thread each
+    job = sweep_dir(out.stdout) / rows[0]["job"]
+    assert "(1 torch threads)" in (job / "train.log").read_text()  # 2 parallel jobs on 2 cores: one thread each
+    # ... and the job's config says what ran: sharing the cores changes no key of it
+    import torch
+    from omegaconf import OmegaConf
+
+    saved = OmegaConf.to_container(OmegaConf.load(job / ".hydra" / "config.yaml"), resolve=True)
+    assert torch.load(job / "checkpoints" / "last.pt", weights_only=True)["config"] == saved
+    assert saved["trainer"]["threads"] is None and saved["trainer"]["progress"] is True
 
 
 def test_a_failing_job_is_recorded_and_the_sweep_finishes_the_others(tmp_path):

@@ -16,7 +16,7 @@ from ganlab.config import ConfigError
 from ganlab.data import DatasetError, DatasetNotFoundError
 from ganlab.memory import is_out_of_memory
 from ganlab.run_folder import HYDRA_NAMES, RunFolder, RunFolderError, claim_new
-from ganlab.sweep import share_cores
+from ganlab.sweep import parallel_jobs
 
 log = logging.getLogger("ganlab")
 
@@ -33,8 +33,7 @@ def train_app(cfg: DictConfig) -> float | None:
     try:
         if sweeping:  # Hydra made the job's folder and wrote its .hydra/ and train.log into it
             claim_new(run_dir, allow=HYDRA_NAMES)
-            share_cores(cfg, hydra_cfg)
-        summary = train(cfg, run_dir)
+        summary = train(cfg, run_dir, jobs=parallel_jobs(hydra_cfg) if sweeping else 1)
     except KeyboardInterrupt:
         if sweeping:
             raise

@@ -41,13 +41,12 @@ def parallel_jobs(hydra_cfg: DictConfig) -> int:
     return max(1, cores + 1 + n_jobs if n_jobs < 0 else n_jobs)
 
 
-def share_cores(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
-    """In a parallel sweep, give each job cores // jobs torch threads and no progress bar."""
-    jobs = parallel_jobs(hydra_cfg)
-    if jobs > 1:
-        if cfg.trainer.threads is None:
-            cfg.trainer.threads = max(1, (os.cpu_count() or 1) // jobs)
-        cfg.trainer.progress = False  # bars of parallel jobs would garble each other
+def threads_for(cfg: DictConfig, jobs: int) -> int | None:
+    """Torch threads of one job when `jobs` share the machine: trainer.threads, else cores // jobs
+    (None: torch's default, for a job alone)."""
+    if cfg.trainer.threads or jobs <= 1:
+        return cfg.trainer.threads
+    return max(1, (os.cpu_count() or 1) // jobs)
 
 
 def sweep_dir_override(args: list[str]) -> list[str]:

@@ -24,6 +24,7 @@ from ganlab.models import build_discriminator, build_generator
 from ganlab.optim import build_optimizer
 from ganlab.run_folder import RunFolder, RunFolderError
 from ganlab.speed import apply_speedups
+from ganlab.sweep import threads_for
 from ganlab.quality import build_evaluator
 from ganlab.trainer import GAN, NonFiniteLossError, Trainer, steps_per_epoch
 
@@ -82,15 +83,17 @@ def n_params(net: torch.nn.Module) -> int:
 
 
 def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
-          restart: bool = False) -> dict[str, Any]:
+          restart: bool = False, jobs: int = 1) -> dict[str, Any]:
     """Train the GAN that `cfg` describes into a new folder `run_dir`, continue it from the
     checkpoint state `resume`, or (`restart`) start over a run killed before its first checkpoint;
-    return the run's summary."""
+    `jobs` share the machine's cores (a parallel sweep: fewer threads, no progress bar). The config
+    is never changed: what .hydra/config.yaml says is what ran. Return the run's summary."""
     validate(cfg)
     device = resolve_device(cfg.trainer.device)
     check_precision(cfg.trainer.precision, device)
-    if cfg.trainer.threads:
-        torch.set_num_threads(cfg.trainer.threads)
+    threads = threads_for(cfg, jobs)
+    if threads:
+        torch.set_num_threads(threads)
     check_memory(cfg)
     seed_everything(cfg.seed)
     data = load_dataset(cfg.data, cfg.seed).to(device)
@@ -103,7 +106,8 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
     seed_everything(cfg.seed)  # the same networks whether or not the evaluator was just built
     gan = build_gan(cfg, data.sample_shape, device)
     apply_speedups(cfg.trainer, gan.generator, gan.discriminator, data.is_image)
-    trainer = Trainer(gan, data, run, cfg, device, evaluator, purge_step=resume and resume["step"])
+    trainer = Trainer(gan, data, run, cfg, device, evaluator, purge_step=resume and resume["step"],
+                      progress_bar=cfg.trainer.progress and jobs == 1)  # parallel jobs' bars would garble
     if resume is not None:
         trainer.restore(resume)
         log.info("resuming %s at step %d (epoch %d)", run.path, resume["step"], resume["epoch"])

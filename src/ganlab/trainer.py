@@ -69,10 +69,10 @@ def steps_per_epoch(n_samples: int, trainer: DictConfig) -> int:
 
 class Trainer:
     def __init__(self, gan: GAN, data: Dataset, run: RunFolder, cfg: DictConfig, device: torch.device,
-                 evaluator: Evaluator | None = None, purge_step: int | None = None):
+                 evaluator: Evaluator | None = None, purge_step: int | None = None, progress_bar: bool = True):
         self.gan, self.data, self.run, self.cfg, self.device = gan, data, run, cfg, device
         self.t, self.evaluator = cfg.trainer, evaluator
-        self.progress = Progress()
+        self.progress, self.progress_bar = Progress(), progress_bar
         self.order_rng = torch.Generator().manual_seed(cfg.seed)  # the data order
         z_rng = torch.Generator().manual_seed(cfg.seed + 1)
         n_fixed = self.t.n_grid if data.is_image else POINT_GRID
@@ -101,7 +101,8 @@ class Trainer:
             return p
         if self.finished and self.order is not None:  # a steps-limited end counted its partial epoch as
             p.epoch -= 1  # done; the extended run goes on with that epoch
-        bar = tqdm(total=self.total_steps, initial=p.step, unit="step", dynamic_ncols=True, disable=not t.progress)
+        bar = tqdm(total=self.total_steps, initial=p.step, unit="step", dynamic_ncols=True,
+                   disable=not self.progress_bar)
         with bar:
             while p.step < self.total_steps:
                 reals = self.next_batches()
