@@ -143,7 +143,8 @@ class Trainer:
         return list(batch.split(self.t.batch_size))
 
     def train_step(self, reals: list[torch.Tensor]) -> torch.Tensor:
-        """n_critic D steps (one per real batch), then one G step on the last D step's fakes."""
+        """n_critic D steps (one per real batch), then one G step on the last D step's fakes; the
+        step's measurements, stacked in STATS order (one tensor, so averaging costs no host sync)."""
         g, amp = self.gan, self.precision
         for real in reals[:-1]:
             with torch.no_grad(), amp.autocast():
@@ -151,17 +152,17 @@ class Trainer:
             self.d_step(real, fake)
         with amp.autocast():
             fake = g.generator(self.noise(len(reals[-1])))
-        d_stats = self.d_step(reals[-1], fake.detach())
+        stats = self.d_step(reals[-1], fake.detach())
 
         requires_grad(g.discriminator, False)
         with amp.autocast():
             loss_g = g.loss.g_loss(g.discriminator(fake).float())
-        norm_g = amp.backward_and_step(loss_g, g.opt_g, g.generator, "g")
+        stats["grad_norm_g"] = amp.backward_and_step(loss_g, g.opt_g, g.generator, "g")
         requires_grad(g.discriminator, True)
-        loss_d, d_real, d_fake, acc_real, acc_fake, norm_d, gp, w = d_stats
-        return torch.stack([loss_d, loss_g.detach(), d_real, d_fake, acc_real, acc_fake, norm_d, norm_g, gp, w])
+        stats["loss_g"] = loss_g.detach()
+        return torch.stack([stats[name] for name in STATS])
 
-    def d_step(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def d_step(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         g = self.gan
         with self.precision.autocast():
             real_s, fake_s = g.discriminator(real).float(), g.discriminator(fake).float()
@@ -171,9 +172,9 @@ class Trainer:
         with torch.no_grad():
             r, f = g.loss.to_readout(real_s), g.loss.to_readout(fake_s)
             cut = (r.mean() + f.mean()) / 2 if g.loss.threshold is None else g.loss.threshold
-            acc_real, acc_fake = (r > cut).float().mean(), (f <= cut).float().mean()
-            w = real_s.mean() - fake_s.mean()
-        return loss_d.detach(), r.mean(), f.mean(), acc_real, acc_fake, norm_d, gp.detach(), w
+            return {"loss_d": loss_d.detach(), "d_real": r.mean(), "d_fake": f.mean(),
+                    "acc_real": (r > cut).float().mean(), "acc_fake": (f <= cut).float().mean(),
+                    "grad_norm_d": norm_d, "gp": gp.detach(), "wasserstein": real_s.mean() - fake_s.mean()}
 
     def noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.gan.generator.z_dim, device=self.device)
