@@ -167,6 +167,7 @@ def _effect(value: str, best: str, key: str, runs: list[RunRecord], swept: dict[
     interval = tuple(math.copysign(math.inf, x) if abs(x) >= 1e11 else x for x in stats.median_interval(finite))
     p = stats.sign_flip_p(finite)
     noise = statistics.median(noises)
+    median_noise = noise / math.sqrt(len(pairs))  # the measurement noise left in a median over the pairs
     effect = Effect(value, "paired", len(pairs), median, interval, p, noise, "within noise", "", differences=diffs)
     by_context: dict[str, list[float]] = {}
     for d, n, c in zip(diffs, noises, contexts):
@@ -180,7 +181,7 @@ def _effect(value: str, best: str, key: str, runs: list[RunRecord], swept: dict[
         effect.verdict = "interaction"
         effect.why = (f"{key}={value} beats {key}={best} beyond noise with {'; '.join(helps)} but loses with "
                       f"{'; '.join(hurts)}: see the table by cell rather than one verdict")
-    elif (interval[0] > 0 or interval[1] < 0) and abs(median) > noise and (
+    elif (interval[0] > 0 or interval[1] < 0) and abs(median) > median_noise and (
             (not few and p <= ALPHA) or (few and beyond_each)):
         effect.verdict = "worse" if median > 0 else "better"
         effect.why = (f"p={p:.3g} over {len(pairs)} pairs" if not few else
@@ -189,7 +190,9 @@ def _effect(value: str, best: str, key: str, runs: list[RunRecord], swept: dict[
     else:
         effect.seeds_needed = stats.seeds_needed(median, statistics.stdev(finite)) if len(finite) > 1 else None
         effect.why = (f"the interval [{interval[0]:.3g}, {interval[1]:.3g}] holds 0" if interval[0] <= 0 <= interval[1]
-                      else f"|{median:.3g}| is within the measurement noise {noise:.3g}" if abs(median) <= noise
+                      else f"|{median:.3g}| is within the measurement noise {median_noise:.3g} of a median of "
+                           f"{len(pairs)} pairs" if abs(median) <= median_noise
+                      else f"p={p:.2g} over {len(pairs)} pairs is not below {ALPHA}" if not few
                       else f"the {len(pairs)} pairs do not all agree beyond their measurement noise")
     _agreement(effect, pairs, metric)
     return effect
