@@ -69,8 +69,8 @@ def load_generator(run_dir: Path, which: str = "best") -> tuple[torch.nn.Module,
     state = load_checkpoint(path)
     cfg = OmegaConf.create(state["config"])
     generator = build_generator(cfg.generator, sample_shape(cfg))
-    try:
-        generator.load_state_dict(state["generator"])
+    try:  # the EMA generator where the run kept one: it is what the run's grids and scores came from
+        generator.load_state_dict(state.get("generator_ema", state["generator"]))
     except RuntimeError as e:
         raise CheckpointError(f"{path}: its generator weights do not fit its config ({str(e).splitlines()[0]})") from None
     return generator.eval(), cfg, state

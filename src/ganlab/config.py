@@ -152,6 +152,8 @@ class TrainerConfig:
     sample_every: int = 1  # epochs between sample grids
     checkpoint_every: int = 10  # epochs between checkpoints/last.pt writes
     checkpoint_minutes: float = 5.0  # also write last.pt after this many minutes without one
+    ema_decay: float = 0.0  # generator EMA: 0 = off, 0.999 a typical value (grids, scores, best.pt use it)
+    ema_start: int = 0  # G steps before averaging begins (the EMA copies G until then)
     n_grid: int = 64  # images in each sample grid (points for 1-D/2-D data: 1000 used)
     threads: Optional[int] = None  # torch CPU threads (null: torch's default)
     progress: bool = True  # tqdm progress bar
@@ -365,6 +367,8 @@ def _validate_trainer(trainer: DictConfig) -> None:
     for key in ("log_every", "sample_every", "checkpoint_every", "n_grid"):
         _check(trainer[key] >= 1, f"trainer.{key}={trainer[key]} must be >= 1")
     _positive("trainer.checkpoint_minutes", trainer.checkpoint_minutes)
+    _in_range("trainer.ema_decay", trainer.ema_decay, 0.0, 1.0, high_open=True)
+    _check(trainer.ema_start >= 0, f"trainer.ema_start={trainer.ema_start} must be >= 0")
     _check(trainer.threads is None or trainer.threads >= 1, f"trainer.threads={trainer.threads} must be >= 1 (or null)")
     _choice("trainer.precision", trainer.precision, ("32", "bf16", "fp16"))
 

@@ -193,7 +193,8 @@ def _progress_summary(trainer: Trainer, run: RunFolder, seconds: float) -> dict[
         out["quality"] = {"metric": evaluator.primary, "final": p.last_eval, "best": p.best,
                           "best_vs_last": _best_vs_last(p.best, p.last_eval),
                           "best_checkpoint": _relative(run, run.checkpoints / "best.pt"),
-                          "floor": evaluator.floor, "scored_with": evaluator.info,
+                          "floor": evaluator.floor,
+                          "scored_with": {**evaluator.info, "generator": "ema" if trainer.ema else "raw"},
                           "eval_seconds": round(p.eval_seconds, 2),
                           "eval_share": round(p.eval_seconds / seconds, 3) if seconds > 0 else None}
     return out

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ganlab.checkpoints import rng_state, set_rng_state
 from ganlab.data import Dataset
 from ganlab.diagnose import Diagnostician
+from ganlab.ema import GeneratorEMA
 from ganlab.loggers import build_logger
 from ganlab.losses import GANLoss, WGANGPLoss
 from ganlab.plots import plot_history, save_image_grid, save_points_plot
@@ -91,6 +92,7 @@ class Trainer:
         self.stop_signal: str | None = None  # set by SIGINT / SIGTERM: checkpoint and stop
         self.finished = False  # the last step's end-of-run work is done (a checkpoint of a run's end)
         self.precision = Precision(self.t.precision, device)
+        self.ema = GeneratorEMA(gan.generator, self.t.ema_decay, self.t.ema_start) if self.t.ema_decay > 0 else None
 
     # ------------------------------------------------------------------------------ loop
     def fit(self) -> Progress:
@@ -113,6 +115,8 @@ class Trainer:
                 self._sums += self.train_step(reals)
                 self._count += 1
                 p.step += 1
+                if self.ema:
+                    self.ema.update(self.gan.generator, p.step)
                 bar.update()
                 if p.step % t.log_every == 0:
                     bar.set_postfix(self.log_row(), refresh=False)
@@ -230,7 +234,11 @@ class Trainer:
 
     @torch.no_grad()
     def generate(self, noise: torch.Tensor, batch: int = 500) -> torch.Tensor:
-        """G's samples for `noise`, in eval mode (batch norm uses its running statistics)."""
+        """Samples for `noise` from the EMA generator when there is one, else from G, in eval mode
+        (batch norm uses running statistics)."""
+        if self.ema:
+            sampler = self.ema.sampler()
+            return torch.cat([sampler(part) for part in noise.split(batch)])
         G = self.gan.generator
         G.eval()
         samples = torch.cat([G(part) for part in noise.split(batch)])
@@ -289,6 +297,7 @@ class Trainer:
             "order": None if self.order is None else self.order.cpu(), "cursor": self.cursor,
             "sums": self._sums.cpu(), "count": self._count, "elapsed": time.perf_counter() - self.start,
             "doctor": self.doctor.state(), "finished": finished,
+            **({"generator_ema": self.ema.sampler().state_dict()} if self.ema else {}),
         }, name)
         self.last_save = time.perf_counter()
 
@@ -309,4 +318,6 @@ class Trainer:
         self._sums = state["sums"].to(self.device)
         self.doctor.load_state(state["doctor"])
         self.finished = state["finished"]
+        if self.ema:
+            self.ema.load_state_dict(state["generator_ema"])
         set_rng_state(state["rng"])
