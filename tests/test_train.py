@@ -18,7 +18,7 @@ from tests.conftest import TINY, TINY_POINTS, make_cfg
 
 LOSSES = ["bce", "bce_logits", "label_smoothing", "wgan_gp", "hinge", "lsgan", "minimax"]
 COLUMNS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake", "grad_norm_d",
-           "grad_norm_g", "gp", "wasserstein", "lr_d", "lr_g", "time_s"]
+           "grad_norm_g", "gp", "wasserstein", "r1", "r2", "lr_d", "lr_g", "time_s"]
 
 
 def read_csv(path):

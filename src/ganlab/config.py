@@ -101,6 +101,9 @@ class DCGANDiscriminatorConfig(NetConfig):
 class LossConfig:
     name: str = MISSING  # bce | bce_logits | label_smoothing | wgan_gp | hinge | lsgan | minimax
     n_critic: int = 1  # recommended D steps per G step (trainer.n_critic defaults to it)
+    r1_gamma: float = 0.0  # R1 penalty on real data, (gamma / 2) E||grad D(x)||^2 (0: off; StyleGAN2 uses 1-10)
+    r2_gamma: float = 0.0  # the same on generated data (0: off)
+    reg_every: int = 16  # apply R1 / R2 every this many D steps, scaled by it (lazy regularisation)
 
 
 @dataclass
@@ -337,7 +340,13 @@ def _validate_loss(loss: DictConfig, discriminator: DictConfig) -> None:
         _in_range("loss.fake_target", loss.fake_target, 0.0, 1.0)
         _check(loss.real_target > loss.fake_target,
                f"loss.real_target={loss.real_target} must be above loss.fake_target={loss.fake_target}")
+    for key in ("r1_gamma", "r2_gamma"):
+        _check(loss[key] >= 0, f"loss.{key}={loss[key]} must be >= 0 (0: off)")
+    _check(loss.reg_every >= 1, f"loss.reg_every={loss.reg_every} must be >= 1")
     if loss.name == "wgan_gp":
+        _check(loss.r1_gamma == 0 and loss.r2_gamma == 0,
+               "loss=wgan_gp with loss.r1_gamma/r2_gamma: WGAN-GP has its own gradient penalty (loss.gp_weight); "
+               "use R1/R2 with bce_logits, hinge, lsgan or label_smoothing")
         _check(loss.gp_weight >= 0, f"loss.gp_weight={loss.gp_weight} must be >= 0")
         _check(discriminator.norm != "batch",
                "loss=wgan_gp with discriminator.norm=batch: batch norm mixes samples, which breaks the "

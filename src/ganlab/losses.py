@@ -107,6 +107,32 @@ class WGANGPLoss(GANLoss):
         return self.gp_weight * (grad.flatten(1).norm(dim=1) - 1.0).pow(2).mean()
 
 
+def squared_gradient_norm(d: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """E ||grad_x D(x)||^2 over a batch: R1 on real data, R2 on generated data (Mescheder et al. 2018)."""
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(d(x).float().sum(), x, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1).mean()
+
+
+class LazyRegulariser:
+    """R1 / R2 penalties (gamma / 2) E||grad D||^2, applied every `every` D steps and scaled by
+    `every`, as StyleGAN2's lazy regularisation: the same strength at a fraction of the cost."""
+
+    def __init__(self, r1_gamma: float = 0.0, r2_gamma: float = 0.0, every: int = 16):
+        self.r1_gamma, self.r2_gamma, self.every = r1_gamma, r2_gamma, every
+
+    def __call__(self, d: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                 d_step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The R1 and R2 terms to add to D's loss at D step `d_step` (zero between lazy steps)."""
+        zero = real.new_zeros((), dtype=torch.float32)
+        if d_step % self.every:
+            return zero, zero
+        scale = self.every / 2
+        r1 = self.r1_gamma * scale * squared_gradient_norm(d, real) if self.r1_gamma else zero
+        r2 = self.r2_gamma * scale * squared_gradient_norm(d, fake) if self.r2_gamma else zero
+        return r1, r2
+
+
 def build_loss(cfg: DictConfig) -> GANLoss:
     if cfg.name == "bce":
         return BCELoss()

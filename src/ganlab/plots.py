@@ -54,6 +54,7 @@ HISTORY_PANELS = [
     ("D accuracy", ["acc_real", "acc_fake"]),
     ("Gradient norms", ["grad_norm_d", "grad_norm_g"]),
     ("WGAN-GP", ["gp", "wasserstein"]),
+    ("R1 / R2 penalties", ["r1", "r2"]),
 ]
 
 

@@ -22,7 +22,7 @@ from ganlab.data import Dataset
 from ganlab.diagnose import Diagnostician
 from ganlab.ema import GeneratorEMA
 from ganlab.loggers import build_logger
-from ganlab.losses import GANLoss, WGANGPLoss
+from ganlab.losses import GANLoss, LazyRegulariser, WGANGPLoss
 from ganlab.plots import plot_history, save_image_grid, save_points_plot
 from ganlab.quality import Evaluator
 from ganlab.run_folder import RunFolder, atomic_write
@@ -31,7 +31,7 @@ from ganlab.speed import Precision
 log = logging.getLogger(__name__)
 
 STATS = ("loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake", "grad_norm_d", "grad_norm_g",
-         "gp", "wasserstein")
+         "gp", "wasserstein", "r1", "r2")
 POINT_GRID = 1000  # generated points drawn in each scatter plot of 1-D/2-D data
 
 
@@ -92,6 +92,7 @@ class Trainer:
         self.stop_signal: str | None = None  # set by SIGINT / SIGTERM: checkpoint and stop
         self.finished = False  # the last step's end-of-run work is done (a checkpoint of a run's end)
         self.precision = Precision(self.t.precision, device)
+        self.regulariser = LazyRegulariser(cfg.loss.r1_gamma, cfg.loss.r2_gamma, cfg.loss.reg_every)
         self.ema = GeneratorEMA(gan.generator, self.t.ema_decay, self.t.ema_start) if self.t.ema_decay > 0 else None
 
     # ------------------------------------------------------------------------------ loop
@@ -150,13 +151,14 @@ class Trainer:
         """n_critic D steps (one per real batch), then one G step on the last D step's fakes; the
         step's measurements, stacked in STATS order (one tensor, so averaging costs no host sync)."""
         g, amp = self.gan, self.precision
-        for real in reals[:-1]:
+        first = self.progress.step * len(reals)  # the number of this step's first D step
+        for i, real in enumerate(reals[:-1]):
             with torch.no_grad(), amp.autocast():
                 fake = g.generator(self.noise(len(real)))
-            self.d_step(real, fake)
+            self.d_step(real, fake, first + i)
         with amp.autocast():
             fake = g.generator(self.noise(len(reals[-1])))
-        stats = self.d_step(reals[-1], fake.detach())
+        stats = self.d_step(reals[-1], fake.detach(), first + len(reals) - 1)
 
         requires_grad(g.discriminator, False)
         with amp.autocast():
@@ -166,19 +168,21 @@ class Trainer:
         stats["loss_g"] = loss_g.detach()
         return torch.stack([stats[name] for name in STATS])
 
-    def d_step(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    def d_step(self, real: torch.Tensor, fake: torch.Tensor, index: int) -> dict[str, torch.Tensor]:
         g = self.gan
         with self.precision.autocast():
             real_s, fake_s = g.discriminator(real).float(), g.discriminator(fake).float()
             loss_d = g.loss.d_loss(real_s, fake_s)
             gp = g.loss.penalty(g.discriminator, real, fake)
-        norm_d = self.precision.backward_and_step(loss_d + gp, g.opt_d, g.discriminator, "d")
+            r1, r2 = self.regulariser(g.discriminator, real, fake, index)  # lazy: zero between its steps
+        norm_d = self.precision.backward_and_step(loss_d + gp + r1 + r2, g.opt_d, g.discriminator, "d")
         with torch.no_grad():
             r, f = g.loss.to_readout(real_s), g.loss.to_readout(fake_s)
             cut = (r.mean() + f.mean()) / 2 if g.loss.threshold is None else g.loss.threshold
             return {"loss_d": loss_d.detach(), "d_real": r.mean(), "d_fake": f.mean(),
                     "acc_real": (r > cut).float().mean(), "acc_fake": (f <= cut).float().mean(),
-                    "grad_norm_d": norm_d, "gp": gp.detach(), "wasserstein": real_s.mean() - fake_s.mean()}
+                    "grad_norm_d": norm_d, "gp": gp.detach(), "wasserstein": real_s.mean() - fake_s.mean(),
+                    "r1": r1.detach(), "r2": r2.detach()}
 
     def noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.gan.generator.z_dim, device=self.device)
@@ -198,6 +202,9 @@ class Trainer:
                "time_s": round(time.perf_counter() - self.start, 3)}
         if not self._wgan:
             row["gp"] = row["wasserstein"] = ""
+        for name in ("r1", "r2"):  # averaged over steps: the lazy penalty's strength per D step
+            if not self.cfg.loss[f"{name}_gamma"]:
+                row[name] = ""
         self.run.append_row(self.run.metrics_csv, row)
         p.last_row = row
         if self.logger:
