@@ -70,6 +70,7 @@ def test_studies_change_what_their_comment_says():
     assert (wgan.discriminator.norm, wgan.trainer.n_critic, list(wgan.optim.betas)) == ("layer", 5, [0.0, 0.9])
     assert make_cfg("+exp=mode_collapse_ring").data.name == "ring8"
     assert make_cfg("+exp=ema").trainer.ema_decay == 0.99 and base.trainer.ema_decay == 0.0
+    assert make_cfg("+exp=r1").loss.r1_gamma == 1.0 and make_cfg("+exp=r1").loss.name == "bce_logits"
     assert make_cfg("+exp=label_smoothing", "loss.real_target=0.8").loss.real_target == 0.8
 
 

@@ -89,7 +89,8 @@ def test_a_designed_interaction_is_named_with_the_table_by_cell():
     runs = []
     for s in range(3):
         for loss, low, high in (("bce", 1.0, 2.0), ("wgan", 2.0, 1.0)):
-            runs += [run(low + 0.01 * s, loss=loss, lr="low", seed=s), run(high + 0.01 * s, loss=loss, lr="high", seed=s)]
+            runs += [run(low + 0.01 * s, loss=loss, lr="low", seed=s),
+                     run(high + 0.01 * s, loss=loss, lr="high", seed=s)]
     c = compare(runs)
     [e] = c.factors["lr"].effects
     assert e.verdict == "interaction" and set(e.by_cell) == {"loss=bce", "loss=wgan"}

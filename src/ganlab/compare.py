@@ -442,12 +442,14 @@ def plot_verdict(c: Comparison, path: Path) -> Optional[Path]:
             label_y = e.median_diff if math.isfinite(e.median_diff) else ceiling
             right.annotate(e.verdict, (j, label_y), fontsize=8, xytext=(8, 0), textcoords="offset points",
                            color=colour)
-        right.set(xticks=range(len(f.effects)), xticklabels=[e.value for e in f.effects], xlim=(-0.6, len(f.effects) - 0.4),
+        right.set(xticks=range(len(f.effects)), xticklabels=[e.value for e in f.effects],
+                  xlim=(-0.6, len(f.effects) - 0.4),
                   title=f"paired difference to {key}={f.values[0].value} (lower is better)")
         for ax in (left, right):
             ax.grid(alpha=0.3)
     if seeds:
-        handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(i % 10), label=f"seed {s}") for i, s in enumerate(seeds)]
+        handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(i % 10), label=f"seed {s}")
+                   for i, s in enumerate(seeds)]
         axes[0, 0].legend(handles=handles, fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -27,7 +27,8 @@ STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: .5em 0; } td, th { padding: 3px 9px; border-bottom: 1px solid #eee;
-text-align: left; vertical-align: top; } th { background: #f6f6f6; } table.runs th { cursor: pointer; } td.num { text-align: right;
+text-align: left; vertical-align: top; } th { background: #f6f6f6; } table.runs th { cursor: pointer; }
+td.num { text-align: right;
 font-variant-numeric: tabular-nums; } img { max-width: 100%; } .status { font-weight: 600; }
 .completed { color: #187a2f; } .failed, .diverged { color: #b3261e; } .interrupted, .running { color: #9a6700; }
 .diagnosis { background: #fff6e5; border-left: 4px solid #e8a33d; padding: .5em 1em; margin: .5em 0; }
@@ -81,8 +82,9 @@ document.querySelectorAll('table.runs').forEach(function (tbl) {
   var params = new URLSearchParams(location.hash.slice(1)), tbl = document.querySelector('table.runs');
   if (!tbl) return;
   var heads = Array.prototype.map.call(tbl.tHead.rows[0].cells, function (c) { return c.textContent; });
-  if (params.get('sort') && heads.indexOf(params.get('sort')) >= 0) sortBy(tbl, heads.indexOf(params.get('sort')), false);
-  if (params.get('filter')) { tbl.previousElementSibling.value = params.get('filter'); filterRows(tbl, params.get('filter')); }
+  var sort = heads.indexOf(params.get('sort')), filter = params.get('filter');
+  if (sort >= 0) sortBy(tbl, sort, false);
+  if (filter) { tbl.previousElementSibling.value = filter; filterRows(tbl, filter); }
 })();
 document.body.dataset.ready = 'yes';
 """

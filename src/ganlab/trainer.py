@@ -93,7 +93,8 @@ class Trainer:
         self.finished = False  # the last step's end-of-run work is done (a checkpoint of a run's end)
         self.precision = Precision(self.t.precision, device)
         self.regulariser = LazyRegulariser(cfg.loss.r1_gamma, cfg.loss.r2_gamma, cfg.loss.reg_every)
-        self.ema = GeneratorEMA(gan.generator, self.t.ema_decay, self.t.ema_start) if self.t.ema_decay > 0 else None
+        self.ema = (GeneratorEMA(gan.generator, self.t.ema_decay, self.t.ema_start) if self.t.ema_decay > 0
+                    else None)
 
     # ------------------------------------------------------------------------------ loop
     def fit(self) -> Progress:
