@@ -73,6 +73,9 @@ class NetConfig:
 @dataclass
 class MLPGeneratorConfig(NetConfig):
     name: str = "mlp"
+    width: int = 128
+    depth: int = 3
+    norm: str = "none"
     z_dim: int = 16  # noise dimensions
 
 
@@ -87,11 +90,16 @@ class DCGANGeneratorConfig(NetConfig):
 @dataclass
 class MLPDiscriminatorConfig(NetConfig):
     name: str = "mlp"
+    width: int = 128
+    depth: int = 3
+    activation: str = "leaky_relu"
+    norm: str = "none"
 
 
 @dataclass
 class DCGANDiscriminatorConfig(NetConfig):
     name: str = "dcgan"
+    activation: str = "leaky_relu"
     depth: int = 2
     kernel_size: int = 4
 
@@ -133,7 +141,7 @@ class OptimConfig:
 @dataclass
 class AdamConfig(OptimConfig):
     name: str = "adam"
-    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # DCGAN's; WGAN-GP uses [0.0, 0.9]
 
 
 @dataclass
