@@ -253,3 +253,23 @@ def test_a_run_killed_after_its_last_checkpoint_resumes_without_repeating_its_en
     assert ganlab("resume", str(tmp_path / "run")).returncode == 0
     assert_same_run(reference, tmp_path / "run")
     assert json.loads(summary.read_text())["status"] == "completed"
+
+
+def test_a_run_saved_by_an_earlier_ganlab_resumes_with_the_later_settings_at_their_defaults(reference, tmp_path):
+    """A checkpoint and .hydra/config.yaml without the settings added since (ema, R1, checkpoint_minutes)."""
+    from omegaconf import OmegaConf
+
+    folder = tmp_path / "run"
+    subprocess.run(["cp", "-r", str(reference), str(folder)], check=True)
+    later = {"trainer": ("checkpoint_minutes", "ema_decay", "ema_start"),
+             "loss": ("r1_gamma", "r2_gamma", "reg_every")}
+    state = torch.load(folder / "checkpoints" / "last.pt", weights_only=True)
+    config = OmegaConf.to_container(OmegaConf.load(folder / ".hydra" / "config.yaml"), resolve=True)
+    for group, keys in later.items():
+        for key in keys:
+            del state["config"][group][key], config[group][key]
+    torch.save(state, folder / "checkpoints" / "last.pt")
+    OmegaConf.save(OmegaConf.create(config), folder / ".hydra" / "config.yaml")
+    out = ganlab("resume", str(folder), "trainer.epochs=6")
+    assert out.returncode == 0, out.stderr
+    assert json.loads((folder / "summary.json").read_text())["epochs_done"] == 6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,12 +33,27 @@ def _describe(diffs: dict[str, tuple[Any, Any]], left: str, right: str) -> str:
     return "; ".join(f"{k} ({left} {a!r}, {right} {b!r})" for k, (a, b) in diffs.items())
 
 
+def with_later_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A config saved by an earlier ganlab, with the settings added since at their defaults, which
+    change nothing (checkpoint_minutes, ema_decay, r1_gamma, ...): such a run still resumes."""
+    from ganlab.config import LossConfig, TrainerConfig
+
+    for group, schema in (("trainer", TrainerConfig), ("loss", LossConfig)):
+        node = config.get(group)
+        if isinstance(node, dict):
+            for f in dataclasses.fields(schema):
+                if f.name not in node and f.default is not dataclasses.MISSING:
+                    node[f.name] = f.default
+    return config
+
+
 def requested_config(run_dir: Path, saved: dict[str, Any], overrides: list[str]) -> DictConfig:
     """The run's saved config with the resume's overrides, refusing changes a resume cannot honour."""
+    saved = with_later_settings(saved)
     folder_config = run_dir / ".hydra" / "config.yaml"
     if folder_config.is_file():
-        mismatch = {k: v for k, v in differences(OmegaConf.to_container(OmegaConf.load(folder_config), resolve=True),
-                                                 saved).items() if k not in RESUMABLE}
+        written = with_later_settings(OmegaConf.to_container(OmegaConf.load(folder_config), resolve=True))
+        mismatch = {k: v for k, v in differences(written, saved).items() if k not in RESUMABLE}
         if mismatch:
             raise CheckpointError(f"{run_dir / 'checkpoints' / 'last.pt'} was not written by this run's config "
                                   f"(.hydra/config.yaml); keys differ: {_describe(mismatch, 'run', 'checkpoint')}")
