@@ -51,6 +51,21 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 240) -> subproce
                           capture_output=True, text=True, timeout=timeout)
 
 
+def whole_and_resumed(tmp_path: Path, overrides: list[str], steps: int) -> tuple[dict, dict]:
+    """The last checkpoints of a run of `steps` G steps and of the same run stopped half way and
+    resumed to the end (in-process), for bit-for-bit comparisons."""
+    import torch
+
+    from ganlab.resume import resume_run
+    from ganlab.train import train
+
+    whole, halves = tmp_path / "whole", tmp_path / "halves"
+    train(make_cfg(*overrides, f"trainer.steps={steps}"), whole)
+    train(make_cfg(*overrides, f"trainer.steps={steps // 2}"), halves)
+    resume_run(halves, [f"trainer.steps={steps}"])
+    return tuple(torch.load(p / "checkpoints" / "last.pt", weights_only=True) for p in (whole, halves))
+
+
 def ganlab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """`ganlab ARGS` run in this process: what run_cli checks, without a second of interpreter and
     torch start-up per call (for commands that fail fast or train for a moment)."""

@@ -12,9 +12,8 @@ from ganlab.checkpoints import load_generator
 from ganlab.config import ConfigError, validate
 from ganlab.ema import GeneratorEMA
 from ganlab.models import build_generator
-from ganlab.resume import resume_run
 from ganlab.train import train
-from tests.conftest import TINY, make_cfg
+from tests.conftest import TINY, make_cfg, whole_and_resumed
 
 EMA = ["trainer.ema_decay=0.9", "trainer.ema_start=2"]
 
@@ -54,11 +53,7 @@ def test_a_run_with_ema_samples_scores_and_keeps_the_ema_generator(tmp_path):
 
 
 def test_a_resumed_run_continues_the_average_bit_for_bit(tmp_path):
-    whole, halves = tmp_path / "whole", tmp_path / "halves"
-    train(make_cfg(*TINY, *EMA, "trainer.steps=12"), whole)
-    train(make_cfg(*TINY, *EMA, "trainer.steps=6"), halves)
-    resume_run(halves, ["trainer.steps=12"])
-    a, b = (torch.load(p / "checkpoints" / "last.pt", weights_only=True) for p in (whole, halves))
+    a, b = whole_and_resumed(tmp_path, [*TINY, *EMA], steps=12)
     for part in ("generator", "generator_ema"):
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
-    assert json.loads((halves / "summary.json").read_text())["status"] == "completed"
+    assert json.loads((tmp_path / "halves" / "summary.json").read_text())["status"] == "completed"

@@ -11,9 +11,8 @@ import torch.nn as nn
 
 from ganlab.config import ConfigError, validate
 from ganlab.losses import LazyRegulariser
-from ganlab.resume import resume_run
 from ganlab.train import train
-from tests.conftest import TINY, make_cfg
+from tests.conftest import TINY, make_cfg, whole_and_resumed
 
 R1 = ["loss.r1_gamma=10", "loss.reg_every=4"]
 
@@ -54,9 +53,5 @@ def test_a_run_with_r1_and_r2_logs_both_penalties(tmp_path, loss):
 
 
 def test_a_resumed_run_applies_the_lazy_penalty_on_the_same_steps(tmp_path):
-    whole, halves = tmp_path / "whole", tmp_path / "halves"
-    train(make_cfg(*TINY, *R1, "trainer.steps=10"), whole)
-    train(make_cfg(*TINY, *R1, "trainer.steps=5"), halves)
-    resume_run(halves, ["trainer.steps=10"])
-    a, b = (torch.load(p / "checkpoints" / "last.pt", weights_only=True) for p in (whole, halves))
+    a, b = whole_and_resumed(tmp_path, [*TINY, *R1], steps=10)
     assert all(torch.equal(a["discriminator"][k], b["discriminator"][k]) for k in a["discriminator"])
