@@ -60,24 +60,6 @@ Runs go to outputs/runs/<date>_<time>_<name>/ (move one with hydra.run.dir=PATH)
 Hydra's own options: ganlab train --hydra-help
 """
 
-# Hydra's command-line flags that take a value (the others stand alone).
-HYDRA_VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c",
-                     "--package", "-p", "--experimental-rerun", "--shell-completion", "-sc"}
-
-
-def split_hydra_flags(args: list[str]) -> tuple[dict[str, str | None], list[str]]:
-    """Hydra's flags (with their values) apart from the overrides."""
-    flags: dict[str, str | None] = {}
-    overrides, it = [], iter(args)
-    for arg in it:
-        if arg.startswith("-"):
-            name, eq, value = arg.partition("=")
-            flags[name] = value if eq else (next(it, None) if name in HYDRA_VALUE_FLAGS else None)
-        else:
-            overrides.append(arg)
-    return flags, overrides
-
-
 def config_dirs(flags: dict[str, str | None]) -> list[Path]:
     """ganlab's own config folder, then a user's from --config-dir / -cd (its groups add to ganlab's)."""
     extra = flags.get("--config-dir") or flags.get("-cd")
@@ -88,6 +70,8 @@ def train_help(args: list[str]) -> str:
     """Help for `ganlab train`: the groups on disk and the config composed with the overrides."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
+
+    from ganlab.sweep import split_hydra_flags
 
     flags, overrides = split_hydra_flags(args)
     dirs = config_dirs(flags)

@@ -49,13 +49,29 @@ def threads_for(cfg: DictConfig, jobs: int) -> int | None:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
+# Hydra's command-line flags that take a value (the others stand alone).
+HYDRA_VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c",
+                     "--package", "-p", "--experimental-rerun", "--shell-completion", "-sc"}
+
+
+def split_hydra_flags(args: list[str]) -> tuple[dict[str, str | None], list[str]]:
+    """Hydra's flags (with their values) apart from the overrides."""
+    flags: dict[str, str | None] = {}
+    overrides, it = [], iter(args)
+    for arg in it:
+        if arg.startswith("-"):
+            name, eq, value = arg.partition("=")
+            flags[name] = value if eq else (next(it, None) if name in HYDRA_VALUE_FLAGS else None)
+        else:
+            overrides.append(arg)
+    return flags, overrides
+
+
 def sweep_dir_override(args: list[str]) -> list[str]:
     """For `-m`, name the sweep folder once, here, from the command line (a name interpolated from
     the config would differ between jobs that override it)."""
     if not {"-m", "--multirun"} & set(args) or any(a.startswith("hydra.sweep.dir=") for a in args):
         return []
-    from ganlab.cli import split_hydra_flags
-
     overrides = [a for a in split_hydra_flags(args)[1] if not a.startswith("hydra")]
     try:
         name = sweep_name(overrides)
