@@ -40,8 +40,8 @@ class Evaluator(ABC):
         """Every score's standard error over the sampling of the generated samples (bootstrap)."""
         used = samples[: self.n_scored]
         g = torch.Generator().manual_seed(seed)
-        draws_ = [self.score(used[torch.randint(len(used), (len(used),), generator=g)]) for _ in range(draws)]
-        return {k: float(torch.tensor([d[k] for d in draws_], dtype=torch.float64).std()) for k in draws_[0]}
+        scored = [self.score(used[torch.randint(len(used), (len(used),), generator=g)]) for _ in range(draws)]
+        return {k: float(torch.tensor([s[k] for s in scored], dtype=torch.float64).std()) for k in scored[0]}
 
 
 def at_the_floor(scores: dict[str, float], noise: dict[str, float], floor: dict[str, float]) -> dict[str, list[str]]:
@@ -83,21 +83,21 @@ class ImageEvaluator(Evaluator):
         result = {**self._scores(self.real_features, features, predicted),
                   "fd_classifier_se": scores.bootstrap_se(self.frechet.distance, features)}
         if self.copy_threshold is not None:
-            result["copy_rate"] = float((self.nearest_training(features) < self.copy_threshold).double().mean())
+            result["copy_rate"] = float((self.nearest_training(features)[0] < self.copy_threshold).double().mean())
         return result
 
     def closest_pairs(self, samples: torch.Tensor, k: int = 8) -> torch.Tensor:
         """The k generated samples nearest to a training image, each followed by that image (2k images)."""
         features, _ = self._embed(samples[: self.n_fake])
-        distances = torch.cdist(features.double(), self.real_features.double())
-        nearest, which = distances.min(1)
+        nearest, which = self.nearest_training(features)
         order = nearest.argsort()[:k]
         pairs = [(samples[i].detach().float().cpu(), self.reference_images[which[i]]) for i in order.tolist()]
         return torch.stack([image for pair in pairs for image in pair])
 
-    def nearest_training(self, features: torch.Tensor) -> torch.Tensor:
-        """Each sample's distance to its nearest training image (the reference, drawn from the training split)."""
-        return torch.cdist(features.double(), self.real_features.double()).min(1).values
+    def nearest_training(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each sample's distance to its nearest training image (in the reference, drawn from the
+        training split), and which image that is."""
+        return torch.cdist(features.double(), self.real_features.double()).min(1)
 
     def _copy_threshold(self, other: Optional[Dataset]) -> Optional[float]:
         """The 5th percentile of held-out real images' distance to their nearest training image: real data
@@ -105,7 +105,7 @@ class ImageEvaluator(Evaluator):
         if other is None:
             return None
         held_out, _ = self._embed(_subset(other.x, self.n_fake, seed=2))
-        return float(torch.quantile(self.nearest_training(held_out), 0.05))
+        return float(torch.quantile(self.nearest_training(held_out)[0], 0.05))
 
     def _embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features, predicted = self.classifier.net.embed(images.detach().float().cpu())
