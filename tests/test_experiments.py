@@ -71,6 +71,9 @@ def test_studies_change_what_their_comment_says():
     assert make_cfg("+exp=mode_collapse_ring").data.name == "ring8"
     assert make_cfg("+exp=ema").trainer.ema_decay == 0.99 and base.trainer.ema_decay == 0.0
     assert make_cfg("+exp=r1").loss.r1_gamma == 1.0 and make_cfg("+exp=r1").loss.name == "bce_logits"
+    small = make_cfg("+exp=diffaug")
+    assert (small.augment.name, small.data.limit, base.augment.name) == ("diffaug", 300, "none")
+    assert make_cfg("+exp=diffaug", "augment=ada").augment.adaptive
     assert make_cfg("+exp=label_smoothing", "loss.real_target=0.8").loss.real_target == 0.8
 
 

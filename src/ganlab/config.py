@@ -151,6 +151,18 @@ class RMSpropConfig(OptimConfig):
     alpha: float = 0.99  # smoothing constant of the squared-gradient average
 
 
+# ------------------------------------------------------------------------------- augment
+@dataclass
+class AugmentConfig:
+    name: str = "none"  # none | diffaug (images only)
+    policy: list[str] = field(default_factory=lambda: ["color", "translation", "cutout"])  # any of these, e.g. [color]
+    p: float = 1.0  # probability of each transform per image (adaptive: where p starts; ADA starts at 0)
+    adaptive: bool = False  # ADA: tune p towards r_t = E[sign(D(real))] = target
+    target: float = 0.6  # ADA's r_t target
+    ada_interval: int = 4  # D steps between adjustments of p
+    ada_kimg: float = 20.0  # thousands of real images for p to move from 0 to 1 (StyleGAN2-ADA: 500 for long runs)
+
+
 # -------------------------------------------------------------------------------- trainer
 @dataclass
 class TrainerConfig:
@@ -205,6 +217,7 @@ class TrainConfig:
     discriminator: Any = MISSING
     loss: Any = MISSING
     optim: Any = MISSING
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
@@ -224,6 +237,7 @@ SCHEMAS = {
     ("loss", "wgan_gp"): WGANGPLossConfig,
     ("optim", "adam"): AdamConfig,
     ("optim", "rmsprop"): RMSpropConfig,
+    ("augment", "augment"): AugmentConfig,
     ("trainer", "trainer"): TrainerConfig,
     ("metrics", "metrics"): MetricsConfig,
     ("logger", "logger"): LoggerConfig,
@@ -308,6 +322,7 @@ def validate(cfg: DictConfig) -> None:
            "loss=wgan_gp with trainer.precision=fp16: the gradient penalty would need its own loss scaling; "
            "use trainer.precision=bf16 (or 32)")
     _validate_optim(cfg.optim)
+    _validate_augment(cfg.augment, cfg.data)
     _validate_trainer(cfg.trainer)
     _validate_metrics(cfg.metrics)
     _choice("logger.name", cfg.logger.name, ("csv", "tensorboard", "mlflow"))
@@ -373,6 +388,23 @@ def _validate_optim(optim: DictConfig) -> None:
             _in_range(f"optim.betas[{i}]", beta, 0.0, 1.0, high_open=True)
     else:
         _in_range("optim.alpha", optim.alpha, 0.0, 1.0, high_open=True)
+
+
+def _validate_augment(augment: DictConfig, data: DictConfig) -> None:
+    from ganlab.augment import POLICIES
+
+    _choice("augment.name", augment.name, ("none", "diffaug"))
+    if augment.name == "none":
+        return
+    _check(data.name in IMAGE_DATASETS, f"augment={augment.name} transforms images, but data={data.name} holds "
+                                        f"points; use augment=none")
+    _check(len(augment.policy) > 0, "augment.policy=[] names no transform; use augment=none, or e.g. [color]")
+    for name in augment.policy:
+        _choice("augment.policy", name, tuple(POLICIES))
+    _in_range("augment.p", augment.p, 0.0, 1.0)
+    _in_range("augment.target", augment.target, 0.0, 1.0, low_open=True, high_open=True)
+    _check(augment.ada_interval >= 1, f"augment.ada_interval={augment.ada_interval} must be >= 1")
+    _positive("augment.ada_kimg", augment.ada_kimg)
 
 
 def _validate_trainer(trainer: DictConfig) -> None:

@@ -35,10 +35,11 @@ def _describe(diffs: dict[str, tuple[Any, Any]], left: str, right: str) -> str:
 
 def with_later_settings(config: dict[str, Any]) -> dict[str, Any]:
     """A config saved by an earlier ganlab, with the settings added since at their defaults, which
-    change nothing (checkpoint_minutes, ema_decay, r1_gamma, ...): such a run still resumes."""
-    from ganlab.config import LossConfig, TrainerConfig
+    change nothing (checkpoint_minutes, ema_decay, r1_gamma, augment, ...): such a run still resumes."""
+    from ganlab.config import AugmentConfig, LossConfig, TrainerConfig
 
-    for group, schema in (("trainer", TrainerConfig), ("loss", LossConfig)):
+    config.setdefault("augment", dataclasses.asdict(AugmentConfig()))
+    for group, schema in (("trainer", TrainerConfig), ("loss", LossConfig), ("augment", AugmentConfig)):
         node = config.get(group)
         if isinstance(node, dict):
             for f in dataclasses.fields(schema):

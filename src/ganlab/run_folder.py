@@ -241,7 +241,8 @@ class RunFolder:
             self._columns[path] = list(row)
         try:
             with open(path, "w" if new else "a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=self._columns[path])
+                # extrasaction: a run resumed from an earlier ganlab keeps its CSV's columns
+                writer = csv.DictWriter(f, fieldnames=self._columns[path], extrasaction="ignore")
                 if new:
                     writer.writeheader()
                 writer.writerow(row)

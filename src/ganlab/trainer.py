@@ -17,6 +17,7 @@ import torch.nn as nn
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from ganlab.augment import build_augment
 from ganlab.checkpoints import rng_state, set_rng_state
 from ganlab.data import Dataset
 from ganlab.diagnose import Diagnostician
@@ -93,6 +94,7 @@ class Trainer:
         self.finished = False  # the last step's end-of-run work is done (a checkpoint of a run's end)
         self.precision = Precision(self.t.precision, device)
         self.regulariser = LazyRegulariser(cfg.loss.r1_gamma, cfg.loss.r2_gamma, cfg.loss.reg_every)
+        self.augment = build_augment(cfg.augment, self.t.batch_size)  # None: D sees the images as they are
         self.ema = (GeneratorEMA(gan.generator, self.t.ema_decay, self.t.ema_start) if self.t.ema_decay > 0
                     else None)
 
@@ -163,7 +165,7 @@ class Trainer:
 
         requires_grad(g.discriminator, False)
         with amp.autocast():
-            loss_g = g.loss.g_loss(g.discriminator(fake).float())
+            loss_g = g.loss.g_loss(g.discriminator(self.augmented(fake)).float())
         stats["grad_norm_g"] = amp.backward_and_step(loss_g, g.opt_g, g.generator, "g")
         requires_grad(g.discriminator, True)
         stats["loss_g"] = loss_g.detach()
@@ -171,6 +173,7 @@ class Trainer:
 
     def d_step(self, real: torch.Tensor, fake: torch.Tensor, index: int) -> dict[str, torch.Tensor]:
         g = self.gan
+        real, fake = self.augmented(real), self.augmented(fake)
         with self.precision.autocast():
             real_s, fake_s = g.discriminator(real).float(), g.discriminator(fake).float()
             loss_d = g.loss.d_loss(real_s, fake_s)
@@ -180,10 +183,15 @@ class Trainer:
         with torch.no_grad():
             r, f = g.loss.to_readout(real_s), g.loss.to_readout(fake_s)
             cut = (r.mean() + f.mean()) / 2 if g.loss.threshold is None else g.loss.threshold
+            if self.augment:
+                self.augment.observe(torch.sign(r - (g.loss.threshold or 0.0)))
             return {"loss_d": loss_d.detach(), "d_real": r.mean(), "d_fake": f.mean(),
                     "acc_real": (r > cut).float().mean(), "acc_fake": (f <= cut).float().mean(),
                     "grad_norm_d": norm_d, "gp": gp.detach(), "wasserstein": real_s.mean() - fake_s.mean(),
                     "r1": r1.detach(), "r2": r2.detach()}
+
+    def augmented(self, images: torch.Tensor) -> torch.Tensor:
+        return self.augment(images) if self.augment else images
 
     def noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.gan.generator.z_dim, device=self.device)
@@ -203,6 +211,9 @@ class Trainer:
                "time_s": round(time.perf_counter() - self.start, 3)}
         if not self._wgan:
             row["gp"] = row["wasserstein"] = ""
+        adaptive = self.augment is not None and self.augment.adaptive
+        row["aug_p"] = self.augment.p if self.augment else ""
+        row["ada_rt"] = round(self.augment.rt, 4) if adaptive and math.isfinite(self.augment.rt) else ""
         for name in ("r1", "r2"):  # averaged over steps: the lazy penalty's strength per D step
             if not self.cfg.loss[f"{name}_gamma"]:
                 row[name] = ""
@@ -306,6 +317,7 @@ class Trainer:
             "sums": self._sums.cpu(), "count": self._count, "elapsed": time.perf_counter() - self.start,
             "doctor": self.doctor.state(), "finished": finished,
             **({"generator_ema": self.ema.sampler().state_dict()} if self.ema else {}),
+            **({"augment": self.augment.state_dict()} if self.augment else {}),
         }, name)
         self.last_save = time.perf_counter()
 
@@ -328,4 +340,6 @@ class Trainer:
         self.finished = state["finished"]
         if self.ema:
             self.ema.load_state_dict(state["generator_ema"])
+        if self.augment:
+            self.augment.load_state_dict(state["augment"])
         set_rng_state(state["rng"])
