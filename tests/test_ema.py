@@ -11,7 +11,7 @@ import torch
 from ganlab.checkpoints import load_generator
 from ganlab.config import ConfigError, validate
 from ganlab.ema import GeneratorEMA
-from ganlab.models import build_generator
+from ganlab.registry import GENERATORS
 from ganlab.train import train
 from tests.conftest import TINY, make_cfg, whole_and_resumed
 
@@ -20,7 +20,7 @@ EMA = ["trainer.ema_decay=0.9", "trainer.ema_start=2"]
 
 def test_the_average_follows_its_formula_and_copies_before_it_starts():
     cfg = make_cfg("generator.width=8")
-    g = build_generator(cfg.generator, (1, 8, 8))
+    g = GENERATORS.build(cfg.generator, (1, 8, 8))
     ema = GeneratorEMA(g, decay=0.9, start=1)
     first = [p.detach().clone() for p in g.parameters()]
     with torch.no_grad():

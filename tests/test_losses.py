@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ganlab.losses import build_loss
+from ganlab.registry import LOSSES
 from tests.conftest import make_cfg
 
 
 def loss(name: str, *overrides: str):
-    return build_loss(make_cfg(f"loss={name}", *overrides).loss)
+    return LOSSES.build(make_cfg(f"loss={name}", *overrides).loss)
 
 
 def test_bce_and_bce_logits_agree_where_sigmoid_does_not_saturate():

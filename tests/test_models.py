@@ -7,14 +7,14 @@ import itertools
 import pytest
 import torch
 
-from ganlab.models import build_discriminator, build_generator
+from ganlab.registry import DISCRIMINATORS, GENERATORS
 from ganlab.models.dcgan import resolutions
 from tests.conftest import make_cfg
 
 
 def nets(*overrides: str, shape):
     cfg = make_cfg(*overrides)
-    return build_generator(cfg.generator, shape), build_discriminator(cfg.discriminator, shape)
+    return GENERATORS.build(cfg.generator, shape), DISCRIMINATORS.build(cfg.discriminator, shape)
 
 
 @pytest.mark.parametrize("size,channels", list(itertools.product([8, 16, 28, 32, 64], [1, 3])))

@@ -12,13 +12,14 @@ from PIL import Image
 
 from ganlab.config import ConfigError
 from ganlab.losses import WGANGPLoss
+from ganlab.registry import LOSSES
 from ganlab.run_folder import RunFolderError
 from ganlab.train import train
 from tests.conftest import TINY, TINY_POINTS, make_cfg
 
-LOSSES = ["bce", "bce_logits", "label_smoothing", "wgan_gp", "hinge", "lsgan", "minimax"]
+LOSSES = LOSSES.names()
 COLUMNS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake", "grad_norm_d",
-           "grad_norm_g", "gp", "wasserstein", "r1", "r2", "lr_d", "lr_g", "time_s"]
+           "grad_norm_g", "gp", "wasserstein", "r1", "r2", "lr_d", "lr_g", "time_s", "aug_p", "ada_rt"]
 
 
 def read_csv(path):

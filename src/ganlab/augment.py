@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
+
+from ganlab.config import AugmentConfig
+from ganlab.registry import AUGMENTATIONS, check, check_choice, check_positive, check_range
 
 TRANSLATION_RATIO = 0.125  # shift by up to 1/8 of the image size (DiffAugment's default)
 CUTOUT_RATIO = 0.5  # erase a square of half the image size
@@ -110,8 +114,19 @@ class DiffAugment:
         self._signs = state["signs"]
 
 
-def build_augment(cfg, batch_size: int) -> DiffAugment | None:
-    """The augmentation `cfg` (the `augment` config node) names; None for `augment=none`."""
-    if cfg.name == "none":
-        return None
+def check_diffaug(cfg: DictConfig, prefix: str) -> None:
+    check(len(cfg.policy) > 0, f"{prefix}.policy=[] names no transform; use augment=none, or e.g. [color]")
+    for name in cfg.policy:
+        check_choice(f"{prefix}.policy", name, tuple(POLICIES))
+    check_range(f"{prefix}.p", cfg.p, 0.0, 1.0)
+    check_range(f"{prefix}.target", cfg.target, 0.0, 1.0, low_open=True, high_open=True)
+    check(cfg.ada_interval >= 1, f"{prefix}.ada_interval={cfg.ada_interval} must be >= 1")
+    check_positive(f"{prefix}.ada_kimg", cfg.ada_kimg)
+
+
+AUGMENTATIONS.register("none", AugmentConfig)(lambda cfg, batch_size: None)  # D sees the images as they are
+
+
+@AUGMENTATIONS.register("diffaug", AugmentConfig, check_diffaug)
+def diffaug(cfg: DictConfig, batch_size: int) -> DiffAugment:
     return DiffAugment(cfg.policy, cfg.p, cfg.adaptive, cfg.target, cfg.ada_interval, cfg.ada_kimg, batch_size)

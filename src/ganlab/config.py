@@ -1,24 +1,23 @@
-"""Config schemas (structure and types) and value checks (choices, ranges, combinations).
+"""Config schemas (structure, types and every default) and the check of a composed config.
 
-The dataclasses are stored in Hydra's ConfigStore under schema/ and named in each YAML file's
-defaults list (`- /schema/loss@_here_: wgan_gp`),
-so a misspelled key or a wrong type fails at composition. `validate` then checks values and
-combinations before anything is built, raising ConfigError with one line naming the key.
+The dataclasses are stored in Hydra's ConfigStore under schema/, one per registered option
+(registry.py), and named in each YAML file's defaults list (`- /schema/loss@_here_: wgan_gp`), so a
+misspelled key or a wrong type fails at composition. `validate` then checks values and combinations
+before anything is built, raising ConfigError with one line naming the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from ganlab.registry import DATASETS, PARTS, ConfigError, check, check_choice, check_positive, check_range
 
-class ConfigError(ValueError):
-    """A config value or combination that cannot be trained; the message says how to fix it."""
+__all__ = ["ConfigError", "validate", "register_configs"]  # ConfigError lives in registry.py
 
 
 # ---------------------------------------------------------------------------------- data
@@ -223,25 +222,14 @@ class TrainConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
-SCHEMAS = {
-    ("data", "image"): ImageDataConfig,
-    ("data", "ring"): RingDataConfig,
-    ("data", "grid"): GridDataConfig,
-    ("data", "gauss1d"): Gauss1dDataConfig,
-    ("generator", "mlp"): MLPGeneratorConfig,
-    ("generator", "dcgan"): DCGANGeneratorConfig,
-    ("discriminator", "mlp"): MLPDiscriminatorConfig,
-    ("discriminator", "dcgan"): DCGANDiscriminatorConfig,
-    ("loss", "loss"): LossConfig,
-    ("loss", "label_smoothing"): LabelSmoothingLossConfig,
-    ("loss", "wgan_gp"): WGANGPLossConfig,
-    ("optim", "adam"): AdamConfig,
-    ("optim", "rmsprop"): RMSpropConfig,
-    ("augment", "augment"): AugmentConfig,
+SCHEMAS = {  # the groups that are not swappable parts; the parts' schemas come from their registries
     ("trainer", "trainer"): TrainerConfig,
     ("metrics", "metrics"): MetricsConfig,
     ("logger", "logger"): LoggerConfig,
     ("logger", "mlflow"): MLflowLoggerConfig,
+    # the names YAML files of ganlab 0.x used, kept for a user's own --config-dir files
+    ("data", "image"): ImageDataConfig, ("data", "ring"): RingDataConfig, ("data", "grid"): GridDataConfig,
+    ("loss", "loss"): LossConfig,
 }
 
 
@@ -261,37 +249,17 @@ def register_configs() -> None:
     cs.store(group="schema", name="train", node=TrainConfig)
     for (group, name), node in SCHEMAS.items():
         cs.store(group=f"schema/{group}", name=name, node=node)
+    for registry in PARTS:
+        for name in registry.names():
+            cs.store(group=f"schema/{registry.part}", name=name, node=registry[name].schema)
 
 
 # ------------------------------------------------------------------------------ validation
-IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "folder")
-POINT_DATASETS = ("ring8", "grid25", "gauss1d")
-IMAGE_SIZES = (8, 16, 28, 32, 64)
-ACTIVATIONS = ("relu", "leaky_relu", "gelu", "elu", "silu", "tanh")
-NORMS = ("batch", "layer", "spectral", "none")
-LOSSES = ("bce", "bce_logits", "label_smoothing", "wgan_gp", "hinge", "lsgan", "minimax")
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
-def _choice(key: str, value: Any, choices: tuple) -> None:
-    _check(value in choices, f"{key}={value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
-
-
-def _in_range(key: str, value: float, low: float, high: float, *, high_open: bool = False,
-              low_open: bool = False) -> None:
-    above = value > low if low_open else value >= low
-    below = value < high if high_open else value <= high
-    lb, hb = "(" if low_open else "[", ")" if high_open else "]"
-    _check(math.isfinite(value) and above and below, f"{key}={value} is out of range; it must be in {lb}{low}, {high}{hb}")
-
-
-def _positive(key: str, value: float) -> None:
-    _check(math.isfinite(value) and value > 0, f"{key}={value} must be > 0")
+def holds_images(data: DictConfig) -> bool:
+    return DATASETS[data.name].schema is ImageDataConfig
 
 
 def _unknown_keys(node: DictConfig, prefix: str = "") -> None:
@@ -310,120 +278,78 @@ def _unknown_keys(node: DictConfig, prefix: str = "") -> None:
 def validate(cfg: DictConfig) -> None:
     """Check values and combinations of a composed config; raise ConfigError naming the key."""
     _unknown_keys(cfg)
-    _validate_data(cfg.data)
+    for registry in PARTS:  # each part's name, then that option's own checks
+        registry.validate(cfg[registry.part])
     for side in ("generator", "discriminator"):
         _validate_net(side, cfg[side])
-    convs = [side for side in ("generator", "discriminator") if cfg[side].name == "dcgan"]
-    _check(cfg.data.name in IMAGE_DATASETS or not convs,
-           f"data={cfg.data.name} holds {'1-D' if cfg.data.name == 'gauss1d' else '2-D'} points, not images, "
-           f"so dcgan cannot model it; add {' '.join(side + '=mlp' for side in convs)}")
+    images = holds_images(cfg.data)
+    convs = [side for side in ("generator", "discriminator") if cfg[side].name != "mlp"]
+    check(images or not convs,
+          f"data={cfg.data.name} holds {'1-D' if cfg.data.name == 'gauss1d' else '2-D'} points, not images, "
+          f"so {cfg[convs[0]].name if convs else ''} cannot model it; add {' '.join(side + '=mlp' for side in convs)}")
+    check(images or cfg.augment.name == "none",
+          f"augment={cfg.augment.name} transforms images, but data={cfg.data.name} holds points; use augment=none")
     _validate_loss(cfg.loss, cfg.discriminator)
-    _check(not (cfg.loss.name == "wgan_gp" and cfg.trainer.precision == "fp16"),
-           "loss=wgan_gp with trainer.precision=fp16: the gradient penalty would need its own loss scaling; "
-           "use trainer.precision=bf16 (or 32)")
+    check(not (cfg.loss.name == "wgan_gp" and cfg.trainer.precision == "fp16"),
+          "loss=wgan_gp with trainer.precision=fp16: the gradient penalty would need its own loss scaling; "
+          "use trainer.precision=bf16 (or 32)")
     _validate_optim(cfg.optim)
-    _validate_augment(cfg.augment, cfg.data)
     _validate_trainer(cfg.trainer)
     _validate_metrics(cfg.metrics)
-    _choice("logger.name", cfg.logger.name, ("csv", "tensorboard", "mlflow"))
-
-
-def _validate_data(data: DictConfig) -> None:
-    _choice("data.name", data.name, IMAGE_DATASETS + POINT_DATASETS)
-    if data.name in IMAGE_DATASETS:
-        _choice("data.image_size", data.image_size, IMAGE_SIZES)
-        _choice("data.channels", data.channels, (1, 3))
-        _choice("data.split", data.split, ("train", "test"))
-        _check(data.limit is None or data.limit > 0, f"data.limit={data.limit} must be > 0 (or null for all)")
-        _check(data.name != "folder" or bool(data.root),
-               "data=folder needs the folder of your images: add data.root=/path/to/images")
-    else:
-        _check(data.n_samples > 0, f"data.n_samples={data.n_samples} must be > 0")
-        _positive("data.std", data.std)
+    check_choice("logger.name", cfg.logger.name, ("csv", "tensorboard", "mlflow"))
 
 
 def _validate_net(side: str, net: DictConfig) -> None:
-    _choice(f"{side}.activation", net.activation, ACTIVATIONS)
-    _choice(f"{side}.norm", net.norm, NORMS)
-    _in_range(f"{side}.dropout", net.dropout, 0.0, 1.0, high_open=True)
-    _check(net.width >= 1, f"{side}.width={net.width} must be >= 1")
-    _check(net.depth >= 1 if net.name == "dcgan" else net.depth >= 0,
-           f"{side}.depth={net.depth} must be >= {1 if net.name == 'dcgan' else 0}")
+    """What every network shares; an option's own keys are checked by its registered check."""
+    from ganlab.models.layers import ACTIVATIONS, NORMS
+
+    check_choice(f"{side}.activation", net.activation, tuple(ACTIVATIONS))
+    check_choice(f"{side}.norm", net.norm, NORMS)
+    check_range(f"{side}.dropout", net.dropout, 0.0, 1.0, high_open=True)
+    check(net.width >= 1, f"{side}.width={net.width} must be >= 1")
+    check(net.depth >= 0, f"{side}.depth={net.depth} must be >= 0")
     if "z_dim" in net:
-        _check(net.z_dim >= 1, f"{side}.z_dim={net.z_dim} must be >= 1")
-    if net.name == "dcgan":
-        _check(1 <= net.kernel_size <= 9, f"{side}.kernel_size={net.kernel_size} is out of range; it must be in [1, 9]")
+        check(net.z_dim >= 1, f"{side}.z_dim={net.z_dim} must be >= 1")
 
 
 def _validate_loss(loss: DictConfig, discriminator: DictConfig) -> None:
-    _choice("loss.name", loss.name, LOSSES)
-    _check(loss.n_critic >= 1, f"loss.n_critic={loss.n_critic} must be >= 1")
-    if loss.name == "label_smoothing":
-        _in_range("loss.real_target", loss.real_target, 0.0, 1.0)
-        _in_range("loss.fake_target", loss.fake_target, 0.0, 1.0)
-        _check(loss.real_target > loss.fake_target,
-               f"loss.real_target={loss.real_target} must be above loss.fake_target={loss.fake_target}")
+    check(loss.n_critic >= 1, f"loss.n_critic={loss.n_critic} must be >= 1")
     for key in ("r1_gamma", "r2_gamma"):
-        _check(loss[key] >= 0, f"loss.{key}={loss[key]} must be >= 0 (0: off)")
-    _check(loss.reg_every >= 1, f"loss.reg_every={loss.reg_every} must be >= 1")
+        check(loss[key] >= 0, f"loss.{key}={loss[key]} must be >= 0 (0: off)")
+    check(loss.reg_every >= 1, f"loss.reg_every={loss.reg_every} must be >= 1")
     if loss.name == "wgan_gp":
-        _check(loss.r1_gamma == 0 and loss.r2_gamma == 0,
-               "loss=wgan_gp with loss.r1_gamma/r2_gamma: WGAN-GP has its own gradient penalty (loss.gp_weight); "
-               "use R1/R2 with bce_logits, hinge, lsgan or label_smoothing")
-        _check(loss.gp_weight >= 0, f"loss.gp_weight={loss.gp_weight} must be >= 0")
-        _check(discriminator.norm != "batch",
-               "loss=wgan_gp with discriminator.norm=batch: batch norm mixes samples, which breaks the "
-               "per-sample gradient penalty; use discriminator.norm=layer (or none, spectral)")
+        check(loss.r1_gamma == 0 and loss.r2_gamma == 0,
+              "loss=wgan_gp with loss.r1_gamma/r2_gamma: WGAN-GP has its own gradient penalty (loss.gp_weight); "
+              "use R1/R2 with bce_logits, hinge, lsgan or label_smoothing")
+        check(discriminator.norm != "batch",
+              "loss=wgan_gp with discriminator.norm=batch: batch norm mixes samples, which breaks the "
+              "per-sample gradient penalty; use discriminator.norm=layer (or none, spectral)")
 
 
 def _validate_optim(optim: DictConfig) -> None:
-    _choice("optim.name", optim.name, ("adam", "rmsprop"))
-    _positive("optim.lr", optim.lr)
-    _positive("optim.d_lr_mult", optim.d_lr_mult)
-    _positive("optim.g_lr_mult", optim.g_lr_mult)
-    _check(optim.weight_decay >= 0, f"optim.weight_decay={optim.weight_decay} must be >= 0")
-    if optim.name == "adam":
-        _check(len(optim.betas) == 2, f"optim.betas={list(optim.betas)} must be two numbers, e.g. [0.5,0.999]")
-        for i, beta in enumerate(optim.betas):
-            _in_range(f"optim.betas[{i}]", beta, 0.0, 1.0, high_open=True)
-    else:
-        _in_range("optim.alpha", optim.alpha, 0.0, 1.0, high_open=True)
-
-
-def _validate_augment(augment: DictConfig, data: DictConfig) -> None:
-    from ganlab.augment import POLICIES
-
-    _choice("augment.name", augment.name, ("none", "diffaug"))
-    if augment.name == "none":
-        return
-    _check(data.name in IMAGE_DATASETS, f"augment={augment.name} transforms images, but data={data.name} holds "
-                                        f"points; use augment=none")
-    _check(len(augment.policy) > 0, "augment.policy=[] names no transform; use augment=none, or e.g. [color]")
-    for name in augment.policy:
-        _choice("augment.policy", name, tuple(POLICIES))
-    _in_range("augment.p", augment.p, 0.0, 1.0)
-    _in_range("augment.target", augment.target, 0.0, 1.0, low_open=True, high_open=True)
-    _check(augment.ada_interval >= 1, f"augment.ada_interval={augment.ada_interval} must be >= 1")
-    _positive("augment.ada_kimg", augment.ada_kimg)
+    check_positive("optim.lr", optim.lr)
+    check_positive("optim.d_lr_mult", optim.d_lr_mult)
+    check_positive("optim.g_lr_mult", optim.g_lr_mult)
+    check(optim.weight_decay >= 0, f"optim.weight_decay={optim.weight_decay} must be >= 0")
 
 
 def _validate_trainer(trainer: DictConfig) -> None:
-    _check(trainer.epochs >= 1, f"trainer.epochs={trainer.epochs} must be >= 1")
-    _check(trainer.steps is None or trainer.steps >= 1, f"trainer.steps={trainer.steps} must be >= 1 (or null)")
-    _check(trainer.batch_size >= 1, f"trainer.batch_size={trainer.batch_size} must be >= 1")
-    _check(trainer.n_critic >= 1, f"trainer.n_critic={trainer.n_critic} must be >= 1")
-    _choice("trainer.device", trainer.device, DEVICES)
+    check(trainer.epochs >= 1, f"trainer.epochs={trainer.epochs} must be >= 1")
+    check(trainer.steps is None or trainer.steps >= 1, f"trainer.steps={trainer.steps} must be >= 1 (or null)")
+    check(trainer.batch_size >= 1, f"trainer.batch_size={trainer.batch_size} must be >= 1")
+    check(trainer.n_critic >= 1, f"trainer.n_critic={trainer.n_critic} must be >= 1")
+    check_choice("trainer.device", trainer.device, DEVICES)
     for key in ("log_every", "sample_every", "checkpoint_every", "n_grid"):
-        _check(trainer[key] >= 1, f"trainer.{key}={trainer[key]} must be >= 1")
-    _positive("trainer.checkpoint_minutes", trainer.checkpoint_minutes)
-    _in_range("trainer.ema_decay", trainer.ema_decay, 0.0, 1.0, high_open=True)
-    _check(trainer.ema_start >= 0, f"trainer.ema_start={trainer.ema_start} must be >= 0")
-    _check(trainer.threads is None or trainer.threads >= 1, f"trainer.threads={trainer.threads} must be >= 1 (or null)")
-    _choice("trainer.precision", trainer.precision, ("32", "bf16", "fp16"))
+        check(trainer[key] >= 1, f"trainer.{key}={trainer[key]} must be >= 1")
+    check_positive("trainer.checkpoint_minutes", trainer.checkpoint_minutes)
+    check_range("trainer.ema_decay", trainer.ema_decay, 0.0, 1.0, high_open=True)
+    check(trainer.ema_start >= 0, f"trainer.ema_start={trainer.ema_start} must be >= 0")
+    check(trainer.threads is None or trainer.threads >= 1, f"trainer.threads={trainer.threads} must be >= 1 (or null)")
+    check_choice("trainer.precision", trainer.precision, ("32", "bf16", "fp16"))
 
 
 def _validate_metrics(metrics: DictConfig) -> None:
     for key in ("every", "classifier_steps", "nearest_k"):
-        _check(metrics[key] >= 1, f"metrics.{key}={metrics[key]} must be >= 1")
-    _check(metrics.n_samples >= 2 * metrics.nearest_k + 2,
-           f"metrics.n_samples={metrics.n_samples} is too few; use at least {2 * metrics.nearest_k + 2} (default 2000)")
+        check(metrics[key] >= 1, f"metrics.{key}={metrics[key]} must be >= 1")
+    check(metrics.n_samples >= 2 * metrics.nearest_k + 2,
+          f"metrics.n_samples={metrics.n_samples} is too few; use at least {2 * metrics.nearest_k + 2} (default 2000)")

@@ -1,6 +1,7 @@
 """GAN losses as small objects over D's raw scores, one interface for the trainer.
 
-`d_loss(real, fake)` and `g_loss(fake)` take raw scores; `penalty(D, real, fake)` is an extra D
+Each loss is registered in LOSSES under the name a config picks (`loss=hinge`) and built from its
+config node. `d_loss(real, fake)` and `g_loss(fake)` take raw scores; `penalty(D, real, fake)` is an extra D
 term (zero except WGAN-GP); `to_readout` maps scores to what metrics.csv reports as D(x):
 probabilities for the BCE family, raw scores otherwise; `threshold` splits real from fake there.
 """
@@ -14,10 +15,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
+from ganlab.config import LabelSmoothingLossConfig, LossConfig, WGANGPLossConfig
+from ganlab.registry import LOSSES, check, check_range
+
 
 class GANLoss(ABC):
     probabilities = False  # D(x) readouts are sigmoid(score)
     threshold: float | None = 0.0  # readout above it counts as "real"; None: midpoint of the batch
+
+    def __init__(self, cfg: DictConfig | None = None):
+        """`cfg`: the loss's config node, for the losses that have settings of their own."""
 
     @abstractmethod
     def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -34,6 +41,7 @@ class GANLoss(ABC):
         return torch.sigmoid(scores) if self.probabilities else scores
 
 
+@LOSSES.register("bce", LossConfig)
 class BCELoss(GANLoss):
     """Sigmoid, then BCELoss, as the seeds had it (torch clamps log at -100, so it saturates)."""
     probabilities, threshold = True, 0.5
@@ -46,12 +54,11 @@ class BCELoss(GANLoss):
         return F.binary_cross_entropy(torch.sigmoid(fake), torch.ones_like(fake))
 
 
+@LOSSES.register("bce_logits", LossConfig)
 class BCEWithLogitsLoss(GANLoss):
     """BCE on logits with real/fake targets (1/0 unless smoothed); non-saturating G loss."""
     probabilities, threshold = True, 0.5
-
-    def __init__(self, real_target: float = 1.0, fake_target: float = 0.0):
-        self.real_target, self.fake_target = real_target, fake_target
+    real_target, fake_target = 1.0, 0.0
 
     def d_loss(self, real, fake):
         return (F.binary_cross_entropy_with_logits(real, torch.full_like(real, self.real_target))
@@ -61,6 +68,22 @@ class BCEWithLogitsLoss(GANLoss):
         return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
 
 
+def check_targets(cfg: DictConfig, prefix: str) -> None:
+    check_range(f"{prefix}.real_target", cfg.real_target, 0.0, 1.0)
+    check_range(f"{prefix}.fake_target", cfg.fake_target, 0.0, 1.0)
+    check(cfg.real_target > cfg.fake_target,
+          f"{prefix}.real_target={cfg.real_target} must be above {prefix}.fake_target={cfg.fake_target}")
+
+
+@LOSSES.register("label_smoothing", LabelSmoothingLossConfig, check_targets)
+class LabelSmoothingLoss(BCEWithLogitsLoss):
+    """BCE on logits against soft targets for D (Salimans et al. 2016): one-sided 0.9 by default."""
+
+    def __init__(self, cfg: DictConfig):
+        self.real_target, self.fake_target = cfg.real_target, cfg.fake_target
+
+
+@LOSSES.register("minimax", LossConfig)
 class MinimaxLoss(BCEWithLogitsLoss):
     """The original minimax game (Goodfellow et al. 2014): G minimises log(1 - D(G(z))), whose
     gradient vanishes when D confidently rejects the fakes; kept to show exactly that."""
@@ -69,6 +92,7 @@ class MinimaxLoss(BCEWithLogitsLoss):
         return -F.softplus(fake).mean()  # = mean log(1 - sigmoid(fake))
 
 
+@LOSSES.register("hinge", LossConfig)
 class HingeLoss(GANLoss):
     def d_loss(self, real, fake):
         return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
@@ -77,6 +101,7 @@ class HingeLoss(GANLoss):
         return -fake.mean()
 
 
+@LOSSES.register("lsgan", LossConfig)
 class LSGANLoss(GANLoss):
     threshold = 0.5
 
@@ -87,12 +112,17 @@ class LSGANLoss(GANLoss):
         return 0.5 * (fake - 1.0).pow(2).mean()
 
 
+def check_gp_weight(cfg: DictConfig, prefix: str) -> None:
+    check(cfg.gp_weight >= 0, f"{prefix}.gp_weight={cfg.gp_weight} must be >= 0")
+
+
+@LOSSES.register("wgan_gp", WGANGPLossConfig, check_gp_weight)
 class WGANGPLoss(GANLoss):
     """Critic maximises E[D(x)] - E[D(G(z))] with a penalty on (|grad D(x_hat)| - 1)^2."""
     threshold = None  # critic scores have no fixed offset: split at the batch's midpoint
 
-    def __init__(self, gp_weight: float = 10.0):
-        self.gp_weight = gp_weight
+    def __init__(self, cfg: DictConfig):
+        self.gp_weight = cfg.gp_weight
 
     def d_loss(self, real, fake):
         return fake.mean() - real.mean()
@@ -131,15 +161,3 @@ class LazyRegulariser:
         r1 = self.r1_gamma * scale * squared_gradient_norm(d, real) if self.r1_gamma else zero
         r2 = self.r2_gamma * scale * squared_gradient_norm(d, fake) if self.r2_gamma else zero
         return r1, r2
-
-
-def build_loss(cfg: DictConfig) -> GANLoss:
-    if cfg.name == "bce":
-        return BCELoss()
-    if cfg.name == "bce_logits":
-        return BCEWithLogitsLoss()
-    if cfg.name == "label_smoothing":
-        return BCEWithLogitsLoss(cfg.real_target, cfg.fake_target)
-    if cfg.name == "wgan_gp":
-        return WGANGPLoss(cfg.gp_weight)
-    return {"hinge": HingeLoss, "lsgan": LSGANLoss, "minimax": MinimaxLoss}[cfg.name]()

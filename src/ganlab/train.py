@@ -19,9 +19,7 @@ from omegaconf import DictConfig
 
 from ganlab.config import ConfigError, validate
 from ganlab.data import load_dataset
-from ganlab.losses import build_loss
-from ganlab.models import build_discriminator, build_generator
-from ganlab.optim import build_optimizer
+from ganlab.registry import DISCRIMINATORS, GENERATORS, LOSSES, OPTIMIZERS
 from ganlab.run_folder import RunFolder, RunFolderError
 from ganlab.speed import apply_speedups
 from ganlab.sweep import threads_for
@@ -51,11 +49,11 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 
 def build_gan(cfg: DictConfig, sample_shape: tuple[int, ...], device: torch.device) -> GAN:
-    generator = build_generator(cfg.generator, sample_shape).to(device)
-    discriminator = build_discriminator(cfg.discriminator, sample_shape).to(device)
-    return GAN(generator, discriminator, build_loss(cfg.loss),
-               opt_g=build_optimizer(cfg.optim, generator.parameters(), cfg.optim.g_lr_mult),
-               opt_d=build_optimizer(cfg.optim, discriminator.parameters(), cfg.optim.d_lr_mult))
+    generator = GENERATORS.build(cfg.generator, sample_shape).to(device)
+    discriminator = DISCRIMINATORS.build(cfg.discriminator, sample_shape).to(device)
+    return GAN(generator, discriminator, LOSSES.build(cfg.loss),
+               opt_g=OPTIMIZERS.build(cfg.optim, generator.parameters(), cfg.optim.g_lr_mult),
+               opt_d=OPTIMIZERS.build(cfg.optim, discriminator.parameters(), cfg.optim.d_lr_mult))
 
 
 def check_memory(cfg: DictConfig) -> None:
@@ -67,8 +65,8 @@ def check_memory(cfg: DictConfig) -> None:
     if "n_samples" in cfg.data:
         require(4 * sample_values(cfg.data.n_samples, shape), f"data.n_samples={cfg.data.n_samples}",
                 "lower data.n_samples")
-    nets = (network_values(lambda: build_generator(cfg.generator, shape))
-            + network_values(lambda: build_discriminator(cfg.discriminator, shape)))
+    nets = (network_values(lambda: GENERATORS.build(cfg.generator, shape))
+            + network_values(lambda: DISCRIMINATORS.build(cfg.discriminator, shape)))
     require(nets, f"generator.width={cfg.generator.width} with discriminator.width={cfg.discriminator.width}",
             "lower the widths or depths")
     require(2 * sample_values(cfg.trainer.n_grid, shape), f"trainer.n_grid={cfg.trainer.n_grid}",

@@ -17,7 +17,6 @@ import torch.nn as nn
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from ganlab.augment import build_augment
 from ganlab.checkpoints import rng_state, set_rng_state
 from ganlab.data import Dataset
 from ganlab.diagnose import Diagnostician
@@ -26,6 +25,7 @@ from ganlab.loggers import build_logger
 from ganlab.losses import GANLoss, LazyRegulariser, WGANGPLoss
 from ganlab.plots import plot_history, save_image_grid, save_points_plot
 from ganlab.quality import Evaluator
+from ganlab.registry import AUGMENTATIONS
 from ganlab.run_folder import RunFolder, atomic_write
 from ganlab.speed import Precision
 
@@ -94,7 +94,7 @@ class Trainer:
         self.finished = False  # the last step's end-of-run work is done (a checkpoint of a run's end)
         self.precision = Precision(self.t.precision, device)
         self.regulariser = LazyRegulariser(cfg.loss.r1_gamma, cfg.loss.r2_gamma, cfg.loss.reg_every)
-        self.augment = build_augment(cfg.augment, self.t.batch_size)  # None: D sees the images as they are
+        self.augment = AUGMENTATIONS.build(cfg.augment, self.t.batch_size)  # None: D sees the images as they are
         self.ema = (GeneratorEMA(gan.generator, self.t.ema_decay, self.t.ema_start) if self.t.ema_decay > 0
                     else None)
 

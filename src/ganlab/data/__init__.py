@@ -43,8 +43,6 @@ class Dataset:
 
 def load_dataset(cfg: DictConfig, seed: int = 0) -> Dataset:
     """Build the dataset that `cfg` (the `data` config node) names."""
-    from ganlab.data import images, mixtures
+    from ganlab.registry import DATASETS
 
-    if cfg.name in mixtures.LOADERS:
-        return mixtures.LOADERS[cfg.name](cfg, seed)
-    return images.load(cfg)
+    return DATASETS.build(cfg, seed)

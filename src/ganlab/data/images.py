@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
+from ganlab.config import ImageDataConfig
 from ganlab.data import Dataset, DatasetError, DatasetNotFoundError
 from ganlab.data.idx import read_idx
+from ganlab.registry import DATASETS, check, check_choice
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +27,21 @@ IDX_DATASETS = {
 }
 
 
-def load(cfg: DictConfig) -> Dataset:
-    loader = {"digits": _digits, "mnist": _idx, "fashion_mnist": _idx, "cifar10": _cifar10, "folder": _folder}
-    images, labels = loader[cfg.name](cfg)  # uint8 (N, H, W) or (N, H, W, C), labels or None
+IMAGE_SIZES = (8, 16, 28, 32, 64)
+
+
+def check_images(cfg: DictConfig, prefix: str) -> None:
+    check_choice(f"{prefix}.image_size", cfg.image_size, IMAGE_SIZES)
+    check_choice(f"{prefix}.channels", cfg.channels, (1, 3))
+    check_choice(f"{prefix}.split", cfg.split, ("train", "test"))
+    check(cfg.limit is None or cfg.limit > 0, f"{prefix}.limit={cfg.limit} must be > 0 (or null for all)")
+    check(cfg.name != "folder" or bool(cfg.root),
+          "data=folder needs the folder of your images: add data.root=/path/to/images")
+
+
+def load(cfg: DictConfig, read) -> Dataset:
+    """The dataset from `read(cfg)`: uint8 images (N, H, W) or (N, H, W, C), and labels or None."""
+    images, labels = read(cfg)
     if cfg.limit is not None:
         images, labels = images[: cfg.limit], None if labels is None else labels[: cfg.limit]
     x = to_tensor(images, cfg.channels, cfg.image_size)
@@ -151,3 +165,8 @@ def _square(im, size: int):
     side = min(im.size)
     left, top = (im.width - side) // 2, (im.height - side) // 2
     return im.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
+
+
+for _name, _read in {"digits": _digits, "mnist": _idx, "fashion_mnist": _idx, "cifar10": _cifar10,
+                     "folder": _folder}.items():
+    DATASETS.register(_name, ImageDataConfig, check_images)(lambda cfg, seed=0, read=_read: load(cfg, read))

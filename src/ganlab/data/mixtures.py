@@ -7,7 +7,9 @@ import math
 import torch
 from omegaconf import DictConfig
 
+from ganlab.config import Gauss1dDataConfig, GridDataConfig, RingDataConfig
 from ganlab.data import Dataset
+from ganlab.registry import DATASETS, check, check_positive
 
 
 def ring_modes(n_modes: int, radius: float) -> torch.Tensor:
@@ -32,9 +34,15 @@ def _mixture(name: str, modes: torch.Tensor, cfg: DictConfig, seed: int) -> Data
     return Dataset(name=name, x=x, modes=modes, std=float(cfg.std))
 
 
-LOADERS = {
-    "ring8": lambda cfg, seed: _mixture("ring8", ring_modes(cfg.n_modes, cfg.radius), cfg, seed),
-    "grid25": lambda cfg, seed: _mixture("grid25", grid_modes(cfg.grid_size, cfg.spacing), cfg, seed),
-    "gauss1d": lambda cfg, seed: _mixture(
-        "gauss1d", torch.tensor(list(cfg.means), dtype=torch.float32).unsqueeze(1), cfg, seed),
-}
+def check_mixture(cfg: DictConfig, prefix: str) -> None:
+    check(cfg.n_samples > 0, f"{prefix}.n_samples={cfg.n_samples} must be > 0")
+    check_positive(f"{prefix}.std", cfg.std)
+
+
+DATASETS.register("ring8", RingDataConfig, check_mixture)(
+    lambda cfg, seed=0: _mixture("ring8", ring_modes(cfg.n_modes, cfg.radius), cfg, seed))
+DATASETS.register("grid25", GridDataConfig, check_mixture)(
+    lambda cfg, seed=0: _mixture("grid25", grid_modes(cfg.grid_size, cfg.spacing), cfg, seed))
+DATASETS.register("gauss1d", Gauss1dDataConfig, check_mixture)(
+    lambda cfg, seed=0: _mixture("gauss1d", torch.tensor(list(cfg.means), dtype=torch.float32).unsqueeze(1),
+                                 cfg, seed))

@@ -1,20 +1,23 @@
-"""Generators and discriminators built from their config nodes. D returns one raw score per sample."""
+"""Generators and discriminators, registered under the names a config picks (`generator=dcgan`) and
+built from their config node and the sample shape. D returns one raw score per sample."""
 
 from __future__ import annotations
 
-import torch.nn as nn
 from omegaconf import DictConfig
 
+from ganlab.config import (DCGANDiscriminatorConfig, DCGANGeneratorConfig, MLPDiscriminatorConfig,
+                           MLPGeneratorConfig)
 from ganlab.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganlab.models.mlp import MLPDiscriminator, MLPGenerator
-
-GENERATORS = {"mlp": MLPGenerator, "dcgan": DCGANGenerator}
-DISCRIMINATORS = {"mlp": MLPDiscriminator, "dcgan": DCGANDiscriminator}
+from ganlab.registry import DISCRIMINATORS, GENERATORS, check
 
 
-def build_generator(cfg: DictConfig, sample_shape: tuple[int, ...]) -> nn.Module:
-    return GENERATORS[cfg.name](cfg, sample_shape)
+def check_dcgan(cfg: DictConfig, prefix: str) -> None:
+    check(cfg.depth >= 1, f"{prefix}.depth={cfg.depth} must be >= 1")
+    check(1 <= cfg.kernel_size <= 9, f"{prefix}.kernel_size={cfg.kernel_size} is out of range; it must be in [1, 9]")
 
 
-def build_discriminator(cfg: DictConfig, sample_shape: tuple[int, ...]) -> nn.Module:
-    return DISCRIMINATORS[cfg.name](cfg, sample_shape)
+GENERATORS.register("mlp", MLPGeneratorConfig)(MLPGenerator)
+GENERATORS.register("dcgan", DCGANGeneratorConfig, check_dcgan)(DCGANGenerator)
+DISCRIMINATORS.register("mlp", MLPDiscriminatorConfig)(MLPDiscriminator)
+DISCRIMINATORS.register("dcgan", DCGANDiscriminatorConfig, check_dcgan)(DCGANDiscriminator)

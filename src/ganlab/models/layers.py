@@ -12,6 +12,7 @@ ACTIVATIONS = {
     "silu": lambda: nn.SiLU(),
     "tanh": lambda: nn.Tanh(),
 }
+NORMS = ("batch", "layer", "spectral", "none")
 
 
 def activation(name: str) -> nn.Module:
