@@ -10,7 +10,7 @@ import torch
 
 from ganlab.checkpoints import load_generator
 from ganlab.config import ConfigError, validate
-from ganlab.ema import GeneratorEMA
+from ganlab.training.ema import GeneratorEMA
 from ganlab.registry import GENERATORS
 from ganlab.train import train
 from tests.conftest import TINY, make_cfg, whole_and_resumed

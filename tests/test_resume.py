@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -273,3 +274,19 @@ def test_a_run_saved_by_an_earlier_ganlab_resumes_with_the_later_settings_at_the
     out = ganlab("resume", str(folder), "trainer.epochs=6")
     assert out.returncode == 0, out.stderr
     assert json.loads((folder / "summary.json").read_text())["epochs_done"] == 6
+
+
+FORMAT1 = REPO / "tests" / "fixtures" / "run_format1"  # written by ganlab 34cff50 (2 epochs of a tiny ring run)
+
+
+def test_a_checkpoint_of_the_first_format_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+    folder = tmp_path / "old"
+    shutil.copytree(FORMAT1, folder)
+    out = ganlab("resume", str(folder), "trainer.epochs=4")
+    assert out.returncode == 0, out.stderr
+    overrides = [o for o in (FORMAT1 / ".hydra" / "overrides.yaml").read_text().split("\n- ") if "epochs" not in o]
+    train(make_cfg(*[o.strip("- \n") for o in overrides], "trainer.epochs=4"), tmp_path / "new")
+    old, new = (torch.load(p / "checkpoints" / "last.pt", weights_only=True) for p in (folder, tmp_path / "new"))
+    assert old["format"] == new["format"] == 2 and old["step"] == new["step"] == 32
+    assert all(torch.equal(old["generator"][k], new["generator"][k]) for k in new["generator"])
+    assert (folder / "metrics.csv").read_text().count("\n") == (tmp_path / "new" / "metrics.csv").read_text().count("\n")

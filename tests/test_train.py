@@ -68,9 +68,10 @@ def test_run_folder_holds_every_artifact(tmp_path):
     assert on_disk["duration_s"] > 0 and on_disk["last_samples"] == "samples/epoch_0003.png"
 
     ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
-    assert set(ckpt) >= {"generator", "discriminator", "opt_g", "opt_d", "step", "epoch", "fixed_noise", "config"}
+    assert set(ckpt) >= {"generator", "discriminator", "opt_g", "opt_d", "step", "epoch", "config", "batches",
+                         "recorder", "evaluation"}
     assert ckpt["step"] == summary["steps_done"] and ckpt["config"]["loss"]["name"] == "bce_logits"
-    assert ckpt["fixed_noise"].shape == (64, cfg.generator.z_dim)
+    assert ckpt["evaluation"]["fixed_noise"].shape == (64, cfg.generator.z_dim)
     rows = read_csv(run / "metrics.csv")
     assert [int(r["step"]) for r in rows] == sorted({*range(2, 3 * steps_per_epoch + 1, 2), 3 * steps_per_epoch})
 
@@ -147,17 +148,17 @@ def test_too_little_data_for_one_batch_is_a_clear_error(tmp_path):
 
 
 def test_ctrl_c_marks_the_run_interrupted_and_keeps_what_was_logged(tmp_path, monkeypatch):
-    from ganlab.trainer import Trainer
+    from ganlab.training.step import GANStep
 
-    real_step, calls = Trainer.train_step, []
+    real_step, calls = GANStep.__call__, []
 
-    def step_then_interrupt(self, reals):
+    def step_then_interrupt(self, reals, step):
         calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return real_step(self, reals)
+        return real_step(self, reals, step)
 
-    monkeypatch.setattr(Trainer, "train_step", step_then_interrupt)
+    monkeypatch.setattr(GANStep, "__call__", step_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         train(make_cfg(*TINY), tmp_path / "r")
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
@@ -190,19 +191,15 @@ def test_fp16_needs_cuda_and_no_gradient_penalty(tmp_path):
 
 def test_each_epoch_visits_every_sample_once_in_a_seeded_order(tmp_path):
     from ganlab.data import load_dataset
-    from ganlab.run_folder import RunFolder
-    from ganlab.train import build_gan
-    from ganlab.trainer import Trainer
+    from ganlab.training.batches import BatchStream
 
-    cfg = make_cfg(*TINY_POINTS, "data.n_samples=100", "trainer.batch_size=32")
+    cfg = make_cfg(*TINY_POINTS, "data.n_samples=100")
     data = load_dataset(cfg.data)
-    trainer = Trainer(build_gan(cfg, data.sample_shape, torch.device("cpu")), data,
-                      RunFolder(tmp_path / "r").create(), cfg, torch.device("cpu"))
+    stream = BatchStream(data, batch_size=32, n_critic=1, seed=0)
     batches = []
-    while (group := trainer.next_batches()) is not None:
+    while (group := stream.next()) is not None:
         batches += group
     assert [len(b) for b in batches] == [32, 32, 32]  # full batches only
     assert len(torch.unique(torch.cat(batches), dim=0)) == 96
-    again = Trainer(build_gan(cfg, data.sample_shape, torch.device("cpu")), data,
-                    RunFolder(tmp_path / "s").create(), cfg, torch.device("cpu"))
-    assert torch.equal(again.next_batches()[0], batches[0])
+    assert torch.equal(BatchStream(data, batch_size=32, n_critic=1, seed=0).next()[0], batches[0])
+    assert not torch.equal(BatchStream(data, batch_size=32, n_critic=1, seed=1).next()[0], batches[0])

@@ -214,6 +214,7 @@ class RunFolder:
         if not (self.path / "checkpoints" / "last.pt").is_file():
             raise RunFolderError(f"{self.path} holds no checkpoints/last.pt to resume from")
         claim_existing(self.path)
+        self._make_subfolders()  # samples/ may have been deleted to save space
         for path in (self.metrics_csv, self.quality_csv):
             if path.exists():
                 columns, rows = _complete_rows(path)

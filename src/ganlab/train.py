@@ -24,7 +24,8 @@ from ganlab.run_folder import RunFolder, RunFolderError
 from ganlab.speed import apply_speedups
 from ganlab.sweep import threads_for
 from ganlab.quality import build_evaluator
-from ganlab.trainer import GAN, NonFiniteLossError, Trainer, steps_per_epoch
+from ganlab.training.step import GAN, NonFiniteLossError
+from ganlab.training.trainer import Trainer, steps_per_epoch
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,7 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
         summary["status"] = "completed"
     except NonFiniteLossError as e:  # a result, not a crash: stop cleanly, keep the last good checkpoint
         last_good = run.checkpoints / "last.pt"
-        p = trainer.progress
-        diagnosis = trainer.doctor.divergence(p.step, p.step / trainer.steps_per_epoch, str(e),
+        diagnosis = trainer.doctor.divergence(trainer.step, trainer.step / trainer.steps_per_epoch, str(e),
                                               _relative(run, last_good))
         log.error("diagnosis: %s", diagnosis.line())
         summary.update(status="diverged", error=str(e))
@@ -179,22 +179,23 @@ def _previous_summary(run: RunFolder) -> dict[str, Any]:
 
 
 def _progress_summary(trainer: Trainer, run: RunFolder, seconds: float) -> dict[str, Any]:
-    p, gan, evaluator = trainer.progress, trainer.gan, trainer.evaluator
+    gan, evaluator, evaluation = trainer.gan, trainer.evaluator, trainer.evaluation
     out: dict[str, Any] = {
-        "epochs_done": p.epoch, "steps_done": p.step, "duration_s": round(seconds, 2), "final": p.last_row,
-        "last_samples": _relative(run, run.sample_path(p.epoch)),
+        "epochs_done": trainer.epoch, "steps_done": trainer.step, "duration_s": round(seconds, 2),
+        "final": trainer.recorder.last_row, "last_samples": _relative(run, run.sample_path(trainer.epoch)),
         "checkpoint": _relative(run, run.checkpoints / "last.pt"),
         "params": {"generator": n_params(gan.generator), "discriminator": n_params(gan.discriminator)},
         "diagnoses": trainer.doctor.as_list(),
     }
     if evaluator is not None:
-        out["quality"] = {"metric": evaluator.primary, "final": p.last_eval, "best": p.best,
-                          "best_vs_last": _best_vs_last(p.best, p.last_eval),
+        best, last = evaluation.best, evaluation.last_eval
+        out["quality"] = {"metric": evaluator.primary, "final": last, "best": best,
+                          "best_vs_last": _best_vs_last(best, last),
                           "best_checkpoint": _relative(run, run.checkpoints / "best.pt"),
                           "floor": evaluator.floor,
                           "scored_with": {**evaluator.info, "generator": "ema" if trainer.ema else "raw"},
-                          "eval_seconds": round(p.eval_seconds, 2),
-                          "eval_share": round(p.eval_seconds / seconds, 3) if seconds > 0 else None}
+                          "eval_seconds": round(evaluation.seconds, 2),
+                          "eval_share": round(evaluation.seconds / seconds, 3) if seconds > 0 else None}
     return out
 
 

@@ -48,7 +48,8 @@ class GeneratorEMA:
         return self.model.eval()
 
     def state_dict(self) -> dict:
-        return self.model.state_dict()
+        """The averaged weights with their own batch-norm statistics: ready to sample."""
+        return self.sampler().state_dict()
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state)

@@ -1,0 +1,47 @@
+"""The real batches: each epoch a seeded shuffle of the data, cut into n_critic batches per G step."""
+
+from __future__ import annotations
+
+import torch
+
+from ganlab.data import Dataset
+
+
+class BatchStream:
+    def __init__(self, data: Dataset, batch_size: int, n_critic: int, seed: int, channels_last: bool = False):
+        self.data, self.batch_size, self.n_critic, self.channels_last = data, batch_size, n_critic, channels_last
+        self.rng = torch.Generator().manual_seed(seed)  # the data order
+        self.order: torch.Tensor | None = None  # this epoch's shuffled sample order
+        self.cursor = 0  # where the next batch starts in it
+
+    @property
+    def per_step(self) -> int:
+        return self.batch_size * self.n_critic
+
+    def next(self) -> list[torch.Tensor] | None:
+        """The next n_critic real batches of this epoch's order; None when it is used up."""
+        if self.order is None:
+            self.order = torch.randperm(len(self.data), generator=self.rng).to(self.data.x.device)
+            self.cursor = 0
+        if self.cursor + self.per_step > len(self.order):
+            self.order = None
+            return None
+        batch = self.data.x[self.order[self.cursor:self.cursor + self.per_step]]
+        if self.channels_last and batch.dim() == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        self.cursor += self.per_step
+        return list(batch.split(self.batch_size))
+
+    def end_if_used_up(self) -> None:
+        """At the run's end: an epoch with no full step left ends here, so a longer resume starts a new one."""
+        if self.order is not None and self.cursor + self.per_step > len(self.order):
+            self.order = None
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.get_state(), "order": None if self.order is None else self.order.cpu(),
+                "cursor": self.cursor}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.set_state(state["rng"])
+        self.order = None if state["order"] is None else state["order"].to(self.data.x.device)
+        self.cursor = state["cursor"]

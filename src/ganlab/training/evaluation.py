@@ -1,0 +1,96 @@
+"""What a run shows and scores: sample grids from fixed noise, and quality scores of samples from
+fixed evaluation noise (quality.csv), with the best evaluation remembered and its closest
+training images drawn. Both sample the EMA generator when there is one."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from omegaconf import DictConfig
+
+from ganlab.data import Dataset
+from ganlab.diagnose import Diagnostician
+from ganlab.plots import save_image_grid, save_points_plot
+from ganlab.quality import Evaluator
+from ganlab.run_folder import RunFolder, atomic_write
+from ganlab.training.ema import GeneratorEMA
+from ganlab.training.step import NonFiniteLossError
+
+log = logging.getLogger(__name__)
+
+POINT_GRID = 1000  # generated points drawn in each scatter plot of 1-D/2-D data
+
+
+class Evaluation:
+    def __init__(self, evaluator: Optional[Evaluator], run: RunFolder, cfg: DictConfig, data: Dataset,
+                 generator: nn.Module, ema: Optional[GeneratorEMA], doctor: Diagnostician, logger):
+        self.evaluator, self.run, self.cfg, self.data = evaluator, run, cfg, data
+        self.generator, self.ema, self.doctor, self.logger = generator, ema, doctor, logger
+        z_rng = torch.Generator().manual_seed(cfg.seed + 1)
+        device = next(generator.parameters()).device
+        n_fixed = cfg.trainer.n_grid if data.is_image else POINT_GRID
+        self.fixed_noise = torch.randn(n_fixed, generator.z_dim, generator=z_rng).to(device)
+        self.eval_noise = torch.randn(cfg.metrics.n_samples, generator.z_dim, generator=z_rng).to(device)
+        self.best: dict = {}  # the best evaluation: epoch, step, metric, score, scores, samples
+        self.last_eval: dict = {}  # the latest quality.csv row
+        self.seconds = 0.0  # wall time spent on evaluations
+
+    @torch.no_grad()
+    def generate(self, noise: torch.Tensor, batch: int = 500) -> torch.Tensor:
+        """Samples for `noise` from the EMA generator when there is one, else from G, in eval mode
+        (batch norm uses running statistics)."""
+        g = self.ema.sampler() if self.ema else self.generator.eval()
+        samples = torch.cat([g(part) for part in noise.split(batch)])
+        self.generator.train()
+        return samples
+
+    def save_samples(self, epoch: int, step: int) -> None:
+        samples, path = self.generate(self.fixed_noise), self.run.sample_path(epoch)
+        if self.logger:
+            self.logger.samples(samples, step)
+        title = f"{self.cfg.name}, epoch {epoch}"
+        atomic_write(path, lambda tmp: save_image_grid(samples, tmp, fmt="png") if self.data.is_image
+                     else save_points_plot(samples, self.data.x, tmp, title, fmt="png"))
+
+    def evaluate(self, epoch: int, step: int) -> bool:
+        """Score the samples of the evaluation noise into quality.csv; True when they are the best yet."""
+        start = time.perf_counter()
+        samples = self.generate(self.eval_noise)
+        if not torch.isfinite(samples).all():
+            raise NonFiniteLossError(f"non-finite generated samples at step {step}")
+        scores = self.evaluator.score(samples)
+        row = {"epoch": epoch, "step": step, **{k: float(f"{v:.6g}") for k, v in scores.items()}}
+        self.seconds += time.perf_counter() - start
+        self.run.append_row(self.run.quality_csv, row)
+        if self.logger:
+            self.logger.quality(row)
+        self.last_eval = row
+        primary = self.evaluator.primary
+        log.info("epoch %d: %s %.4g", epoch, primary, scores[primary])
+        is_best = not self.best or scores[primary] < self.best["score"]
+        if is_best:
+            self.best = {"epoch": epoch, "step": step, "metric": primary, "score": row[primary], "scores": row,
+                         "samples": str(self.run.sample_path(epoch).relative_to(self.run.path))}
+            if hasattr(self.evaluator, "closest_pairs"):  # images: is the best generator copying?
+                pairs = self.evaluator.closest_pairs(samples)
+                atomic_write(self.run.path / "closest_pairs.png",
+                             lambda tmp: save_image_grid(pairs, tmp, fmt="png", nrow=4))
+        for diagnosis in self.doctor.on_quality(row):
+            log.warning("diagnosis: %s", diagnosis.line())
+        return is_best
+
+    def check_degradation(self, epoch: int) -> None:
+        for diagnosis in self.doctor.degradation(self.best, self.last_eval, epoch):
+            log.warning("diagnosis: %s", diagnosis.line())
+
+    def state_dict(self) -> dict:
+        return {"fixed_noise": self.fixed_noise.cpu(), "best": self.best, "last_eval": self.last_eval,
+                "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.fixed_noise = state["fixed_noise"].to(self.fixed_noise.device)
+        self.best, self.last_eval, self.seconds = state["best"], state["last_eval"], state["seconds"]
