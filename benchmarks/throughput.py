@@ -2,12 +2,16 @@
 side in one run, with the same networks, loss, batch size and data; and against a loop in the
 style of pytorch/examples' dcgan (a DataLoader over a dataset with per-image transforms).
 
-    python benchmarks/throughput.py [--steps 120] [--batch-size 128] [--no-optins]
+    python benchmarks/throughput.py [--steps 120] [--batch-size 128] [--rounds 3] [--no-optins] [--compile]
 
 ganlab runs with its default logging (a metrics.csv row every 10 steps), sampling (a grid every
 epoch) and checkpointing (at the end) on; quality evaluation is measured separately. The opt-in
-speed-ups (channels_last, bf16 autocast, torch.compile) are measured on top. Last, the FLOP rate
-of one default DCGAN step (torch.utils.flop_counter) against this machine's measured matmul peak.
+speed-ups (channels_last, bf16 autocast; torch.compile with --compile) are measured on top.
+
+Every round runs every variant once, in the same order, and measures the float32 matmul peak, so a
+busy machine slows a whole round rather than one variant: ratios are taken within each round and
+reported as their median with the range over rounds. The FLOP rate of one default DCGAN step
+(torch.utils.flop_counter) is set against the peak measured in the same round.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 import numpy as np
 import torch
@@ -155,7 +160,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=120, help="G steps per variant (default 120)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps-per-epoch", type=int, default=60, help="sets the data size (default 60)")
-    parser.add_argument("--no-optins", action="store_true", help="skip channels_last, bf16 and compile")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every variant (default 3)")
+    parser.add_argument("--no-optins", action="store_true", help="skip channels_last and bf16")
+    parser.add_argument("--compile", action="store_true", help="also measure torch.compile (about 35 s to compile)")
     args = parser.parse_args()
 
     base = [*data_overrides(args), f"trainer.batch_size={args.batch_size}"]
@@ -166,36 +173,50 @@ def main() -> None:
           f"per variant, {len(x)} images ({len(x) // args.batch_size} steps an epoch), "
           f"{torch.get_num_threads()} threads", flush=True)
 
-    results: dict[str, float] = {}
-
-    def record(name: str, seconds: float) -> None:
-        results[name] = min(seconds, results.get(name, float("inf")))
-        print(f"  {name:<44} {seconds:7.1f} s  {images / seconds:7.1f} images/s", flush=True)
-
     no_eval = ["metrics.enabled=false"]
-    for _ in range(2):  # interleaved twice; the faster of each is kept
-        record("plain PyTorch loop", plain_loop(cfg, x, args.steps, args.batch_size))
-        record("ganlab (logging, sampling, checkpointing)", ganlab_loop(base, args.steps, no_eval))
-    record("ganlab + quality evaluation every epoch", ganlab_loop(base, args.steps, ["metrics.every=1"]))
-    record("pytorch/examples dcgan style (DataLoader)", examples_loop(cfg, x, args.steps, args.batch_size))
+    variants = {
+        "plain PyTorch loop": lambda: plain_loop(cfg, x, args.steps, args.batch_size),
+        "ganlab (logging, sampling, checkpointing)": lambda: ganlab_loop(base, args.steps, no_eval),
+        "ganlab + quality evaluation every epoch": lambda: ganlab_loop(base, args.steps, ["metrics.every=1"]),
+        "pytorch/examples dcgan style (DataLoader)": lambda: examples_loop(cfg, x, args.steps, args.batch_size),
+    }
     if not args.no_optins:
-        record("ganlab trainer.channels_last=true", ganlab_loop(base, args.steps, [*no_eval, "trainer.channels_last=true"]))
-        record("ganlab trainer.precision=bf16", ganlab_loop(base, args.steps, [*no_eval, "trainer.precision=bf16"]))
-        record("ganlab trainer.compile=true (incl. compiling)",
-               ganlab_loop(base, args.steps, [*no_eval, "trainer.compile=true"]))
+        variants["ganlab trainer.channels_last=true"] = lambda: ganlab_loop(
+            base, args.steps, [*no_eval, "trainer.channels_last=true"])
+        variants["ganlab trainer.precision=bf16"] = lambda: ganlab_loop(
+            base, args.steps, [*no_eval, "trainer.precision=bf16"])
+    if args.compile:
+        variants["ganlab trainer.compile=true (incl. compiling)"] = lambda: ganlab_loop(
+            base, args.steps, [*no_eval, "trainer.compile=true"])
 
-    plain = results["plain PyTorch loop"]
-    print("\nthroughput relative to the plain loop (higher is better):")
-    for name, seconds in results.items():
-        print(f"  {name:<44} {plain / seconds:6.3f}")
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    peaks: list[float] = []
+    for r in range(args.rounds):
+        print(f"round {r + 1} of {args.rounds}", flush=True)
+        for name, run in variants.items():
+            seconds[name].append(run())
+            print(f"  {name:<46} {seconds[name][-1]:7.1f} s  {images / seconds[name][-1]:7.1f} images/s", flush=True)
+        peaks.append(matmul_peak())
+        print(f"  {'float32 matmul peak (2048x2048 torch.mm)':<46} {peaks[-1] / 1e9:7.1f} GFLOP/s", flush=True)
+
+    plain = seconds["plain PyTorch loop"]
+    print(f"\nmedians over {args.rounds} interleaved rounds [min, max]; ratios within each round:")
+    print(f"  {'variant':<46} {'images/s':>22}   {'vs the plain loop (higher is better)':>24}")
+    for name, times in seconds.items():
+        rate = [images / t for t in times]
+        ratio = [p / t for p, t in zip(plain, times)]
+        print(f"  {name:<46} {median(rate):7.1f} [{min(rate):6.1f}, {max(rate):6.1f}]   "
+              f"{median(ratio):6.3f} [{min(ratio):.3f}, {max(ratio):.3f}]")
 
     flops = step_flops(cfg, x, args.batch_size)
-    peak = matmul_peak()
-    per_step = results["ganlab (logging, sampling, checkpointing)"] / args.steps
+    ganlab = seconds["ganlab (logging, sampling, checkpointing)"]
+    share = [flops * args.steps / t / peak for t, peak in zip(ganlab, peaks)]
     print(f"\nFLOPs of one DCGAN step (G and D, forward and backward): {flops / 1e9:.2f} GFLOP")
-    print(f"achieved by ganlab: {flops / per_step / 1e9:.1f} GFLOP/s; this machine's float32 matmul peak "
-          f"(2048x2048 torch.mm): {peak / 1e9:.1f} GFLOP/s; ratio {flops / per_step / peak:.2f}")
-    print(json.dumps({k: round(v, 2) for k, v in results.items()}))
+    print(f"achieved by ganlab: {median([flops * args.steps / t for t in ganlab]) / 1e9:.1f} GFLOP/s; float32 "
+          f"matmul peak {median(peaks) / 1e9:.1f} GFLOP/s [{min(peaks) / 1e9:.1f}, {max(peaks) / 1e9:.1f}]; "
+          f"share of the same round's peak {median(share):.2f} [{min(share):.2f}, {max(share):.2f}]")
+    print(json.dumps({"seconds": {k: [round(t, 2) for t in v] for k, v in seconds.items()},
+                      "matmul_peak_gflops": [round(p / 1e9, 1) for p in peaks]}))
 
 
 if __name__ == "__main__":
