@@ -227,7 +227,7 @@ SCHEMAS = {  # the groups that are not swappable parts; the parts' schemas come 
     ("metrics", "metrics"): MetricsConfig,
     ("logger", "logger"): LoggerConfig,
     ("logger", "mlflow"): MLflowLoggerConfig,
-    # the names YAML files of ganlab 0.x used, kept for a user's own --config-dir files
+    # the schema names YAML files used before the registries, kept for a user's own --config-dir files
     ("data", "image"): ImageDataConfig, ("data", "ring"): RingDataConfig, ("data", "grid"): GridDataConfig,
     ("loss", "loss"): LossConfig,
 }

@@ -129,8 +129,8 @@ class Trainer:
     def restore(self, state: dict) -> None:
         """Continue from a checkpoint written by save_checkpoint, bit for bit."""
         state = upgraded_checkpoint(state)
-        self.step, self.epoch, self.finished, self.elapsed = state["step"], state["epoch"], state["finished"], \
-            state["elapsed"]
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.finished, self.elapsed = state["finished"], state["elapsed"]
         self.gan_step.load_state_dict(state)
         if self.ema:
             self.ema.load_state_dict(state["generator_ema"])
