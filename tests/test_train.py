@@ -203,3 +203,11 @@ def test_each_epoch_visits_every_sample_once_in_a_seeded_order(tmp_path):
     assert len(torch.unique(torch.cat(batches), dim=0)) == 96
     assert torch.equal(BatchStream(data, batch_size=32, n_critic=1, seed=0).next()[0], batches[0])
     assert not torch.equal(BatchStream(data, batch_size=32, n_critic=1, seed=1).next()[0], batches[0])
+
+
+def test_precision_auto_is_bf16_exactly_where_the_cpu_has_bf16_instructions(tmp_path, monkeypatch):
+    summary = train(make_cfg(*TINY, "trainer.steps=2", "trainer.precision=auto"), tmp_path / "r")
+    has_bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert summary["precision"] == ("bf16" if has_bf16 else "32")
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)  # the fallback
+    assert train(make_cfg(*TINY, "trainer.steps=2", "trainer.precision=auto"), tmp_path / "s")["precision"] == "32"

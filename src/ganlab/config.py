@@ -179,7 +179,7 @@ class TrainerConfig:
     n_grid: int = 64  # images in each sample grid (points for 1-D/2-D data: 1000 used)
     threads: Optional[int] = None  # torch CPU threads (null: torch's default)
     progress: bool = True  # tqdm progress bar
-    precision: str = "32"  # 32 | bf16 (autocast) | fp16 (autocast and a gradient scaler; CUDA only)
+    precision: str = "32"  # 32 | bf16 (autocast) | fp16 (autocast and a gradient scaler; CUDA only) | auto (bf16 on a CPU that has bf16 instructions, else 32)
     channels_last: bool = False  # NHWC memory layout for images
     compile: bool = False  # torch.compile G and D (compiling takes a while first)
     cudnn_benchmark: bool = False  # let cuDNN pick the fastest convolution algorithms (CUDA)
@@ -345,7 +345,7 @@ def _validate_trainer(trainer: DictConfig) -> None:
     check_range("trainer.ema_decay", trainer.ema_decay, 0.0, 1.0, high_open=True)
     check(trainer.ema_start >= 0, f"trainer.ema_start={trainer.ema_start} must be >= 0")
     check(trainer.threads is None or trainer.threads >= 1, f"trainer.threads={trainer.threads} must be >= 1 (or null)")
-    check_choice("trainer.precision", trainer.precision, ("32", "bf16", "fp16"))
+    check_choice("trainer.precision", trainer.precision, ("32", "bf16", "fp16", "auto"))
 
 
 def _validate_metrics(metrics: DictConfig) -> None:

@@ -12,6 +12,13 @@ from omegaconf import DictConfig
 DTYPES = {"32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def resolve_precision(mode: str, device: torch.device) -> str:
+    """`auto`: bf16 on a CPU with bf16 matrix instructions (AVX512-BF16 or AMX; oneDNN says), else 32."""
+    if mode != "auto":
+        return mode
+    return "bf16" if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "32"
+
+
 def grad_norm(net: nn.Module) -> torch.Tensor:
     return torch.nn.utils.get_total_norm([p.grad for p in net.parameters() if p.grad is not None])
 
@@ -20,8 +27,9 @@ class Precision:
     """Autocast for the forward passes and, for fp16, one gradient scaler per network."""
 
     def __init__(self, mode: str, device: torch.device):
-        self.device_type, self.dtype = device.type, DTYPES[mode]
-        self.scalers = {net: torch.amp.GradScaler(device.type, enabled=mode == "fp16") for net in ("d", "g")}
+        self.mode = resolve_precision(mode, device)
+        self.device_type, self.dtype = device.type, DTYPES[self.mode]
+        self.scalers = {net: torch.amp.GradScaler(device.type, enabled=self.mode == "fp16") for net in ("d", "g")}
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:

@@ -110,7 +110,8 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
     if resume is not None:
         trainer.restore(resume)
         log.info("resuming %s at step %d (epoch %d)", run.path, resume["step"], resume["epoch"])
-    log.info("run %s in %s on %s (%d torch threads)", cfg.name, run.path, device, torch.get_num_threads())
+    log.info("run %s in %s on %s (%d torch threads, precision %s)", cfg.name, run.path, device,
+             torch.get_num_threads(), trainer.gan_step.precision.mode)
     log.info("G %s: %s params; D %s: %s params; loss %s; %d steps of %d per epoch",
              cfg.generator.name, f"{n_params(gan.generator):,}", cfg.discriminator.name,
              f"{n_params(gan.discriminator):,}", cfg.loss.name, trainer.total_steps, trainer.steps_per_epoch)
@@ -118,7 +119,8 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
     clock, now = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     summary = _previous_summary(run) if resume is not None else {}
     summary.setdefault("started", now)
-    summary.update(name=cfg.name, status="running", device=str(device), total_steps=trainer.total_steps)
+    summary.update(name=cfg.name, status="running", device=str(device), precision=trainer.gan_step.precision.mode,
+                   total_steps=trainer.total_steps)
     summary.pop("error", None)
     if resume is not None or restart:
         summary.setdefault("resumed", []).append({"at": now, "step": resume["step"] if resume else 0})
