@@ -122,7 +122,7 @@ def test_cli_value_error_is_one_line_and_leaves_no_run_folder(tmp_path):
 def test_the_cpu_preset_sizes_any_image_run_and_command_line_values_still_win():
     cfg = make_cfg("data=fashion_mnist", "preset=cpu")
     validate(cfg)
-    assert (cfg.generator.depth, cfg.discriminator.depth, cfg.trainer.epochs) == (1, 1, 4)
+    assert (cfg.generator.depth, cfg.discriminator.depth, cfg.trainer.epochs) == (1, 1, 3)
     assert (cfg.trainer.precision, cfg.metrics.every) == ("auto", 1)
     assert make_cfg("preset=cpu", "trainer.epochs=10").trainer.epochs == 10
     assert make_cfg().trainer.precision == "32" and make_cfg().generator.depth == 2
