@@ -84,7 +84,7 @@ def test_every_study_trains_in_one_parallel_sweep(tmp_path):
     assert sorted(r["overrides"].split()[0] for r in rows) == sorted(f"+exp={e}" for e in EXPERIMENTS)
     assert {r["status"] for r in rows} == {"completed"} and all(r["steps"] == "2" for r in rows)
     job = sweep_dir(out.stdout) / rows[0]["job"]
-    assert "(1 torch threads)" in (job / "train.log").read_text()  # 2 parallel jobs on 2 cores: one thread each
+    assert "(1 torch threads, precision 32)" in (job / "train.log").read_text()  # 2 parallel jobs on 2 cores: one thread each
     # ... and the job's config says what ran: sharing the cores changes no key of it
     import torch
     from omegaconf import OmegaConf
