@@ -74,13 +74,12 @@ class Registry:
         """The part that `cfg` (its config node) names."""
         return self[cfg.name].build(cfg, *args, **kwargs)
 
-    def validate(self, cfg, prefix: Optional[str] = None) -> None:
+    def validate(self, cfg) -> None:
         """`cfg.name` is a registered option and its values pass the option's checks."""
-        prefix = prefix or self.part
-        check_choice(f"{prefix}.name", cfg.name, self.names())
+        check_choice(f"{self.part}.name", cfg.name, self.names())
         option = self[cfg.name]
         if option.check:
-            option.check(cfg, prefix)
+            option.check(cfg, self.part)
 
 
 DATASETS = Registry("data", "ganlab.data.images", "ganlab.data.mixtures")
