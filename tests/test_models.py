@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -63,3 +64,49 @@ def test_mlp_handles_points_and_images(shape):
     assert x.shape == (5, *shape) and D(x).shape == (5,)
     if len(shape) == 1:
         assert x.abs().max() > 0  # unbounded output for points (no tanh)
+
+
+RESNET = ("generator=resnet", "discriminator=resnet", "generator.width=4", "discriminator.width=4")
+
+
+@pytest.mark.parametrize("size,channels", list(itertools.product([16, 28, 32, 64], [1, 3])))
+def test_resnet_makes_images_of_every_size_from_16_to_64(size, channels):
+    G, D = nets(*RESNET, shape=(channels, size, size))
+    images = G(torch.randn(3, G.z_dim))
+    assert images.shape == (3, channels, size, size) and images.min() >= -1 and images.max() <= 1
+    assert D(images).shape == (3,)
+    ups = sum(1 for m in G.modules() if type(m).__name__ == "GBlock" and m.up)
+    downs = sum(1 for m in D.modules() if type(m).__name__ == "DBlock" and m.down)
+    assert ups == downs == len(resolutions(size)) - 1  # one resampling block per level
+
+
+def test_resnet_discriminator_has_spectral_norm_on_every_layer_by_default():
+    _, D = nets(*RESNET, shape=(1, 28, 28))
+    layers = [m for m in D.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert layers and all(hasattr(m, "parametrizations") for m in layers)
+    _, plain = nets(*RESNET, "discriminator.norm=none", shape=(1, 28, 28))
+    assert not any(hasattr(m, "parametrizations") for m in plain.modules())
+
+
+@pytest.mark.parametrize("norm,activation,depth", [("batch", "relu", 1), ("layer", "leaky_relu", 2),
+                                                   ("none", "gelu", 1), ("spectral", "silu", 2)])
+def test_resnet_knobs_build_and_run(norm, activation, depth):
+    opts = [f"{side}.{k}={v}" for side in ("generator", "discriminator")
+            for k, v in [("depth", depth), ("norm", norm), ("activation", activation), ("dropout", 0.1)]]
+    G, D = nets(*RESNET, *opts, shape=(3, 32, 32))
+    assert D(G(torch.randn(2, G.z_dim))).shape == (2,)
+    blocks = sum(1 for m in G.modules() if type(m).__name__ == "GBlock")
+    assert blocks == depth * (len(resolutions(32)) - 1)
+    norms = [m for m in G.modules() if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm))]
+    assert bool(norms) == (norm in ("batch", "layer"))
+
+
+@pytest.mark.parametrize("loss", ["hinge", "wgan_gp"])
+def test_resnet_gan_trains_on_digits_with_finite_numbers(tmp_path, loss):
+    from ganlab.train import train
+    from tests.conftest import TINY
+
+    extra = ["discriminator.norm=layer", "trainer.n_critic=2"] if loss == "wgan_gp" else []
+    summary = train(make_cfg(*TINY, *RESNET, f"loss={loss}", *extra), tmp_path / "run")
+    assert summary["status"] == "completed" and math.isfinite(summary["quality"]["best"]["score"])
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()

@@ -217,6 +217,39 @@ def test_sample_writes_a_png_grid_and_an_npz_in_data_space(trained_run, tmp_path
     assert images.shape == (7, 8, 8, 1) and images.dtype == np.uint8
 
 
+def test_slerp_keeps_the_norm_and_ends_at_both_latents():
+    from ganlab.sampling import slerp
+
+    a, b = torch.randn(3, 16), torch.randn(3, 16)
+    b = b * (a.norm(dim=1, keepdim=True) / b.norm(dim=1, keepdim=True))  # equal norms: the arc keeps them
+    path = slerp(a, b, torch.linspace(0, 1, 7))
+    assert path.shape == (3, 7, 16)
+    assert torch.allclose(path[:, 0], a, atol=1e-5) and torch.allclose(path[:, -1], b, atol=1e-5)
+    assert torch.allclose(path.norm(dim=-1), a.norm(dim=1, keepdim=True).expand(3, 7), rtol=1e-4)
+
+
+def test_sample_interpolates_in_rows_and_truncates_towards_the_mean(trained_run, tmp_path):
+    def images(*args):
+        out = ganlab("sample", str(trained_run), "--out", str(tmp_path / "s.npz"), "--checkpoint", "last", *args)
+        assert out.returncode == 0, out.stderr
+        return np.load(tmp_path / "s.npz")["images"].astype(int)
+
+    strips = images("--n", "20", "--interpolate", "5").reshape(4, 5, 8, 8, 1)
+    assert (np.abs(np.diff(strips, axis=1)).mean() < np.abs(strips[:, :1] - strips[:, -1:]).mean())  # gradual
+    out = ganlab("sample", str(trained_run), "--interpolate", "--out", str(tmp_path / "strips.png"))
+    assert out.returncode == 0 and Image.open(tmp_path / "strips.png").width == 8 * 32 + 9 * 4  # 8 steps a row
+    plain = images("--n", "6")
+    assert (images("--n", "6", "--truncation", "1") == plain).all()
+    mean = images("--n", "6", "--truncation", "0")
+    assert (mean == mean[0]).all() and not (plain == plain[0]).all()  # psi 0: every latent is the mean
+    half = images("--n", "6", "--truncation", "0.5")
+    assert np.abs(half - mean).mean() < np.abs(plain - mean).mean()
+    for args, message in [(["--truncation", "1.5"], "psi must be in [0, 1]"),
+                          (["--interpolate", "1"], "at least 2 steps")]:
+        out = ganlab("sample", str(trained_run), "--out", str(tmp_path / "x.png"), *args)
+        assert out.returncode == 2 and message in out.stderr and not (tmp_path / "x.png").exists()
+
+
 def test_sample_of_points_and_errors_name_the_problem(tmp_path):
     run = tmp_path / "ring"
     train(make_cfg(*TINY_POINTS), run)
@@ -224,7 +257,8 @@ def test_sample_of_points_and_errors_name_the_problem(tmp_path):
     assert np.load(tmp_path / "p.npz")["points"].shape == (50, 2)
     bad = [(["sample", str(tmp_path), "--out", "x.png"], "is not a ganlab run folder"),
            (["sample", str(run), "--out", str(tmp_path / "x.jpg")], "must end in .png"),
-           (["sample", str(run), "--out", str(tmp_path / "no" / "x.png")], "does not exist")]
+           (["sample", str(run), "--out", str(tmp_path / "no" / "x.png")], "does not exist"),
+           (["sample", str(run), "--out", str(tmp_path / "x.png"), "--interpolate"], "draws strips of images")]
     for args, message in bad:
         out = ganlab(*args)
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr

@@ -61,9 +61,9 @@ class Gauss1dDataConfig:
 # -------------------------------------------------------------------------------- networks
 @dataclass
 class NetConfig:
-    name: str = MISSING  # mlp | dcgan
-    width: int = 64  # mlp: hidden units; dcgan: channels at full resolution (doubling below)
-    depth: int = 1  # mlp: hidden layers; dcgan: conv blocks per inner resolution
+    name: str = MISSING  # mlp | dcgan | resnet
+    width: int = 64  # mlp: hidden units; dcgan, resnet: channels at full resolution (doubling below)
+    depth: int = 1  # mlp: hidden layers; dcgan: conv blocks per inner resolution; resnet: residual blocks per resolution
     activation: str = "relu"  # relu | leaky_relu | gelu | elu | silu | tanh
     norm: str = "batch"  # batch | layer | spectral | none
     dropout: float = 0.0  # after each hidden block, in [0, 1)
@@ -87,6 +87,12 @@ class DCGANGeneratorConfig(NetConfig):
 
 
 @dataclass
+class ResNetGeneratorConfig(NetConfig):
+    name: str = "resnet"
+    z_dim: int = 128
+
+
+@dataclass
 class MLPDiscriminatorConfig(NetConfig):
     name: str = "mlp"
     width: int = 128
@@ -101,6 +107,12 @@ class DCGANDiscriminatorConfig(NetConfig):
     activation: str = "leaky_relu"
     depth: int = 2
     kernel_size: int = 4
+
+
+@dataclass
+class ResNetDiscriminatorConfig(NetConfig):
+    name: str = "resnet"
+    norm: str = "spectral"
 
 
 # ---------------------------------------------------------------------------------- loss
