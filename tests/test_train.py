@@ -19,7 +19,7 @@ from tests.conftest import TINY, TINY_POINTS, make_cfg
 
 LOSSES = LOSSES.names()
 COLUMNS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake", "grad_norm_d",
-           "grad_norm_g", "gp", "wasserstein", "r1", "r2", "lr_d", "lr_g", "time_s", "aug_p", "ada_rt"]
+           "grad_norm_g", "gp", "wasserstein", "r1", "r2", "class_loss", "lr_d", "lr_g", "time_s", "aug_p", "ada_rt"]
 
 
 def read_csv(path):
@@ -198,11 +198,22 @@ def test_each_epoch_visits_every_sample_once_in_a_seeded_order(tmp_path):
     stream = BatchStream(data, batch_size=32, n_critic=1, seed=0)
     batches = []
     while (group := stream.next()) is not None:
-        batches += group
+        batches += [x for x, y in group]
+        assert all(y is None for x, y in group)  # unlabelled points
     assert [len(b) for b in batches] == [32, 32, 32]  # full batches only
     assert len(torch.unique(torch.cat(batches), dim=0)) == 96
-    assert torch.equal(BatchStream(data, batch_size=32, n_critic=1, seed=0).next()[0], batches[0])
-    assert not torch.equal(BatchStream(data, batch_size=32, n_critic=1, seed=1).next()[0], batches[0])
+    assert torch.equal(BatchStream(data, batch_size=32, n_critic=1, seed=0).next()[0][0], batches[0])
+    assert not torch.equal(BatchStream(data, batch_size=32, n_critic=1, seed=1).next()[0][0], batches[0])
+
+
+def test_labelled_batches_carry_the_classes_of_their_images():
+    from ganlab.data import load_dataset
+    from ganlab.training.batches import BatchStream
+
+    data = load_dataset(make_cfg().data)
+    (x, y), = BatchStream(data, batch_size=16, n_critic=1, seed=0, labelled=True).next()
+    rows = [int(torch.nonzero((data.x == image).flatten(1).all(1))[0]) for image in x]
+    assert y.tolist() == data.labels[rows].tolist()
 
 
 def test_precision_auto_is_bf16_exactly_where_the_cpu_has_bf16_instructions(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ganlab.registry import GENERATORS
+from ganlab.models.conditional import build_generator
 
 
 class CheckpointError(RuntimeError):
@@ -68,7 +68,7 @@ def load_generator(run_dir: Path, which: str = "best") -> tuple[torch.nn.Module,
     path = checkpoint_path(run_dir, which)
     state = load_checkpoint(path)
     cfg = OmegaConf.create(state["config"])
-    generator = GENERATORS.build(cfg.generator, sample_shape(cfg))
+    generator = build_generator(cfg.generator, sample_shape(cfg), len(state.get("classes") or []))
     try:  # the EMA generator where the run kept one: it is what the run's grids and scores came from
         generator.load_state_dict(state.get("generator_ema", state["generator"]))
     except RuntimeError as e:

@@ -27,7 +27,8 @@ commands:
   report    one self-contained HTML page for a run or a sweep: ganlab report PATH
   resume    continue a run from its last checkpoint, bit for bit: ganlab resume RUN_DIR [trainer.epochs=N]
   sample    write samples of a trained run: ganlab sample RUN_DIR --n 64 --out grid.png (or FILE.npz)
-            (--interpolate: strips between latents; --truncation PSI: the truncation trick)
+            (--class K: a conditional run's class K; --interpolate: strips between latents;
+            --truncation PSI: the truncation trick)
   eval      recompute a checkpoint's quality scores beside the real-vs-real floor: ganlab eval RUN_DIR
   sweep     rebuild a sweep's table (sweep.csv) from its job folders and print it: ganlab sweep SWEEP_DIR
             (ganlab COMMAND --help for each)
@@ -96,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", type=Path, required=True, help="FILE.png or FILE.npz")
     sample.add_argument("--checkpoint", choices=("best", "last"), default="best", help="default: best")
     sample.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    sample.add_argument("--class", dest="choice", metavar="K",
+                        help="a conditional run: draw class K (its index or name), or all (one row per class, the "
+                             "default)")
     sample.add_argument("--interpolate", type=int, nargs="?", const=8, metavar="STEPS",
                         help="rows of STEPS images (default 8) between random latents, spherically: N // STEPS rows")
     sample.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
@@ -176,7 +180,7 @@ def sample_command(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ValueError(f"--n {args.n}: ask for at least one sample")
     print(write_samples(args.run_dir, args.out, args.n, args.checkpoint, args.seed, args.interpolate,
-                        args.truncation))
+                        args.truncation, args.choice))
     return 0
 
 

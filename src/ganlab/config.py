@@ -70,30 +70,45 @@ class NetConfig:
 
 
 @dataclass
-class MLPGeneratorConfig(NetConfig):
+class GeneratorNetConfig(NetConfig):
+    z_dim: int = 64  # noise dimensions
+    # how G takes the class in a conditional GAN (discriminator.conditioning != none): concat (a
+    # learned class embedding joined to z) | cbn (conditional batch norm: per-class gain and bias)
+    conditioning: str = "concat"
+
+
+@dataclass
+class DiscriminatorNetConfig(NetConfig):
+    # none | projection (Miyato & Koyama 2018) | acgan (an auxiliary classifier, Odena et al. 2017);
+    # anything but none makes the GAN class-conditional, with labels from the dataset
+    conditioning: str = "none"
+    class_weight: float = 1.0  # acgan: weight of the class loss in D's and G's losses
+
+
+@dataclass
+class MLPGeneratorConfig(GeneratorNetConfig):
     name: str = "mlp"
     width: int = 128
     depth: int = 3
     norm: str = "none"
-    z_dim: int = 16  # noise dimensions
+    z_dim: int = 16
 
 
 @dataclass
-class DCGANGeneratorConfig(NetConfig):
+class DCGANGeneratorConfig(GeneratorNetConfig):
     name: str = "dcgan"
     depth: int = 2
-    z_dim: int = 64
     kernel_size: int = 4
 
 
 @dataclass
-class ResNetGeneratorConfig(NetConfig):
+class ResNetGeneratorConfig(GeneratorNetConfig):
     name: str = "resnet"
     z_dim: int = 128
 
 
 @dataclass
-class MLPDiscriminatorConfig(NetConfig):
+class MLPDiscriminatorConfig(DiscriminatorNetConfig):
     name: str = "mlp"
     width: int = 128
     depth: int = 3
@@ -102,7 +117,7 @@ class MLPDiscriminatorConfig(NetConfig):
 
 
 @dataclass
-class DCGANDiscriminatorConfig(NetConfig):
+class DCGANDiscriminatorConfig(DiscriminatorNetConfig):
     name: str = "dcgan"
     activation: str = "leaky_relu"
     depth: int = 2
@@ -110,7 +125,7 @@ class DCGANDiscriminatorConfig(NetConfig):
 
 
 @dataclass
-class ResNetDiscriminatorConfig(NetConfig):
+class ResNetDiscriminatorConfig(DiscriminatorNetConfig):
     name: str = "resnet"
     norm: str = "spectral"
 
@@ -268,10 +283,17 @@ def register_configs() -> None:
 
 # ------------------------------------------------------------------------------ validation
 DEVICES = ("auto", "cpu", "cuda")
+CONDITIONING_G = ("concat", "cbn")
+CONDITIONING_D = ("none", "projection", "acgan")
 
 
 def holds_images(data: DictConfig) -> bool:
     return DATASETS[data.name].schema is ImageDataConfig
+
+
+def is_conditional(cfg: DictConfig) -> bool:
+    """A class-conditional GAN: D conditions on the class (and so G takes one)."""
+    return cfg.discriminator.get("conditioning", "none") != "none"
 
 
 def _unknown_keys(node: DictConfig, prefix: str = "") -> None:
@@ -299,6 +321,7 @@ def validate(cfg: DictConfig) -> None:
     check(images or not convs,
           f"data={cfg.data.name} holds {'1-D' if cfg.data.name == 'gauss1d' else '2-D'} points, not images, "
           f"so {cfg[convs[0]].name if convs else ''} cannot model it; add {' '.join(side + '=mlp' for side in convs)}")
+    _validate_conditioning(cfg, images)
     check(images or cfg.augment.name == "none",
           f"augment={cfg.augment.name} transforms images, but data={cfg.data.name} holds points; use augment=none")
     _validate_loss(cfg.loss, cfg.discriminator)
@@ -309,6 +332,21 @@ def validate(cfg: DictConfig) -> None:
     _validate_trainer(cfg.trainer)
     _validate_metrics(cfg.metrics)
     check_choice("logger.name", cfg.logger.name, ("csv", "tensorboard", "mlflow"))
+
+
+def _validate_conditioning(cfg: DictConfig, images: bool) -> None:
+    g, d = cfg.generator, cfg.discriminator
+    check_choice("generator.conditioning", g.conditioning, CONDITIONING_G)
+    check_choice("discriminator.conditioning", d.conditioning, CONDITIONING_D)
+    check(d.class_weight >= 0, f"discriminator.class_weight={d.class_weight} must be >= 0")
+    if not is_conditional(cfg):
+        return
+    check(images, f"discriminator.conditioning={d.conditioning} needs classes, but data={cfg.data.name} holds points "
+                  f"without labels; use a labelled image dataset (digits, mnist, fashion_mnist, cifar10, or a "
+                  f"folder with a subfolder per class) or discriminator.conditioning=none")
+    check(g.conditioning != "cbn" or g.norm in ("batch", "layer"),
+          f"generator.conditioning=cbn conditions G's norm layers, but generator.norm={g.norm} has none; "
+          f"use generator.norm=batch (or layer), or generator.conditioning=concat")
 
 
 def _validate_net(side: str, net: DictConfig) -> None:

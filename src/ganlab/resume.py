@@ -35,11 +35,13 @@ def _describe(diffs: dict[str, tuple[Any, Any]], left: str, right: str) -> str:
 
 def with_later_settings(config: dict[str, Any]) -> dict[str, Any]:
     """A config saved by an earlier ganlab, with the settings added since at their defaults, which
-    change nothing (checkpoint_minutes, ema_decay, r1_gamma, augment, ...): such a run still resumes."""
-    from ganlab.config import AugmentConfig, LossConfig, TrainerConfig
+    change nothing (checkpoint_minutes, ema_decay, r1_gamma, augment, conditioning, ...): such a run still resumes."""
+    from ganlab.config import (AugmentConfig, DiscriminatorNetConfig, GeneratorNetConfig, LossConfig,
+                               TrainerConfig)
 
     config.setdefault("augment", dataclasses.asdict(AugmentConfig()))
-    for group, schema in (("trainer", TrainerConfig), ("loss", LossConfig), ("augment", AugmentConfig)):
+    for group, schema in (("trainer", TrainerConfig), ("loss", LossConfig), ("augment", AugmentConfig),
+                          ("generator", GeneratorNetConfig), ("discriminator", DiscriminatorNetConfig)):
         node = config.get(group)
         if isinstance(node, dict):
             for f in dataclasses.fields(schema):

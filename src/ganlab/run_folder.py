@@ -163,6 +163,7 @@ class RunFolder:
         self.checkpoints = self.path / "checkpoints"
         self.metrics_csv = self.path / "metrics.csv"
         self.quality_csv = self.path / "quality.csv"
+        self.classes_csv = self.path / "classes.csv"  # a conditional run's per-class scores
         self.summary_json = self.path / "summary.json"
         self.history_png = self.path / "history.png"
         self._columns: dict[Path, list[str]] = {}
@@ -215,7 +216,7 @@ class RunFolder:
             raise RunFolderError(f"{self.path} holds no checkpoints/last.pt to resume from")
         claim_existing(self.path)
         self._make_subfolders()  # samples/ may have been deleted to save space
-        for path in (self.metrics_csv, self.quality_csv):
+        for path in (self.metrics_csv, self.quality_csv, self.classes_csv):
             if path.exists():
                 columns, rows = _complete_rows(path)
                 if not columns:  # empty or header cut: written anew from the first row

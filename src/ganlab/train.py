@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ganlab.config import ConfigError, validate
-from ganlab.data import load_dataset
+from ganlab.config import ConfigError, is_conditional, validate
+from ganlab.data import Dataset, DatasetError, load_dataset
+from ganlab.models.conditional import build_discriminator, build_generator
 from ganlab.registry import DISCRIMINATORS, GENERATORS, LOSSES, OPTIMIZERS
 from ganlab.run_folder import RunFolder, RunFolderError
 from ganlab.speed import apply_speedups
@@ -49,9 +50,20 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise ConfigError("trainer.precision=fp16 needs a CUDA GPU; on the CPU use trainer.precision=bf16")
 
 
-def build_gan(cfg: DictConfig, sample_shape: tuple[int, ...], device: torch.device) -> GAN:
-    generator = GENERATORS.build(cfg.generator, sample_shape).to(device)
-    discriminator = DISCRIMINATORS.build(cfg.discriminator, sample_shape).to(device)
+def class_count(cfg: DictConfig, data: Dataset) -> int:
+    """The number of classes a conditional GAN is trained on (0: unconditional)."""
+    if not is_conditional(cfg):
+        return 0
+    if data.labels is None:
+        raise DatasetError(f"discriminator.conditioning={cfg.discriminator.conditioning} needs classes, but the "
+                           f"images of data={cfg.data.name} have none; put each class's images in its own subfolder "
+                           f"of data.root, or use discriminator.conditioning=none")
+    return data.n_classes
+
+
+def build_gan(cfg: DictConfig, sample_shape: tuple[int, ...], device: torch.device, n_classes: int = 0) -> GAN:
+    generator = build_generator(cfg.generator, sample_shape, n_classes).to(device)
+    discriminator = build_discriminator(cfg.discriminator, sample_shape, n_classes).to(device)
     return GAN(generator, discriminator, LOSSES.build(cfg.loss),
                opt_g=OPTIMIZERS.build(cfg.optim, generator.parameters(), cfg.optim.g_lr_mult),
                opt_d=OPTIMIZERS.build(cfg.optim, discriminator.parameters(), cfg.optim.d_lr_mult))
@@ -96,6 +108,7 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
     check_memory(cfg)
     seed_everything(cfg.seed)
     data = load_dataset(cfg.data, cfg.seed).to(device)
+    n_classes = class_count(cfg, data)
     if steps_per_epoch(len(data), cfg.trainer) == 0:
         raise ConfigError(f"data={cfg.data.name} has {len(data)} samples, fewer than trainer.batch_size="
                           f"{cfg.trainer.batch_size} x trainer.n_critic={cfg.trainer.n_critic}; lower trainer.batch_size")
@@ -103,7 +116,7 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
            else RunFolder(run_dir).restart() if restart else RunFolder(run_dir).create())
     evaluator = build_evaluator(cfg, data) if cfg.metrics.enabled else None
     seed_everything(cfg.seed)  # the same networks whether or not the evaluator was just built
-    gan = build_gan(cfg, data.sample_shape, device)
+    gan = build_gan(cfg, data.sample_shape, device, n_classes)
     apply_speedups(cfg.trainer, gan.generator, gan.discriminator, data.is_image)
     trainer = Trainer(gan, data, run, cfg, device, evaluator, purge_step=resume and resume["step"],
                       progress_bar=cfg.trainer.progress and jobs == 1)  # parallel jobs' bars would garble
@@ -198,7 +211,15 @@ def _progress_summary(trainer: Trainer, run: RunFolder, seconds: float) -> dict[
                           "scored_with": {**evaluator.info, "generator": "ema" if trainer.ema else "raw"},
                           "eval_seconds": round(evaluation.seconds, 2),
                           "eval_share": round(evaluation.seconds / seconds, 3) if seconds > 0 else None}
+        if best.get("per_class"):
+            out["quality"]["weakest_class"] = weakest_class(best["per_class"])
     return out
+
+
+def weakest_class(per_class: list[dict]) -> dict:
+    """The class a conditional G draws worst: the highest fd to the real images of that class."""
+    scored = [c for c in per_class if c["fd"] == c["fd"]] or per_class  # fd is NaN for classes never drawn
+    return max(scored, key=lambda c: c["fd"])
 
 
 def _best_vs_last(best: dict, last: dict) -> dict | None:

@@ -22,6 +22,7 @@ class Dataset:
     name: str
     x: torch.Tensor  # images (N, C, H, W) in [-1, 1], or points (N, D)
     labels: Optional[torch.Tensor] = None  # class per image, where the dataset has them
+    classes: Optional[list[str]] = None  # the classes' names, indexed by label
     modes: Optional[torch.Tensor] = None  # mixture centres (K, D) for the toy mixtures
     std: Optional[float] = None  # mixture component std for the toy mixtures
 
@@ -32,6 +33,10 @@ class Dataset:
     @property
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(self.x.shape[1:])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes) if self.classes else 0
 
     def __len__(self) -> int:
         return len(self.x)

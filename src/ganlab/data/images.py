@@ -28,6 +28,11 @@ IDX_DATASETS = {
 
 
 IMAGE_SIZES = (8, 16, 28, 32, 64)
+DIGITS = [str(i) for i in range(10)]
+CLASSES = {"digits": DIGITS, "mnist": DIGITS,
+           "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                             "Bag", "Ankle boot"],
+           "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]}
 
 
 def check_images(cfg: DictConfig, prefix: str) -> None:
@@ -40,14 +45,15 @@ def check_images(cfg: DictConfig, prefix: str) -> None:
 
 
 def load(cfg: DictConfig, read) -> Dataset:
-    """The dataset from `read(cfg)`: uint8 images (N, H, W) or (N, H, W, C), and labels or None."""
-    images, labels = read(cfg)
+    """The dataset from `read(cfg)`: uint8 images (N, H, W) or (N, H, W, C), labels or None, and the
+    classes' names (a folder's come from its subfolders)."""
+    images, labels, classes = read(cfg)
     if cfg.limit is not None:
         images, labels = images[: cfg.limit], None if labels is None else labels[: cfg.limit]
     x = to_tensor(images, cfg.channels, cfg.image_size)
     y = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
     log.info("data %s: %d images of %s", cfg.name, len(x), "x".join(map(str, x.shape[1:])))
-    return Dataset(name=cfg.name, x=x, labels=y)
+    return Dataset(name=cfg.name, x=x, labels=y, classes=None if y is None else classes)
 
 
 def to_tensor(images: np.ndarray, channels: int, size: int, chunk: int = 4096) -> torch.Tensor:
@@ -65,7 +71,7 @@ def to_tensor(images: np.ndarray, channels: int, size: int, chunk: int = 4096) -
     return torch.cat(out).contiguous()
 
 
-def _digits(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray]:
+def _digits(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """scikit-learn's 8x8 digits; every 5th image is the test split (360), the rest train (1,437)."""
     from sklearn.datasets import load_digits
 
@@ -73,7 +79,7 @@ def _digits(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray]:
     images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)
     test = np.arange(len(images)) % 5 == 0
     keep = test if cfg.split == "test" else ~test
-    return images[keep], bunch.target[keep]
+    return images[keep], bunch.target[keep], DIGITS
 
 
 def _idx_names(split: str) -> tuple[str, str]:
@@ -94,7 +100,7 @@ def idx_folders(cfg: DictConfig) -> list[Path]:
     return [root, root / "raw", root / known["torchvision"] / "raw", *map(Path, known["system"])]
 
 
-def _idx(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray]:
+def _idx(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
     stems = _idx_names(cfg.split)
     if cfg.download:
         _download_torchvision(cfg)
@@ -106,7 +112,7 @@ def _idx(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray]:
                 raise DatasetError(f"{found[0]}: expected N x H x W images matching {len(labels)} labels, "
                                  f"got shape {images.shape}")
             log.info("reading %s from %s", cfg.name, folder)
-            return images, labels
+            return images, labels, CLASSES[cfg.name]
     looked = ", ".join(str(f) for f in idx_folders(cfg))
     raise DatasetNotFoundError(
         f"data={cfg.name}: cannot find {stems[0]}[.gz] and {stems[1]}[.gz] (looked in {looked}); "
@@ -121,7 +127,7 @@ def _download_torchvision(cfg: DictConfig) -> None:
     cls(root=str(Path(cfg.root).expanduser()), train=cfg.split == "train", download=True)
 
 
-def _cifar10(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray]:
+def _cifar10(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
     import torchvision
 
     root = Path(cfg.root).expanduser()
@@ -132,10 +138,12 @@ def _cifar10(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray]:
             f"data=cifar10: cannot find cifar-10-batches-py/ in {root} ({e}); extract cifar-10-python.tar.gz "
             f"there (or set data.root=FOLDER that holds cifar-10-batches-py/), or add data.download=true "
             f"when online") from None
-    return ds.data, np.asarray(ds.targets)
+    return ds.data, np.asarray(ds.targets), CLASSES["cifar10"]
 
 
-def _folder(cfg: DictConfig) -> tuple[np.ndarray, None]:
+def _folder(cfg: DictConfig) -> tuple[np.ndarray, Optional[np.ndarray], list[str]]:
+    """Every image under data.root; when they all lie in subfolders of it (two or more), each
+    subfolder is a class, named after it (torchvision's ImageFolder layout)."""
     from PIL import Image, UnidentifiedImageError
     from tqdm import tqdm
 
@@ -143,11 +151,12 @@ def _folder(cfg: DictConfig) -> tuple[np.ndarray, None]:
     if not root.is_dir():
         raise DatasetNotFoundError(f"data=folder: data.root={root} is not a folder; point it at your images")
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    mode, images, bad = ("L" if cfg.channels == 1 else "RGB"), [], []
+    mode, images, kept, bad = ("L" if cfg.channels == 1 else "RGB"), [], [], []
     for path in tqdm(paths, desc=f"reading {root.name}", unit="img", disable=len(paths) < 2000, leave=False):
         try:
             with Image.open(path) as im:
                 images.append(np.asarray(_square(im.convert(mode), cfg.image_size)))
+                kept.append(path)
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:  # the last: too many pixels
             bad.append(f"{path.name} ({e.__class__.__name__})")
     if bad:
@@ -155,7 +164,11 @@ def _folder(cfg: DictConfig) -> tuple[np.ndarray, None]:
     if not images:
         raise DatasetNotFoundError(
             f"data=folder: no readable images in {root} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    return np.stack(images), None
+    folders = [p.relative_to(root).parts[0] if len(p.relative_to(root).parts) > 1 else None for p in kept]
+    classes = sorted(set(folders) - {None})
+    if None in folders or len(classes) < 2:
+        return np.stack(images), None, []
+    return np.stack(images), np.array([classes.index(f) for f in folders]), classes
 
 
 def _square(im, size: int):

@@ -81,5 +81,9 @@ class DCGANDiscriminator(nn.Module):
         self.head = nn.utils.parametrizations.spectral_norm(head) if cfg.norm == "spectral" else head
         self.apply(dcgan_init)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the linear head scores (a conditional D projects the class onto it)."""
+        return self.body(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x)).squeeze(1)

@@ -42,5 +42,13 @@ class MLPDiscriminator(nn.Module):
         head = nn.utils.parametrizations.spectral_norm(head) if cfg.norm == "spectral" else head
         self.body = nn.Sequential(nn.Flatten(), *layers, head)
 
+    @property
+    def head(self) -> nn.Module:
+        return self.body[-1]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the linear head scores (a conditional D projects the class onto it)."""
+        return self.body[:-1](x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x).squeeze(1)

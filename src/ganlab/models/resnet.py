@@ -124,6 +124,9 @@ class ResNetDiscriminator(nn.Module):
         nn.init.xavier_uniform_(head.weight)
         self.head = nn.utils.parametrizations.spectral_norm(head) if cfg.norm == "spectral" else head
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the linear head scores (a conditional D projects the class onto it)."""
+        return self.act(self.blocks(x)).sum(dim=(2, 3))  # SNGAN's global sum pooling
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.act(self.blocks(x)).sum(dim=(2, 3))  # SNGAN's global sum pooling
-        return self.head(h).squeeze(1)
+        return self.head(self.features(x)).squeeze(1)

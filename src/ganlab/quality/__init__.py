@@ -59,7 +59,9 @@ class ImageEvaluator(Evaluator):
 
     def __init__(self, classifier: TrainedClassifier, data: Dataset, other: Optional[Dataset], n: int, k: int):
         self.classifier, self.k = classifier, k
-        reference = self.reference_images = _subset(data.x, n, seed=0)  # training images, the real side
+        index = _subset_index(len(data.x), n, seed=0)
+        reference = self.reference_images = data.x[index].cpu()  # training images, the real side
+        self.reference_labels = None if data.labels is None else data.labels[index].cpu()
         features, _ = classifier.net.embed(reference)
         # Scale the space so the reference has unit RMS per dimension: kernels and distances stay O(1).
         self.scale = float(features.pow(2).mean().rsqrt())
@@ -85,6 +87,21 @@ class ImageEvaluator(Evaluator):
         if self.copy_threshold is not None:
             result["copy_rate"] = float((self.nearest_training(features)[0] < self.copy_threshold).double().mean())
         return result
+
+    def per_class(self, samples: torch.Tensor, labels: torch.Tensor, names: list[str]) -> list[dict]:
+        """For a conditional G's samples of the classes `labels`: per class, how often the yardstick
+        classifier sees the class asked for (accuracy) and the Frechet distance to the reference
+        images of that class (fd). Needs a classifier trained on the classes."""
+        features, predicted = self._embed(samples[: self.n_fake])
+        labels = labels[: self.n_fake].cpu()
+        rows = []
+        for k, name in enumerate(names):
+            mine, real = labels == k, self.real_features[self.reference_labels == k]
+            n = int(mine.sum())
+            fd = scores.frechet_distance(real, features[mine]) if n > 1 and len(real) > 1 else float("nan")
+            accuracy = float((predicted[mine] == k).double().mean()) if n else float("nan")
+            rows.append({"class": k, "name": name, "n": n, "accuracy": round(accuracy, 4), "fd": round(fd, 4)})
+        return rows
 
     def closest_pairs(self, samples: torch.Tensor, k: int = 8) -> torch.Tensor:
         """The k generated samples nearest to a training image, each followed by that image (2k images)."""
@@ -139,9 +156,18 @@ class ImageEvaluator(Evaluator):
         return floor
 
 
+def class_accuracy(per_class: list[dict]) -> float:
+    """The share of all samples the yardstick classifier sees as the class asked for."""
+    return sum(c["n"] * c["accuracy"] for c in per_class) / max(1, sum(c["n"] for c in per_class))
+
+
+def _subset_index(size: int, n: int, seed: int) -> torch.Tensor:
+    return torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:n]
+
+
 def _subset(x: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     """n samples of x in a seeded random order, on the CPU."""
-    return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]].cpu()
+    return x[_subset_index(len(x), n, seed)].cpu()
 
 
 class MixtureEvaluator(Evaluator):
@@ -204,7 +230,7 @@ def build_evaluator(cfg: DictConfig, data: Dataset) -> Evaluator:
     if full != cfg.data:  # a subset (data.limit) or the test split: score against the full training split
         data = load_dataset(full)
     other = other_split(full)
-    cpu = Dataset(data.name, data.x.cpu(), data.labels)
+    cpu = Dataset(data.name, data.x.cpu(), data.labels, data.classes)
     classifier = load_or_train(data.name, cpu.x, cpu.labels, None if other is None else other.x,
                                None if other is None else other.labels, Path(m.cache_dir), m.classifier_steps)
     return ImageEvaluator(classifier, cpu, other, m.n_samples, m.nearest_k)

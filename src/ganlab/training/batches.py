@@ -1,4 +1,5 @@
-"""The real batches: each epoch a seeded shuffle of the data, cut into n_critic batches per G step."""
+"""The real batches: each epoch a seeded shuffle of the data, cut into n_critic batches per G step,
+each with its classes when the GAN is conditional."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from ganlab.data import Dataset
 
 
 class BatchStream:
-    def __init__(self, data: Dataset, batch_size: int, n_critic: int, seed: int, channels_last: bool = False):
+    def __init__(self, data: Dataset, batch_size: int, n_critic: int, seed: int, channels_last: bool = False,
+                 labelled: bool = False):
         self.data, self.batch_size, self.n_critic, self.channels_last = data, batch_size, n_critic, channels_last
+        self.labels = data.labels.to(data.x.device) if labelled else None
         self.rng = torch.Generator().manual_seed(seed)  # the data order
         self.order: torch.Tensor | None = None  # this epoch's shuffled sample order
         self.cursor = 0  # where the next batch starts in it
@@ -18,19 +21,22 @@ class BatchStream:
     def per_step(self) -> int:
         return self.batch_size * self.n_critic
 
-    def next(self) -> list[torch.Tensor] | None:
-        """The next n_critic real batches of this epoch's order; None when it is used up."""
+    def next(self) -> list[tuple[torch.Tensor, torch.Tensor | None]] | None:
+        """The next n_critic real batches of this epoch's order, each with its classes (None when
+        unlabelled); None when the epoch is used up."""
         if self.order is None:
             self.order = torch.randperm(len(self.data), generator=self.rng).to(self.data.x.device)
             self.cursor = 0
         if self.cursor + self.per_step > len(self.order):
             self.order = None
             return None
-        batch = self.data.x[self.order[self.cursor:self.cursor + self.per_step]]
+        index = self.order[self.cursor:self.cursor + self.per_step]
+        batch = self.data.x[index]
         if self.channels_last and batch.dim() == 4:
             batch = batch.contiguous(memory_format=torch.channels_last)
         self.cursor += self.per_step
-        return list(batch.split(self.batch_size))
+        labels = self.labels[index].split(self.batch_size) if self.labels is not None else [None] * self.n_critic
+        return list(zip(batch.split(self.batch_size), labels))
 
     def end_if_used_up(self) -> None:
         """At the run's end: an epoch with no full step left ends here, so a longer resume starts a new one."""

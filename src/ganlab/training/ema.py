@@ -39,10 +39,11 @@ class GeneratorEMA:
                 m.momentum = None  # a cumulative average over the calibration batches
             self.model.train()
             device = next(self.model.parameters()).device
-            noise = torch.randn(CALIBRATION_BATCHES, CALIBRATION_SIZE, self.model.z_dim,
-                                generator=torch.Generator().manual_seed(0)).to(device)
+            rng = torch.Generator().manual_seed(0)
+            noise = torch.randn(CALIBRATION_BATCHES, CALIBRATION_SIZE, self.model.z_dim, generator=rng).to(device)
+            classes = getattr(self.model, "n_classes", 0)  # a conditional G: every class, evenly
             for batch in noise:
-                self.model(batch)
+                self.model(batch, torch.arange(len(batch), device=device) % classes) if classes else self.model(batch)
             for m, momentum in zip(norms, saved):
                 m.momentum = momentum
         return self.model.eval()

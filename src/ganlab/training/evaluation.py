@@ -1,6 +1,10 @@
 """What a run shows and scores: sample grids from fixed noise, and quality scores of samples from
 fixed evaluation noise (quality.csv), with the best evaluation remembered and its closest
-training images drawn. Both sample the EMA generator when there is one."""
+training images drawn. Both sample the EMA generator when there is one.
+
+A conditional run's grids hold one class per row; its evaluation samples take classes drawn from
+the data's frequencies, and each evaluation adds class_accuracy to quality.csv and a row per
+class (accuracy, fd) to classes.csv."""
 
 from __future__ import annotations
 
@@ -12,10 +16,11 @@ import torch
 import torch.nn as nn
 from omegaconf import DictConfig
 
+from ganlab.config import is_conditional
 from ganlab.data import Dataset
 from ganlab.diagnose import Diagnostician
 from ganlab.plots import save_image_grid, save_points_plot
-from ganlab.quality import Evaluator
+from ganlab.quality import Evaluator, class_accuracy
 from ganlab.run_folder import RunFolder, atomic_write
 from ganlab.training.ema import GeneratorEMA
 from ganlab.training.step import NonFiniteLossError
@@ -33,36 +38,50 @@ class Evaluation:
         z_rng = torch.Generator().manual_seed(cfg.seed + 1)
         device = next(generator.parameters()).device
         n_fixed = cfg.trainer.n_grid if data.is_image else POINT_GRID
+        self.classes = data.classes if is_conditional(cfg) else None
+        self.per_row = max(1, n_fixed // len(self.classes)) if self.classes else None  # a grid row per class
+        if self.classes:
+            n_fixed = self.per_row * len(self.classes)
         self.fixed_noise = torch.randn(n_fixed, generator.z_dim, generator=z_rng).to(device)
         self.eval_noise = torch.randn(cfg.metrics.n_samples, generator.z_dim, generator=z_rng).to(device)
+        self.fixed_labels = self.eval_labels = None
+        if self.classes:
+            self.fixed_labels = torch.arange(len(self.classes)).repeat_interleave(self.per_row).to(device)
+            drawn = torch.randint(len(data.labels), (cfg.metrics.n_samples,), generator=z_rng)
+            self.eval_labels = data.labels.cpu()[drawn].to(device)
         self.best: dict = {}  # the best evaluation: epoch, step, metric, score, scores, samples
         self.last_eval: dict = {}  # the latest quality.csv row
         self.seconds = 0.0  # wall time spent on evaluations
 
     @torch.no_grad()
-    def generate(self, noise: torch.Tensor, batch: int = 500) -> torch.Tensor:
-        """Samples for `noise` from the EMA generator when there is one, else from G, in eval mode
-        (batch norm uses running statistics)."""
+    def generate(self, noise: torch.Tensor, labels: torch.Tensor | None = None, batch: int = 500) -> torch.Tensor:
+        """Samples for `noise` (of the classes `labels`) from the EMA generator when there is one,
+        else from G, in eval mode (batch norm uses running statistics)."""
         g = self.ema.sampler() if self.ema else self.generator.eval()
-        samples = torch.cat([g(part) for part in noise.split(batch)])
+        parts = noise.split(batch)
+        ys = labels.split(batch) if labels is not None else [None] * len(parts)
+        samples = torch.cat([g(z) if y is None else g(z, y) for z, y in zip(parts, ys)])
         self.generator.train()
         return samples
 
     def save_samples(self, epoch: int, step: int) -> None:
-        samples, path = self.generate(self.fixed_noise), self.run.sample_path(epoch)
+        samples, path = self.generate(self.fixed_noise, self.fixed_labels), self.run.sample_path(epoch)
         if self.logger:
             self.logger.samples(samples, step)
         title = f"{self.cfg.name}, epoch {epoch}"
-        atomic_write(path, lambda tmp: save_image_grid(samples, tmp, fmt="png") if self.data.is_image
-                     else save_points_plot(samples, self.data.x, tmp, title, fmt="png"))
+        atomic_write(path, lambda tmp: save_image_grid(samples, tmp, fmt="png", nrow=self.per_row)
+                     if self.data.is_image else save_points_plot(samples, self.data.x, tmp, title, fmt="png"))
 
     def evaluate(self, epoch: int, step: int) -> bool:
         """Score the samples of the evaluation noise into quality.csv; True when they are the best yet."""
         start = time.perf_counter()
-        samples = self.generate(self.eval_noise)
+        samples = self.generate(self.eval_noise, self.eval_labels)
         if not torch.isfinite(samples).all():
             raise NonFiniteLossError(f"non-finite generated samples at step {step}")
         scores = self.evaluator.score(samples)
+        per_class = self.score_classes(samples, epoch, step)
+        if per_class:
+            scores["class_accuracy"] = class_accuracy(per_class)
         row = {"epoch": epoch, "step": step, **{k: float(f"{v:.6g}") for k, v in scores.items()}}
         self.seconds += time.perf_counter() - start
         self.run.append_row(self.run.quality_csv, row)
@@ -75,6 +94,8 @@ class Evaluation:
         if is_best:
             self.best = {"epoch": epoch, "step": step, "metric": primary, "score": row[primary], "scores": row,
                          "samples": str(self.run.sample_path(epoch).relative_to(self.run.path))}
+            if per_class:
+                self.best["per_class"] = per_class
             if hasattr(self.evaluator, "closest_pairs"):  # images: is the best generator copying?
                 pairs = self.evaluator.closest_pairs(samples)
                 atomic_write(self.run.path / "closest_pairs.png",
@@ -82,6 +103,15 @@ class Evaluation:
         for diagnosis in self.doctor.on_quality(row):
             log.warning("diagnosis: %s", diagnosis.line())
         return is_best
+
+    def score_classes(self, samples: torch.Tensor, epoch: int, step: int) -> list[dict]:
+        """A conditional run's per-class accuracy and fd, appended to classes.csv (else nothing)."""
+        if not self.classes or getattr(self.evaluator, "reference_labels", None) is None:
+            return []
+        rows = self.evaluator.per_class(samples, self.eval_labels, self.classes)
+        for row in rows:
+            self.run.append_row(self.run.classes_csv, {"epoch": epoch, "step": step, **row})
+        return rows
 
     def check_degradation(self, epoch: int) -> None:
         for diagnosis in self.doctor.degradation(self.best, self.last_eval, epoch):

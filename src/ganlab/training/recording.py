@@ -27,7 +27,8 @@ class Recorder:
         self.last_row: dict = {}
         # columns that mean nothing for this run are left blank
         self.blank = {*(() if cfg.loss.name == "wgan_gp" else ("gp", "wasserstein")),
-                      *(name for name in ("r1", "r2") if not cfg.loss[f"{name}_gamma"])}
+                      *(name for name in ("r1", "r2") if not cfg.loss[f"{name}_gamma"]),
+                      *(() if cfg.discriminator.get("conditioning") == "acgan" else ("class_loss",))}
 
     def add(self, stats: torch.Tensor) -> None:
         self.sums += stats
@@ -69,5 +70,6 @@ class Recorder:
         return {"sums": self.sums.cpu(), "count": self.count, "last_row": self.last_row}
 
     def load_state_dict(self, state: dict) -> None:
-        self.sums, self.count = state["sums"].to(self.sums.device), state["count"]
+        sums = state["sums"].to(self.sums.device)  # an older run's, without the measurements added since
+        self.sums, self.count = torch.cat([sums, self.sums[len(sums):]]), state["count"]
         self.last_row = state["last_row"]

@@ -1,7 +1,9 @@
 """One training step: n_critic D steps, then one G step on the last D step's fakes, measured.
 
 Real and generated images pass through the augmentation (if any) before D in both steps; the lazy
-R1/R2 penalty joins D's loss on its steps; precision (autocast, gradient scaling) wraps both.
+R1/R2 penalty joins D's loss on its steps; precision (autocast, gradient scaling) wraps both. In a
+conditional GAN each fake takes the class of the real image beside it in the batch, so the fakes
+follow the data's class frequencies and every D term (penalties included) sees one class per pair.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ganlab.registry import AUGMENTATIONS
 from ganlab.speed import Precision
 
 STATS = ("loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake", "grad_norm_d", "grad_norm_g",
-         "gp", "wasserstein", "r1", "r2")
+         "gp", "wasserstein", "r1", "r2", "class_loss")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -47,36 +49,41 @@ class GANStep:
         self.regulariser = LazyRegulariser(cfg.loss.r1_gamma, cfg.loss.r2_gamma, cfg.loss.reg_every)
         self.augment: Optional[DiffAugment] = AUGMENTATIONS.build(cfg.augment, cfg.trainer.batch_size)
 
-    def __call__(self, reals: list[torch.Tensor], step: int) -> torch.Tensor:
-        """G step number `step` with its D steps; the measurements stacked in STATS order (one
-        tensor on the device, so averaging them costs no host sync)."""
+    def __call__(self, reals: list[tuple[torch.Tensor, torch.Tensor | None]], step: int) -> torch.Tensor:
+        """G step number `step` with its D steps on the real batches (images, classes or None); the
+        measurements stacked in STATS order (one tensor on the device: averaging them costs no sync)."""
         g, amp = self.gan, self.precision
         first = step * len(reals)  # the number of this step's first D step
-        for i, real in enumerate(reals[:-1]):
+        for i, (real, y) in enumerate(reals[:-1]):
             with torch.no_grad(), amp.autocast():
-                fake = g.generator(self.noise(len(real)))
-            self.d_step(real, fake, first + i)
+                fake = self.generate(len(real), y)
+            self.d_step(real, fake, y, first + i)
+        real, y = reals[-1]
         with amp.autocast():
-            fake = g.generator(self.noise(len(reals[-1])))
-        stats = self.d_step(reals[-1], fake.detach(), first + len(reals) - 1)
+            fake = self.generate(len(real), y)
+        stats = self.d_step(real, fake.detach(), y, first + len(reals) - 1)
 
         requires_grad(g.discriminator, False)
+        d = self.critic(y)
         with amp.autocast():
-            loss_g = g.loss.g_loss(g.discriminator(self.augmented(fake)).float())
+            loss_g = g.loss.g_loss(d(self.augmented(fake)).float()) + self.class_loss(y)
         stats["grad_norm_g"] = amp.backward_and_step(loss_g, g.opt_g, g.generator, "g")
         requires_grad(g.discriminator, True)
         stats["loss_g"] = loss_g.detach()
         return torch.stack([stats[name] for name in STATS])
 
-    def d_step(self, real: torch.Tensor, fake: torch.Tensor, index: int) -> dict[str, torch.Tensor]:
-        g = self.gan
+    def d_step(self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None,
+               index: int) -> dict[str, torch.Tensor]:
+        g, d = self.gan, self.critic(y)
         real, fake = self.augmented(real), self.augmented(fake)
         with self.precision.autocast():
-            real_s, fake_s = g.discriminator(real).float(), g.discriminator(fake).float()
+            real_s = d(real).float()
+            class_loss = self.class_loss(y)  # acgan: D learns the classes of the real images
+            fake_s = d(fake).float()
             loss_d = g.loss.d_loss(real_s, fake_s)
-            gp = g.loss.penalty(g.discriminator, real, fake)
-            r1, r2 = self.regulariser(g.discriminator, real, fake, index)  # lazy: zero between its steps
-        norm_d = self.precision.backward_and_step(loss_d + gp + r1 + r2, g.opt_d, g.discriminator, "d")
+            gp = g.loss.penalty(d, real, fake)
+            r1, r2 = self.regulariser(d, real, fake, index)  # lazy: zero between its steps
+        norm_d = self.precision.backward_and_step(loss_d + class_loss + gp + r1 + r2, g.opt_d, g.discriminator, "d")
         with torch.no_grad():
             r, f = g.loss.to_readout(real_s), g.loss.to_readout(fake_s)
             cut = (r.mean() + f.mean()) / 2 if g.loss.threshold is None else g.loss.threshold
@@ -85,7 +92,22 @@ class GANStep:
             return {"loss_d": loss_d.detach(), "d_real": r.mean(), "d_fake": f.mean(),
                     "acc_real": (r > cut).float().mean(), "acc_fake": (f <= cut).float().mean(),
                     "grad_norm_d": norm_d, "gp": gp.detach(), "wasserstein": real_s.mean() - fake_s.mean(),
-                    "r1": r1.detach(), "r2": r2.detach()}
+                    "r1": r1.detach(), "r2": r2.detach(), "class_loss": class_loss.detach()}
+
+    def critic(self, y: torch.Tensor | None):
+        """D as a function of images alone: conditioned on the classes `y` when there are any."""
+        d = self.gan.discriminator
+        return d if y is None else lambda x: d(x, y)
+
+    def class_loss(self, y: torch.Tensor | None) -> torch.Tensor:
+        """ACGAN's class term for D's latest call (zero otherwise)."""
+        if y is None:
+            return torch.zeros((), device=self.device)
+        return self.gan.discriminator.class_loss(y)
+
+    def generate(self, n: int, y: torch.Tensor | None) -> torch.Tensor:
+        noise = self.noise(n)
+        return self.gan.generator(noise) if y is None else self.gan.generator(noise, y)
 
     def augmented(self, images: torch.Tensor) -> torch.Tensor:
         return self.augment(images) if self.augment else images

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from ganlab.checkpoints import rng_state, set_rng_state
+from ganlab.config import is_conditional
 from ganlab.data import Dataset
 from ganlab.diagnose import Diagnostician
 from ganlab.loggers import build_logger
@@ -51,7 +52,8 @@ class Trainer:
 
         self.doctor = Diagnostician(warmup_steps=self.total_steps // 10, critic=cfg.loss.name == "wgan_gp")
         self.logger = build_logger(cfg, run.path, purge_step)
-        self.batches = BatchStream(data, t.batch_size, t.n_critic, cfg.seed, t.channels_last)
+        self.classes = data.classes if is_conditional(cfg) else None  # a conditional GAN's, by label
+        self.batches = BatchStream(data, t.batch_size, t.n_critic, cfg.seed, t.channels_last, bool(self.classes))
         self.gan_step = GANStep(gan, cfg, device)
         self.ema = GeneratorEMA(gan.generator, t.ema_decay, t.ema_start) if t.ema_decay > 0 else None
         self.recorder = Recorder(run, cfg, self.gan_step, self.doctor, self.logger, self.steps_per_epoch)
@@ -118,6 +120,7 @@ class Trainer:
         self.run.save_checkpoint({
             "format": CHECKPOINT_FORMAT, "config": OmegaConf.to_container(self.cfg, resolve=True),
             "step": self.step, "epoch": self.epoch, "finished": finished,
+            **({"classes": self.classes} if self.classes else {}),
             "elapsed": time.perf_counter() - self.start, "rng": rng_state(),
             **self.gan_step.state_dict(),  # generator, discriminator, opt_g, opt_d, augment
             **({"generator_ema": self.ema.state_dict()} if self.ema else {}),
