@@ -98,6 +98,9 @@ def test_a_conditional_run_draws_a_class_per_row_and_scores_each_class(condition
     assert 0 <= quality["best"]["scores"]["class_accuracy"] <= 1
     assert quality["weakest_class"]["fd"] == max(c["fd"] for c in quality["best"]["per_class"])
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["classes"] == [str(k) for k in range(10)]
+    assert ganlab("report", str(run)).returncode == 0
+    page = (run / "report.html").read_text()
+    assert "One class per row, top to bottom: 0, 1, 2" in page and "<h2>Classes</h2>" in page and "weakest" in page
 
 
 def test_sample_draws_the_class_asked_for(conditional_run, tmp_path):

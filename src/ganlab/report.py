@@ -161,6 +161,19 @@ def _slider(run: RunFolder) -> str:
             f"</script></div>")
 
 
+def _classes(record: RunRecord) -> str:
+    """A conditional run: which class each grid row holds, and the best evaluation's per-class scores."""
+    per_class = record.best.get("per_class") if record.best else None
+    if not per_class:
+        return ""
+    weakest = (record.quality.get("weakest_class") or {}).get("class")
+    rows = [{**c, "": "weakest" if c["class"] == weakest else ""} for c in per_class]
+    return (f"<p>One class per row, top to bottom: {esc(', '.join(c['name'] for c in per_class))}.</p>"
+            "<h2>Classes</h2><p>At the best evaluation: how often the yardstick classifier sees the class asked "
+            "for (accuracy), and the Frechet distance to the real images of that class (fd, lower is better).</p>"
+            + table(rows, ["class", "name", "n", "accuracy", "fd", ""]))
+
+
 def run_section(record: RunRecord, heading: str = "h1") -> str:
     folder, s, q = RunFolder(record.path), record.summary, record.quality
     status = esc(record.status)
@@ -194,7 +207,8 @@ def run_section(record: RunRecord, heading: str = "h1") -> str:
     parts.append("<h2>Diagnoses</h2>" + ("".join(
         f"<div class='diagnosis'><b>{esc(d['message'])}</b><br>step {esc(d['step'])}: {esc(d['evidence'])}"
         f"<br>Try: <code>{esc(d['suggestion'])}</code></div>" for d in diagnoses) or "<p>none</p>"))
-    parts += ["<h2>Samples</h2>", _slider(folder), "<h2>History</h2>", img_file(folder.history_png, "history")]
+    parts += ["<h2>Samples</h2>", _slider(folder), _classes(record), "<h2>History</h2>",
+              img_file(folder.history_png, "history")]
     pairs = record.path / "closest_pairs.png"
     if pairs.is_file():
         copy_rate = (record.best.get("scores") or {}).get("copy_rate")
