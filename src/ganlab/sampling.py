@@ -77,14 +77,16 @@ def layout(n: int, classes: list[str] | None, k: int | None, interpolate: int | 
     A conditional run draws one class per row (every class, or class k), or strips of one class."""
     if interpolate is not None:
         rows = max(1, n // interpolate)
-        count, per_row = rows * interpolate, interpolate
-        row_classes = torch.full((rows,), k) if k is not None else torch.arange(rows) % len(classes or [0])
-    elif classes and k is None:
-        per_row = max(1, n // len(classes))
-        count, row_classes = per_row * len(classes), torch.arange(len(classes))
-    else:
-        return n, None, None if not classes else torch.full((n,), k)
-    return count, per_row, row_classes.repeat_interleave(per_row) if classes else None
+        if not classes:
+            return rows * interpolate, interpolate, None
+        row_classes = torch.full((rows,), k) if k is not None else torch.arange(rows) % len(classes)
+        return rows * interpolate, interpolate, row_classes.repeat_interleave(interpolate)
+    if not classes:
+        return n, None, None
+    if k is not None:
+        return n, None, torch.full((n,), k)
+    per_row = max(1, n // len(classes))
+    return per_row * len(classes), per_row, torch.arange(len(classes)).repeat_interleave(per_row)
 
 
 def write_samples(run_dir: Path, out: Path, n: int, which: str = "best", seed: int = 0,

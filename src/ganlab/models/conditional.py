@@ -78,7 +78,7 @@ class ConditionalDiscriminator(nn.Module):
     def __init__(self, cfg: DictConfig, shape: tuple[int, ...], n_classes: int):
         super().__init__()
         self.net = DISCRIMINATORS.build(cfg, shape)
-        self.n_classes, self.method, self.class_weight = n_classes, cfg.conditioning, cfg.class_weight
+        self.method, self.class_weight = cfg.conditioning, cfg.class_weight
         features = self.net.head.in_features
         if self.method == "projection":
             embed = nn.Embedding(n_classes, features)

@@ -27,11 +27,18 @@ def normalised(layer: nn.Module, norm: str, features: int, conv: bool) -> list[n
     """
     if norm == "spectral":
         return [nn.utils.parametrizations.spectral_norm(layer)]
+    after = norm_layer(norm, features, conv)
+    return [layer] if after is None else [layer, after]
+
+
+def norm_layer(norm: str, features: int, conv: bool) -> nn.Module | None:
+    """The layer that normalises `features` activations for `norm` (None for spectral and none,
+    which leave activations alone)."""
     if norm == "batch":
-        return [layer, nn.BatchNorm2d(features) if conv else nn.BatchNorm1d(features)]
+        return nn.BatchNorm2d(features) if conv else nn.BatchNorm1d(features)
     if norm == "layer":
-        return [layer, nn.GroupNorm(1, features) if conv else nn.LayerNorm(features)]
-    return [layer]
+        return nn.GroupNorm(1, features) if conv else nn.LayerNorm(features)
+    return None
 
 
 def block(layer: nn.Module, features: int, net, conv: bool, *, norm: bool = True) -> list[nn.Module]:

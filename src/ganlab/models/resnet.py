@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganlab.models.dcgan import resolutions
-from ganlab.models.layers import activation
+from ganlab.models.layers import activation, norm_layer
 
 
 def _conv(cfg, c_in: int, c_out: int, kernel: int) -> nn.Module:
@@ -29,11 +29,7 @@ def _conv(cfg, c_in: int, c_out: int, kernel: int) -> nn.Module:
 
 
 def _norm(cfg, channels: int) -> nn.Module:
-    if cfg.norm == "batch":
-        return nn.BatchNorm2d(channels)
-    if cfg.norm == "layer":
-        return nn.GroupNorm(1, channels)
-    return nn.Identity()  # none, or spectral (which acts on the weights instead)
+    return norm_layer(cfg.norm, channels, conv=True) or nn.Identity()
 
 
 def _dropout(cfg) -> nn.Module:

@@ -48,6 +48,7 @@ class GANStep:
         self.precision = Precision(cfg.trainer.precision, device)
         self.regulariser = LazyRegulariser(cfg.loss.r1_gamma, cfg.loss.r2_gamma, cfg.loss.reg_every)
         self.augment: Optional[DiffAugment] = AUGMENTATIONS.build(cfg.augment, cfg.trainer.batch_size)
+        self.zero = torch.zeros((), device=device)  # the class loss of an unconditional GAN
 
     def __call__(self, reals: list[tuple[torch.Tensor, torch.Tensor | None]], step: int) -> torch.Tensor:
         """G step number `step` with its D steps on the real batches (images, classes or None); the
@@ -101,9 +102,7 @@ class GANStep:
 
     def class_loss(self, y: torch.Tensor | None) -> torch.Tensor:
         """ACGAN's class term for D's latest call (zero otherwise)."""
-        if y is None:
-            return torch.zeros((), device=self.device)
-        return self.gan.discriminator.class_loss(y)
+        return self.zero if y is None else self.gan.discriminator.class_loss(y)
 
     def generate(self, n: int, y: torch.Tensor | None) -> torch.Tensor:
         noise = self.noise(n)
