@@ -26,23 +26,15 @@ from statistics import median
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from ganlab import CONF_DIR
-from ganlab.config import register_configs
+from ganlab.config import compose_train
 from ganlab.data import load_dataset
 from ganlab.train import build_gan, train
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
-def config(*overrides: str):
-    register_configs()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
 
 
 def data_overrides(args) -> list[str]:
@@ -126,7 +118,7 @@ def examples_loop(cfg, x: torch.Tensor, steps: int, batch: int) -> float:
 def ganlab_loop(base: list[str], steps: int, extra: list[str]) -> float:
     """ganlab's trainer through train(): the seconds its training loop took (summary duration_s)."""
     with tempfile.TemporaryDirectory() as folder:
-        summary = train(config(*base, f"trainer.steps={steps}", "trainer.progress=false", *extra), Path(folder) / "r")
+        summary = train(compose_train(*base, f"trainer.steps={steps}", "trainer.progress=false", *extra), Path(folder) / "r")
         assert summary["status"] == "completed", summary
         return summary["duration_s"]
 
@@ -170,7 +162,7 @@ def main() -> None:
     args = parser.parse_args()
 
     base = [*data_overrides(args), f"trainer.batch_size={args.batch_size}"]
-    cfg = config(*base)
+    cfg = compose_train(*base)
     x = load_dataset(cfg.data).x
     images = args.steps * args.batch_size
     print(f"DCGAN {cfg.data.name} {'x'.join(map(str, x.shape[1:]))}, batch {args.batch_size}, {args.steps} G steps "

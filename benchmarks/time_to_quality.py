@@ -23,13 +23,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from ganlab import CONF_DIR
-from ganlab.config import register_configs
+from ganlab.config import compose_train
 from ganlab.data import load_dataset
 from ganlab.quality import build_evaluator
 from ganlab.train import build_gan, seed_everything
@@ -40,9 +38,7 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def config(*overrides: str):
-    register_configs()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=["data=fashion_mnist", *overrides])
+    return compose_train("data=fashion_mnist", *overrides)
 
 
 def until_threshold(step: Callable[[], None], sample: Callable[[torch.Tensor], torch.Tensor], evaluator,

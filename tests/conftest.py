@@ -11,11 +11,9 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from ganlab import CONF_DIR
-from ganlab.config import register_configs
+from ganlab.config import compose_train
 
 REPO = Path(__file__).resolve().parents[1]
 # Trained feature classifiers are cached for the whole test session, away from the user's cache;
@@ -34,9 +32,7 @@ TINY_POINTS = ["data=ring8", "data.n_samples=256", "generator=mlp", "discriminat
 
 def make_cfg(*overrides: str) -> DictConfig:
     """The real root config composed with `overrides`, as `ganlab train` would see it."""
-    register_configs()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+    return compose_train(*overrides)
 
 
 @pytest.fixture

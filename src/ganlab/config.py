@@ -281,6 +281,17 @@ def register_configs() -> None:
             cs.store(group=f"schema/{registry.part}", name=name, node=registry[name].schema)
 
 
+def compose_train(*overrides: str) -> DictConfig:
+    """The root config composed with `overrides` as `ganlab train` would see it (for scripts and tests)."""
+    from hydra import compose, initialize_config_dir
+
+    from ganlab import CONF_DIR
+
+    register_configs()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
 # ------------------------------------------------------------------------------ validation
 DEVICES = ("auto", "cpu", "cuda")
 CONDITIONING_G = ("concat", "cbn")
