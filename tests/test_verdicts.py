@@ -118,10 +118,33 @@ def test_failed_runs_rank_worst_by_name_and_are_not_averaged():
     assert payload["keys"]["lr"]["values"][1]["median"] is None
 
 
+def test_a_clear_but_noisy_difference_never_asks_for_fewer_seeds_than_the_test_needs():
+    # three pairs 0.29-0.47 apart, one of them within its measurement noise (the Fashion ACGAN study)
+    runs = [run(0.9, se=0.2, lr="a", seed=s) for s in range(3)]
+    runs += [run(0.9 + d, se=0.2, lr="b", seed=s) for s, d in enumerate((0.29, 0.42, 0.47))]
+    e = effect_of(compare(runs), "lr", "b")
+    assert e.verdict == "within noise" and e.seeds_needed == stats.min_pairs_for(0.05) == 6
+
+
 def test_differences_within_the_measurement_noise_are_never_called_real():
     runs = [run(1.0, se=0.5, lr="a", seed=s) for s in range(8)] + [run(1.2, se=0.5, lr="b", seed=s) for s in range(8)]
     e = effect_of(compare(runs), "lr", "b")
     assert e.verdict == "within noise" and "measurement noise" in e.why
+
+
+def test_keys_that_always_change_together_are_one_change_paired_by_seed():
+    # ResNet against the DCGAN at equal wall time: +exp=resnet always comes with its own step count
+    runs = [run(0.4 + 0.1 * s, seed=s) for s in range(3)]
+    runs += [run(3.0 + 0.1 * s, exp="resnet", trainer__steps=692, seed=s) for s in range(3)]
+    c = compare(runs)
+    assert list(c.factors) == ["exp + trainer.steps"]
+    e = effect_of(c, "exp + trainer.steps", "resnet, 692")
+    assert e.test == "paired" and e.n_pairs == 3 and e.verdict == "worse"
+    assert "exp + trainer.steps=(default), (default) is best" in format_comparison(c)
+    crossed = [run(1.0, lr=lr, width=w, seed=s) for lr in "ab" for w in "xy" for s in range(2)]
+    assert set(compare(crossed).factors) == {"lr", "width"}  # varied independently: two factors
+    one_seed_each = [run(1.0, lr="a", seed=1), run(2.0, lr="b", seed=2)]
+    assert set(compare(one_seed_each).factors) == {"lr"}  # a seed is never joined to a change
 
 
 def test_runs_scored_with_different_yardsticks_or_compute_are_warned_about():

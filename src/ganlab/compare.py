@@ -118,8 +118,27 @@ def compare(runs: list[RunRecord]) -> Comparison:
     metric, ranked = metrics.pop(), scored + failed
     swept = swept_values(ranked)
     labels = {r.path: " ".join(f"{k}={swept[k][r.path]}" for k in swept) or r.path.name for r in ranked}
-    factors = {key: _factor(key, ranked, swept, metric) for key in swept if key not in REPEAT_KEYS}
+    by_factor = factor_values(ranked)
+    factors = {key: _factor(key, ranked, by_factor, metric) for key in by_factor if key not in REPEAT_KEYS}
     return Comparison(metric, scored, factors, labels, failed, skipped, _warnings(ranked, swept))
+
+
+def factor_values(runs: list[RunRecord]) -> dict[str, dict[Path, str]]:
+    """The swept keys, with keys that always change together joined into one factor: runs of
+    `+exp=resnet trainer.steps=692` against runs of neither give "exp + trainer.steps" with the values
+    "resnet, 692" and "(default), (default)", so that one change is compared (paired by seed), not two
+    that the runs cannot tell apart."""
+    swept = swept_values(runs)
+    groups: dict[Any, list[str]] = {key: [key] for key in REPEAT_KEYS if key in swept}  # a seed stays a seed
+    for key, values in swept.items():
+        if key in REPEAT_KEYS:
+            continue
+        by_value: dict[str, set[Path]] = {}
+        for path, value in values.items():
+            by_value.setdefault(value, set()).add(path)
+        groups.setdefault(frozenset(frozenset(paths) for paths in by_value.values()), []).append(key)
+    return {" + ".join(keys): {path: ", ".join(swept[k][path] for k in keys) for path in swept[keys[0]]}
+            for keys in groups.values()}
 
 
 def _factor(key: str, runs: list[RunRecord], swept: dict[str, dict[Path, str]], metric: str) -> Factor:
@@ -188,7 +207,9 @@ def _effect(value: str, best: str, key: str, runs: list[RunRecord], swept: dict[
                       f"all {len(pairs)} pairs agree, each beyond its measurement noise; a sign-flip test needs "
                       f"{stats.min_pairs_for(ALPHA)} pairs to reach p<{ALPHA}, p={p:.2g} here")
     else:
-        effect.seeds_needed = stats.seeds_needed(median, statistics.stdev(finite)) if len(finite) > 1 else None
+        needed = stats.seeds_needed(median, statistics.stdev(finite)) if len(finite) > 1 else None
+        # the power formula can ask for fewer pairs than the sign-flip test can ever settle with
+        effect.seeds_needed = max(needed, stats.min_pairs_for(ALPHA)) if needed else None
         effect.why = (f"the interval [{interval[0]:.3g}, {interval[1]:.3g}] holds 0" if interval[0] <= 0 <= interval[1]
                       else f"|{median:.3g}| is within the measurement noise {median_noise:.3g} of a median of "
                            f"{len(pairs)} pairs" if abs(median) <= median_noise
@@ -380,7 +401,7 @@ def plot_heatmap(c: Comparison, path: Path) -> Optional[Path]:
     keys = list(c.factors)
     if len(keys) != 2:
         return None
-    swept = swept_values(c.runs)
+    swept = factor_values(c.runs)
     rows_v, cols_v = ([v.value for v in c.factors[k].values] for k in keys)
     rows_v, cols_v = sorted(rows_v), sorted(cols_v)
     cells: dict[tuple[str, str], list[float]] = {}
@@ -408,10 +429,10 @@ def plot_verdict(c: Comparison, path: Path) -> Optional[Path]:
     if not c.factors:
         return None
     ranked = c.runs + c.failed
-    swept = swept_values(ranked)
+    swept = factor_values(ranked)
     seeds = sorted({swept["seed"][r.path] for r in ranked}) if "seed" in swept else []
     cmap = plt.get_cmap("tab10")
-    fig, axes = plt.subplots(len(c.factors), 2, figsize=(11, 3.2 * len(c.factors)), squeeze=False)
+    fig, axes = plt.subplots(len(c.factors), 2, figsize=(11, 3.5 * len(c.factors)), squeeze=False)
     finite = [score_of(r) for r in c.runs]
     top = max(finite) * 1.15 if finite else 1.0
     for (key, f), (left, right) in zip(c.factors.items(), axes):
@@ -426,7 +447,7 @@ def plot_verdict(c: Comparison, path: Path) -> Optional[Path]:
                 left.errorbar(i + 0.25, v.median, yerr=[[v.median - lo], [hi - v.median]], fmt="_", color="k",
                               ms=14, capsize=4)
         left.set(xticks=range(len(f.values)), xticklabels=[v.value for v in f.values], xlim=(-0.5, len(f.values) - 0.3),
-                 title=f"{key}: best {c.metric} per run, median and 95% interval", ylabel=c.metric)
+                 title=f"{key}:\nbest {c.metric} per run, median and 95% interval", ylabel=c.metric)
         right.axhline(0, color="0.5", lw=1)
         shown = [d for e in f.effects for d in e.differences if math.isfinite(d)]
         ceiling = max(shown + [0.0]) * 1.15 + 1e-9
@@ -444,7 +465,7 @@ def plot_verdict(c: Comparison, path: Path) -> Optional[Path]:
                            color=colour)
         right.set(xticks=range(len(f.effects)), xticklabels=[e.value for e in f.effects],
                   xlim=(-0.6, len(f.effects) - 0.4),
-                  title=f"paired difference to {key}={f.values[0].value} (lower is better)")
+                  title=f"paired difference to\n{key}={f.values[0].value} (lower is better)")
         for ax in (left, right):
             ax.grid(alpha=0.3)
     if seeds:
