@@ -75,6 +75,10 @@ def test_studies_change_what_their_comment_says():
     assert (small.augment.name, small.data.limit, base.augment.name) == ("diffaug", 300, "none")
     assert make_cfg("+exp=diffaug", "augment=ada").augment.adaptive
     assert make_cfg("+exp=label_smoothing", "loss.real_target=0.8").loss.real_target == 0.8
+    resnet = make_cfg("+exp=resnet")
+    assert (resnet.generator.name, resnet.discriminator.name, resnet.discriminator.norm) == ("resnet", "resnet", "spectral")
+    conditional = make_cfg("+exp=conditional")
+    assert (conditional.generator.conditioning, conditional.discriminator.conditioning) == ("cbn", "projection")
 
 
 def test_every_study_trains_in_one_parallel_sweep(tmp_path):
