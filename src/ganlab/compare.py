@@ -129,16 +129,16 @@ def factor_values(runs: list[RunRecord]) -> dict[str, dict[Path, str]]:
     "resnet, 692" and "(default), (default)", so that one change is compared (paired by seed), not two
     that the runs cannot tell apart."""
     swept = swept_values(runs)
-    groups: dict[Any, list[str]] = {key: [key] for key in REPEAT_KEYS if key in swept}  # a seed stays a seed
+    groups: dict[frozenset, list[str]] = {}  # the runs each value of a key picks out -> the keys that pick them
     for key, values in swept.items():
-        if key in REPEAT_KEYS:
-            continue
-        by_value: dict[str, set[Path]] = {}
-        for path, value in values.items():
-            by_value.setdefault(value, set()).add(path)
-        groups.setdefault(frozenset(frozenset(paths) for paths in by_value.values()), []).append(key)
-    return {" + ".join(keys): {path: ", ".join(swept[k][path] for k in keys) for path in swept[keys[0]]}
-            for keys in groups.values()}
+        if key not in REPEAT_KEYS:  # a seed repeats a run: never joined to a change
+            by_value: dict[str, set[Path]] = {}
+            for path, value in values.items():
+                by_value.setdefault(value, set()).add(path)
+            groups.setdefault(frozenset(frozenset(paths) for paths in by_value.values()), []).append(key)
+    joined = {" + ".join(keys): {path: ", ".join(swept[k][path] for k in keys) for path in swept[keys[0]]}
+              for keys in groups.values()}
+    return {**joined, **{key: swept[key] for key in REPEAT_KEYS if key in swept}}
 
 
 def _factor(key: str, runs: list[RunRecord], swept: dict[str, dict[Path, str]], metric: str) -> Factor:
@@ -401,7 +401,7 @@ def plot_heatmap(c: Comparison, path: Path) -> Optional[Path]:
     keys = list(c.factors)
     if len(keys) != 2:
         return None
-    swept = factor_values(c.runs)
+    swept = factor_values(c.runs + c.failed)  # the runs the factors were found in
     rows_v, cols_v = ([v.value for v in c.factors[k].values] for k in keys)
     rows_v, cols_v = sorted(rows_v), sorted(cols_v)
     cells: dict[tuple[str, str], list[float]] = {}
