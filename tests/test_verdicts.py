@@ -147,6 +147,17 @@ def test_keys_that_always_change_together_are_one_change_paired_by_seed():
     assert set(compare(one_seed_each).factors) == {"lr"}  # a seed is never joined to a change
 
 
+def test_the_curves_colour_runs_by_their_setting_wherever_the_seed_sits_in_the_overrides():
+    from ganlab.compare import _colours
+
+    runs = [run(1.0, epochs=e, seed=s, exp=x) for e, x in (("10", "a"), ("3", "b"), ("10", "b")) for s in range(3)]
+    colours = _colours(compare(runs))
+    by_setting = {}
+    for r in runs:
+        by_setting.setdefault(tuple(o for o in r.overrides if not o.startswith("seed=")), set()).add(colours[r.path])
+    assert all(len(c) == 1 for c in by_setting.values()) and len(set.union(*by_setting.values())) == 3
+
+
 def test_runs_scored_with_different_yardsticks_or_compute_are_warned_about():
     a, b = run(1.0, lr="a"), run(2.0, lr="b")
     a.summary["quality"]["scored_with"] = {"yardstick": "digits-1x8x8-aaaa"}

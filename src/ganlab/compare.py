@@ -344,10 +344,15 @@ def verdict(f: Factor) -> str:
 CURVES = ("loss_d", "loss_g", "acc_real", "acc_fake")  # metrics.csv columns drawn beside the quality score
 
 
+def _setting(c: Comparison, path: Path) -> str:
+    """A run's swept values less its seed: the runs of one setting share a colour and a legend entry."""
+    return " ".join(p for p in c.labels[path].split(" ") if p.partition("=")[0] not in REPEAT_KEYS)
+
+
 def _colours(c: Comparison) -> dict[Path, tuple]:
-    groups = sorted({c.labels[r.path].split(" seed=")[0] for r in c.runs})
+    groups = sorted({_setting(c, r.path) for r in c.runs})
     cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
-    return {r.path: cmap(groups.index(c.labels[r.path].split(" seed=")[0]) % cmap.N) for r in c.runs}
+    return {r.path: cmap(groups.index(_setting(c, r.path)) % cmap.N) for r in c.runs}
 
 
 def plot_curves(c: Comparison, path: Path) -> Path:
@@ -357,8 +362,8 @@ def plot_curves(c: Comparison, path: Path) -> Path:
     for run in c.runs:
         folder = RunFolder(run.path)
         metrics, quality = folder.read_columns(folder.metrics_csv), folder.read_columns(folder.quality_csv)
-        group = c.labels[run.path].split(" seed=")[0]
-        label = None if group in seen else group
+        group = _setting(c, run.path)
+        label = None if group in seen or not group else group
         seen.add(group)
         for ax, key in zip(axes, CURVES):
             if key in metrics:
