@@ -14,20 +14,13 @@ rounds. --threads 1 is what each job of a 2-job sweep gets on a 2-core machine.
 from __future__ import annotations
 
 import argparse
-import tempfile
-from pathlib import Path
 from statistics import median
 
-from ganlab.config import compose_train
-from ganlab.train import train
+from throughput import ganlab_loop  # benchmarks/ is on the path of a script run from it
 
 
 def seconds_per_step(overrides: list[str], steps: int, threads: int) -> float:
-    quiet = ["metrics.enabled=false", "trainer.progress=false", f"trainer.threads={threads}", f"trainer.steps={steps}"]
-    with tempfile.TemporaryDirectory() as folder:
-        summary = train(compose_train(*overrides, *quiet), Path(folder) / "run")
-        assert summary["status"] == "completed", summary
-        return summary["duration_s"] / steps
+    return ganlab_loop(overrides, steps, ["metrics.enabled=false", f"trainer.threads={threads}"]) / steps
 
 
 def main() -> None:

@@ -118,17 +118,16 @@ def compare(runs: list[RunRecord]) -> Comparison:
     metric, ranked = metrics.pop(), scored + failed
     swept = swept_values(ranked)
     labels = {r.path: " ".join(f"{k}={swept[k][r.path]}" for k in swept) or r.path.name for r in ranked}
-    by_factor = factor_values(ranked)
+    by_factor = join_aliased(swept)
     factors = {key: _factor(key, ranked, by_factor, metric) for key in by_factor if key not in REPEAT_KEYS}
     return Comparison(metric, scored, factors, labels, failed, skipped, _warnings(ranked, swept))
 
 
-def factor_values(runs: list[RunRecord]) -> dict[str, dict[Path, str]]:
-    """The swept keys, with keys that always change together joined into one factor: runs of
+def join_aliased(swept: dict[str, dict[Path, str]]) -> dict[str, dict[Path, str]]:
+    """The swept keys (swept_values), with keys that always change together joined into one factor: runs of
     `+exp=resnet trainer.steps=692` against runs of neither give "exp + trainer.steps" with the values
     "resnet, 692" and "(default), (default)", so that one change is compared (paired by seed), not two
     that the runs cannot tell apart."""
-    swept = swept_values(runs)
     groups: dict[frozenset, list[str]] = {}  # the runs each value of a key picks out -> the keys that pick them
     for key, values in swept.items():
         if key not in REPEAT_KEYS:  # a seed repeats a run: never joined to a change
@@ -406,7 +405,7 @@ def plot_heatmap(c: Comparison, path: Path) -> Optional[Path]:
     keys = list(c.factors)
     if len(keys) != 2:
         return None
-    swept = factor_values(c.runs + c.failed)  # the runs the factors were found in
+    swept = join_aliased(swept_values(c.runs + c.failed))  # the runs the factors were found in
     rows_v, cols_v = ([v.value for v in c.factors[k].values] for k in keys)
     rows_v, cols_v = sorted(rows_v), sorted(cols_v)
     cells: dict[tuple[str, str], list[float]] = {}
@@ -434,7 +433,7 @@ def plot_verdict(c: Comparison, path: Path) -> Optional[Path]:
     if not c.factors:
         return None
     ranked = c.runs + c.failed
-    swept = factor_values(ranked)
+    swept = join_aliased(swept_values(ranked))
     seeds = sorted({swept["seed"][r.path] for r in ranked}) if "seed" in swept else []
     cmap = plt.get_cmap("tab10")
     fig, axes = plt.subplots(len(c.factors), 2, figsize=(11, 3.5 * len(c.factors)), squeeze=False)
