@@ -288,5 +288,14 @@ def test_a_checkpoint_of_the_first_format_resumes_to_the_weights_of_an_uninterru
     train(make_cfg(*[o.strip("- \n") for o in overrides], "trainer.epochs=4"), tmp_path / "new")
     old, new = (torch.load(p / "checkpoints" / "last.pt", weights_only=True) for p in (folder, tmp_path / "new"))
     assert old["format"] == new["format"] == 2 and old["step"] == new["step"] == 32
-    assert all(torch.equal(old["generator"][k], new["generator"][k]) for k in new["generator"])
+    # The fixture's first half was trained on another processor, whose kernels round differently in
+    # the last bit (measured: 6e-8 of a tensor's scale, Intel Xeon against the AMD EPYC that wrote it):
+    # equal within float32 rounding, not bit for bit. Runs made and resumed on one machine stay
+    # bit-exact (assert_same_run above).
+    for part in ("generator", "discriminator"):
+        for k in new[part]:
+            torch.testing.assert_close(old[part][k], new[part][k], rtol=1e-5, atol=1e-6, msg=f"{part} {k}")
+    old_q, new_q = (rows(p / "quality.csv") for p in (folder, tmp_path / "new"))
+    assert [r.keys() for r in old_q] == [r.keys() for r in new_q]
+    assert all(float(a[k]) == pytest.approx(float(b[k]), rel=1e-4) for a, b in zip(old_q, new_q) for k in a)
     assert (folder / "metrics.csv").read_text().count("\n") == (tmp_path / "new" / "metrics.csv").read_text().count("\n")
