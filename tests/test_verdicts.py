@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 
@@ -42,11 +43,23 @@ def test_median_interval_holds_the_median_and_narrows_with_more_data():
     assert lo < 0.5 and hi > -0.5 and lo2 < 0 < hi2 and hi2 - lo2 < hi - lo
 
 
-def test_seeds_needed_follows_the_power_formula():
-    # (1.96 + 0.84)^2 * (sd / effect)^2 = 7.85 for sd = effect
-    assert stats.seeds_needed(1.0, 1.0) == 8
-    assert stats.seeds_needed(0.5, 1.0) == 32
+def test_seeds_needed_is_the_paired_t_tests_sample_size_for_80_percent_power():
+    # the textbook one-sample t-test sizes (two-sided 5%, power 0.8): d = 1 needs 10, d = 0.5 needs 34
+    assert stats.seeds_needed(1.0, 1.0) == 10 and stats.power(1.0, 1.0, 10) >= 0.8 > stats.power(1.0, 1.0, 9)
+    assert stats.seeds_needed(0.5, 1.0) == 34
     assert stats.seeds_needed(0.0, 1.0) is None
+    assert stats.seeds_needed(0.001, 1.0) == stats.MAX_SEEDS_SAID + 1
+    assert "too small to find" in stats.seeds_in_words(stats.MAX_SEEDS_SAID + 1, 0.001)
+
+
+def test_the_paired_test_is_a_t_test_until_the_sign_flip_test_can_reach_the_level():
+    assert stats.paired_test([1.0, 1.2, 0.9], 0.05).method == "t-test"
+    assert stats.paired_test([1.0] * 6, 0.05).method == "sign-flip"
+    assert stats.paired_test([1.0] * 6, 0.05 / 3).method == "t-test"  # three values: 7 pairs needed
+    failed = stats.paired_test([1.0, math.inf, 2.0], 0.05)  # a failure has no size: only signs count
+    assert failed.method == "sign-flip" and not failed.reachable and not failed.significant
+    assert stats.paired_test([1.0], 0.05).method == "none"
+    assert stats.paired_test([0.2] * 8, 0.05, noise_sd=0.7).p > 0.05  # within the measurement noise
 
 
 # -------------------------------------------------------------------------- paired verdicts
@@ -74,7 +87,7 @@ def test_a_key_with_no_effect_is_within_noise_and_says_how_many_seeds_would_sett
     [e] = c.factors["discriminator.dropout"].effects
     assert e.verdict == "within noise" and e.seeds_needed and e.seeds_needed > 4
     text = format_comparison(c)
-    assert "seeds per value would settle" in text and "no difference is beyond noise" in text
+    assert "seeds per value would" in text and "no difference is beyond noise" in text
 
 
 def test_pairing_sees_an_effect_that_the_seed_to_seed_spread_hides():
@@ -118,12 +131,15 @@ def test_failed_runs_rank_worst_by_name_and_are_not_averaged():
     assert payload["keys"]["lr"]["values"][1]["median"] is None
 
 
-def test_a_clear_but_noisy_difference_never_asks_for_fewer_seeds_than_the_test_needs():
-    # three pairs 0.29-0.47 apart, one of them within its measurement noise (the Fashion ACGAN study)
+def test_three_pairs_beyond_the_measurement_noise_of_their_mean_are_called_with_a_t_test():
+    # three pairs 0.29-0.47 apart with se 0.2 each (the Fashion ACGAN study): the mean 0.39 is 2.4
+    # times the measurement noise of a mean of three differences, and the t-test agrees (p = 0.018)
     runs = [run(0.9, se=0.2, lr="a", seed=s) for s in range(3)]
     runs += [run(0.9 + d, se=0.2, lr="b", seed=s) for s, d in enumerate((0.29, 0.42, 0.47))]
     e = effect_of(compare(runs), "lr", "b")
-    assert e.verdict == "within noise" and e.seeds_needed == stats.min_pairs_for(0.05) == 6
+    assert e.verdict == "worse" and e.method == "t-test" and 0.015 < e.p_value < 0.02
+    e = effect_of(compare(runs[:5]), "lr", "b")  # two pairs: the t-test cannot tell yet
+    assert e.verdict == "within noise" and e.seeds_needed >= 3
 
 
 def test_differences_within_the_measurement_noise_are_never_called_real():

@@ -2,7 +2,9 @@
 
 Each swept key's values are compared like with like: within cells that hold every other swept key
 and the seed equal (paired), by the median paired difference of the best primary score, with a
-bootstrap interval, an exact sign-flip p-value and each run's own measurement noise. Failed and
+bootstrap interval and a paired test (stats.paired_test) whose level is Bonferroni-corrected over the
+key's pairs of values, so that picking the best from the data keeps the false "better/worse" rate at
+5% whatever the seed and measurement noise (tests/test_calibration.py simulates it). Failed and
 diverged runs rank worst and are named, never averaged. Interactions, confounds (compute,
 yardstick, runs from several sweeps) and disagreeing secondary scores are said in words."""
 
@@ -26,7 +28,6 @@ from ganlab.catalog import RunRecord, swept_values  # noqa: E402
 from ganlab.run_folder import RunFolder  # noqa: E402
 
 REPEAT_KEYS = ("seed",)  # keys that repeat a run rather than change it
-ALPHA = 0.05
 FAILED = ("failed", "diverged")  # runs that count as the worst rank
 # Secondary scores and whether higher is better, checked for agreement with the primary.
 SECONDARY = {"kid": False, "precision": True, "recall": True, "coverage": True, "classes_covered": True,
@@ -55,6 +56,8 @@ class Effect:
     measurement_noise: float  # median over pairs of 2 x the standard error of a difference
     verdict: str  # better | worse | within noise | interaction
     why: str
+    method: str = "none"  # the test: t-test | sign-flip | Mann-Whitney | none
+    level: float = stats.ALPHA  # the p-value it was held to (Bonferroni over the key's pairs of values)
     seeds_needed: Optional[int] = None
     agree: list[str] = field(default_factory=list)  # secondary scores ranking the two values the same way
     disagree: list[str] = field(default_factory=list)
@@ -104,7 +107,9 @@ def se_of(run: RunRecord, metric: str) -> float:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
 
 
-def compare(runs: list[RunRecord]) -> Comparison:
+def compare(runs: list[RunRecord], alpha: float = stats.ALPHA) -> Comparison:
+    """Rank each swept key's values and test each against the best, holding the key's false
+    "better/worse" rate at `alpha` (a study run until settled passes the level of its look)."""
     scored = [r for r in runs if r.status not in FAILED and r.best.get("score") is not None]
     failed = [r for r in runs if r.status in FAILED]
     skipped = [r for r in runs if r not in scored and r not in failed]
@@ -119,7 +124,7 @@ def compare(runs: list[RunRecord]) -> Comparison:
     swept = swept_values(ranked)
     labels = {r.path: " ".join(f"{k}={swept[k][r.path]}" for k in swept) or r.path.name for r in ranked}
     by_factor = join_aliased(swept)
-    factors = {key: _factor(key, ranked, by_factor, metric) for key in by_factor if key not in REPEAT_KEYS}
+    factors = {key: _factor(key, ranked, by_factor, metric, alpha) for key in by_factor if key not in REPEAT_KEYS}
     return Comparison(metric, scored, factors, labels, failed, skipped, _warnings(ranked, swept))
 
 
@@ -140,7 +145,8 @@ def join_aliased(swept: dict[str, dict[Path, str]]) -> dict[str, dict[Path, str]
     return {**joined, **{key: swept[key] for key in REPEAT_KEYS if key in swept}}
 
 
-def _factor(key: str, runs: list[RunRecord], swept: dict[str, dict[Path, str]], metric: str) -> Factor:
+def _factor(key: str, runs: list[RunRecord], swept: dict[str, dict[Path, str]], metric: str,
+            alpha: float) -> Factor:
     by_value: dict[str, list[RunRecord]] = {}
     for run in runs:
         by_value.setdefault(swept[key][run.path], []).append(run)
@@ -158,7 +164,8 @@ def _factor(key: str, runs: list[RunRecord], swept: dict[str, dict[Path, str]], 
     spread = (f"{len(seeds)} seeds" + (f" in {cells} settings of {', '.join(context)}" if context else "")
               if seeds else f"the other swept settings ({cells} cells of {', '.join(context)})" if context
               else "nothing: one run per value, only each score's measurement noise")
-    effects = [_effect(v.value, best, key, runs, swept, others, context, metric) for v in summaries[1:]]
+    level = stats.pairwise_level(len(summaries), alpha)
+    effects = [_effect(v.value, best, key, runs, swept, others, context, metric, level) for v in summaries[1:]]
     return Factor(key, summaries, effects, spread)
 
 
@@ -167,68 +174,74 @@ def _cell(run: RunRecord, keys: list[str], swept: dict[str, dict[Path, str]]) ->
 
 
 def _effect(value: str, best: str, key: str, runs: list[RunRecord], swept: dict[str, dict[Path, str]],
-            others: list[str], context: list[str], metric: str) -> Effect:
+            others: list[str], context: list[str], metric: str, level: float) -> Effect:
     cells: dict[tuple[str, ...], dict[str, list[RunRecord]]] = {}
     for run in runs:
         cells.setdefault(_cell(run, others, swept), {}).setdefault(swept[key][run.path], []).append(run)
     pairs = [(c[value], c[best], cell) for cell, c in cells.items() if value in c and best in c]
     if not pairs:
-        return _unpaired(value, best, key, runs, swept, metric)
+        return _unpaired(value, best, key, runs, swept, metric, level)
     diffs, noises, contexts = [], [], []
     for mine, theirs, cell in pairs:
         a, b = statistics.median(map(score_of, mine)), statistics.median(map(score_of, theirs))
         diffs.append(0.0 if a == b else a - b)  # both failed: a tie
-        noises.append(2 * math.hypot(se_of(mine[0], metric), se_of(theirs[0], metric)))
+        noises.append(math.hypot(se_of(mine[0], metric), se_of(theirs[0], metric)))
         contexts.append(" ".join(c for c in cell if c.split("=")[0] in context))
     finite = [d if math.isfinite(d) else math.copysign(1e12, d) for d in diffs]
-    median = statistics.median(diffs)
+    median, noise = statistics.median(diffs), statistics.median(noises)
     interval = tuple(math.copysign(math.inf, x) if abs(x) >= 1e11 else x for x in stats.median_interval(finite))
-    p = stats.sign_flip_p(finite)
-    noise = statistics.median(noises)
-    median_noise = noise / math.sqrt(len(pairs))  # the measurement noise left in a median over the pairs
-    effect = Effect(value, "paired", len(pairs), median, interval, p, noise, "within noise", "", differences=diffs)
+    test = stats.paired_test(diffs, level, noise)
+    effect = Effect(value, "paired", len(pairs), median, interval, test.p, 2 * noise, "within noise", "",
+                    method=test.method, level=level, differences=diffs)
     by_context: dict[str, list[float]] = {}
-    for d, n, c in zip(diffs, noises, contexts):
-        by_context.setdefault(c, []).append((d, n))
-    effect.by_cell = {c: statistics.median(d for d, _ in v) for c, v in by_context.items() if c}
-    helps = [c for c, v in by_context.items() if c and all(d < -n for d, n in v)]
-    hurts = [c for c, v in by_context.items() if c and all(d > n for d, n in v)]
-    beyond_each = all(abs(d) > n for d, n in zip(diffs, noises)) and len({d > 0 for d in diffs}) == 1
-    few = len(pairs) < stats.min_pairs_for(ALPHA)
+    for d, c in zip(diffs, contexts):
+        by_context.setdefault(c, []).append(d)
+    effect.by_cell = {c: statistics.median(v) for c, v in by_context.items() if c}
+    beyond = {c: stats.paired_test(v, level, noise) for c, v in by_context.items() if c}
+    helps = [c for c, t in beyond.items() if t.significant and statistics.median(by_context[c]) < 0]
+    hurts = [c for c, t in beyond.items() if t.significant and statistics.median(by_context[c]) > 0]
     if helps and hurts:
         effect.verdict = "interaction"
         effect.why = (f"{key}={value} beats {key}={best} beyond noise with {'; '.join(helps)} but loses with "
                       f"{'; '.join(hurts)}: see the table by cell rather than one verdict")
-    elif (interval[0] > 0 or interval[1] < 0) and abs(median) > median_noise and (
-            (not few and p <= ALPHA) or (few and beyond_each)):
+    elif test.significant and median != 0:
         effect.verdict = "worse" if median > 0 else "better"
-        effect.why = (f"p={p:.3g} over {len(pairs)} pairs" if not few else
-                      f"all {len(pairs)} pairs agree, each beyond its measurement noise; a sign-flip test needs "
-                      f"{stats.min_pairs_for(ALPHA)} pairs to reach p<{ALPHA}, p={p:.2g} here")
+        effect.why = f"{test.method} p={test.p:.2g} <= {level:.3g} over {len(pairs)} pairs"
     else:
-        needed = stats.seeds_needed(median, statistics.stdev(finite)) if len(finite) > 1 else None
-        # the power formula can ask for fewer pairs than the sign-flip test can ever settle with
-        effect.seeds_needed = max(needed, stats.min_pairs_for(ALPHA)) if needed else None
-        effect.why = (f"the interval [{interval[0]:.3g}, {interval[1]:.3g}] holds 0" if interval[0] <= 0 <= interval[1]
-                      else f"|{median:.3g}| is within the measurement noise {median_noise:.3g} of a median of "
-                           f"{len(pairs)} pairs" if abs(median) <= median_noise
-                      else f"p={p:.2g} over {len(pairs)} pairs is not below {ALPHA}" if not few
-                      else f"the {len(pairs)} pairs do not all agree beyond their measurement noise")
+        effect.why = _why_within_noise(test, diffs, noise)
+        needed = stats.seeds_needed(statistics.fmean(finite), max(statistics.stdev(finite), noise), level) \
+            if len(finite) > 1 and all(map(math.isfinite, diffs)) else None
+        effect.seeds_needed = needed
     _agreement(effect, pairs, metric)
     return effect
 
 
+def _why_within_noise(test: stats.PairedTest, diffs: list[float], noise: float) -> str:
+    n = len(diffs)
+    if test.method == "none":
+        return "one pair: no spread to test against"
+    if not test.reachable:
+        return (f"a {test.method} test over {n} pairs cannot reach p<={test.level:.3g} (it needs "
+                f"{stats.min_pairs_for(test.level)} pairs{', as a failed run has no score to subtract' if not all(map(math.isfinite, diffs)) else ''})")
+    spread = statistics.stdev(diffs) if all(map(math.isfinite, diffs)) else math.inf
+    if noise > spread:
+        return (f"{test.method} p={test.p:.2g} > {test.level:.3g} over {n} pairs, whose differences lie within the "
+                f"measurement noise ({noise:.3g} per difference)")
+    return f"{test.method} p={test.p:.2g} > {test.level:.3g} over {n} pairs"
+
+
 def _unpaired(value: str, best: str, key: str, runs: list[RunRecord], swept: dict[str, dict[Path, str]],
-              metric: str) -> Effect:
+              metric: str, level: float) -> Effect:
     a = [score_of(r) for r in runs if swept[key][r.path] == value]
     b = [score_of(r) for r in runs if swept[key][r.path] == best]
     median = statistics.median(a) - statistics.median(b)
     p = stats.rank_test_p(a, b) if len(a) > 1 and len(b) > 1 else None
     effect = Effect(value, "unpaired" if p is not None else "none", 0, median, (math.nan, math.nan), p, 0.0,
-                    "within noise", "no run of it shares its other settings and seed with a run of the best value")
-    if p is not None and p <= ALPHA:
+                    "within noise", "no run of it shares its other settings and seed with a run of the best value",
+                    method="Mann-Whitney" if p is not None else "none", level=level)
+    if p is not None and p <= level:
         effect.verdict = "worse" if median > 0 else "better"
-        effect.why = f"Mann-Whitney p={p:.3g} over {len(a)} and {len(b)} runs (unpaired)"
+        effect.why = f"Mann-Whitney p={p:.2g} <= {level:.3g} over {len(a)} and {len(b)} runs (unpaired)"
     elif p is None:
         effect.why += "; one run each, so no test"
     return effect
@@ -302,12 +315,12 @@ def format_comparison(c: Comparison) -> str:
             versus = "best" if e is None else (
                 f"{_num(e.median_diff, True)} [{_num(e.interval[0], True)}, {_num(e.interval[1], True)}] "
                 f"{e.verdict.upper()} "
-                f"({e.test}, {e.n_pairs} pairs: {e.why})" if e.test == "paired" else f"{_num(e.median_diff, True)} "
+                f"(paired: {e.why})" if e.test == "paired" else f"{_num(e.median_diff, True)} "
                 f"{e.verdict.upper()} ({e.why})")
             lines.append(f"  {v.value:<{width}}  {v.n:>2}  {spread:>28}  {versus}")
             if e and e.seeds_needed:
-                lines.append(f"  {'':<{width}}      about {e.seeds_needed} seeds per value would settle a difference "
-                             f"of {abs(e.median_diff):.3g} at 80% power")
+                unit = "seeds" if "seed" in f.spread_over else "paired runs"
+                lines.append(f"  {'':<{width}}      {stats.seeds_in_words(e.seeds_needed, e.median_diff, unit)}")
             if e and (e.agree or e.disagree):
                 lines.append(f"  {'':<{width}}      other scores: {', '.join(e.agree) or 'none'} agree"
                              + (f"; {', '.join(e.disagree)} disagree" if e.disagree else ""))

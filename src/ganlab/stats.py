@@ -1,15 +1,24 @@
 """Statistics of a comparison (pure functions): the median paired difference with a bootstrap
-interval, an exact sign-flip permutation p-value, an unpaired rank test where no pairs exist, and
-how many seeds per arm a within-noise difference would need."""
+interval; the paired test a verdict rests on (a t-test at few pairs, an exact sign-flip test once
+it can reach the level); an unpaired rank test where no pairs exist; the alpha spent at each look
+of a study run until settled; power, and how many seeds a difference would need.
+
+Why these tests: a verdict must be calibrated whatever the ratio of seed-to-seed spread to the
+evaluation's own noise. Both noises are in each paired difference, so a test on the differences'
+own spread is calibrated at any ratio; the evaluation's standard error only ever raises that spread
+(never lowers it), so a difference within the measurement noise is never called real."""
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 import statistics
+from dataclasses import dataclass
+from typing import Optional
 
-Z_975, Z_80 = 1.959964, 0.841621  # two-sided 5% test, 80% power
+ALPHA = 0.05  # the false "better/worse" rate a key's verdict is held to
+POWER = 0.8
+MAX_SEEDS_SAID = 100  # beyond this "seeds needed" is said in words, not as a number
 
 
 def median_interval(values: list[float], level: float = 0.95, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -25,25 +34,73 @@ def median_interval(values: list[float], level: float = 0.95, draws: int = 2000,
 def sign_flip_p(differences: list[float], exact_limit: int = 16, draws: int = 20000, seed: int = 0) -> float:
     """Two-sided p-value of a zero mean paired difference, by flipping the signs of the pairs
     (exact over all 2^n flips up to `exact_limit` pairs). With n pairs it cannot go below 2 / 2^n."""
-    d = [x for x in differences if math.isfinite(x)]
-    if not d:
+    import numpy as np
+
+    d = np.array([x for x in differences if not math.isnan(x)], dtype=float)
+    d = np.where(np.isfinite(d), d, np.copysign(1e12, d))  # a failure: the largest difference
+    if not len(d):
         return 1.0
-    observed = abs(sum(d))
-
-    def extreme(signs) -> bool:
-        return abs(sum(s * x for s, x in zip(signs, d))) >= observed - 1e-12
-
     if len(d) <= exact_limit:
-        flips = list(itertools.product((1, -1), repeat=len(d)))
-        return sum(map(extreme, flips)) / len(flips)
-    rng = random.Random(seed)
-    hits = sum(extreme([rng.choice((1, -1)) for _ in d]) for _ in range(draws))
-    return (hits + 1) / (draws + 1)
+        signs = 1 - 2 * ((np.arange(2 ** len(d))[:, None] >> np.arange(len(d))) & 1)
+    else:
+        signs = np.random.default_rng(seed).choice((-1, 1), size=(draws, len(d)))
+    hits = int((np.abs(signs @ d) >= abs(d.sum()) * (1 - 1e-12) - 1e-12).sum())
+    return hits / len(signs) if len(d) <= exact_limit else (hits + 1) / (draws + 1)
 
 
-def min_pairs_for(alpha: float = 0.05) -> int:
-    """The fewest pairs with which an exact sign-flip test can reach `alpha` (two-sided)."""
-    return next(n for n in range(1, 64) if 2 / 2**n <= alpha)
+def min_pairs_for(level: float = ALPHA) -> int:
+    """The fewest pairs with which an exact sign-flip test can reach `level` (two-sided)."""
+    return next(n for n in range(1, 64) if 2 / 2**n <= level)
+
+
+def t_test_p(differences: list[float]) -> float:
+    """Two-sided one-sample t-test of a zero mean difference."""
+    from scipy.special import stdtr  # Student's t distribution function (scipy.stats' t without its overhead)
+
+    n, mean, sd = len(differences), statistics.fmean(differences), statistics.stdev(differences)
+    if sd == 0:  # identical differences: the exact sign-flip answer, never a p of 0
+        return sign_flip_p(differences)
+    return float(2 * stdtr(n - 1, -abs(mean) / (sd / math.sqrt(n))))
+
+
+def within_noise_p(differences: list[float], noise_sd: float) -> float:
+    """Two-sided p-value of the mean difference against the measurement noise alone (`noise_sd` per
+    difference): large when the mean lies within what the evaluation's own noise explains."""
+    if not noise_sd:
+        return 0.0
+    z = abs(statistics.fmean(differences)) / (noise_sd / math.sqrt(len(differences)))
+    return math.erfc(z / math.sqrt(2)) if math.isfinite(z) else 0.0
+
+
+@dataclass
+class PairedTest:
+    method: str  # t-test | sign-flip | none
+    p: Optional[float]
+    level: float  # the p-value it is held to
+    reachable: bool  # whether any differences of this many pairs could reach the level
+
+    @property
+    def significant(self) -> bool:
+        return self.p is not None and self.p <= self.level
+
+
+def paired_test(differences: list[float], level: float, noise_sd: float = 0.0) -> PairedTest:
+    """The test a paired verdict rests on. The exact sign-flip test assumes nothing of the noise but
+    cannot go below 2 / 2^n, so it runs once it can reach `level` (6 pairs at 0.05, 7 at 0.0167);
+    below that, the t-test, which assumes roughly normal differences (seed and measurement noise, each
+    a sum of many small effects). A failed run's difference has no size: only the sign-flip test
+    applies. Either is also held to the measurement noise (the larger p of the two counts), so a mean
+    difference within it is never called real."""
+    n = len(differences)
+    if n < 2:
+        return PairedTest("none", None, level, False)
+    if n >= min_pairs_for(level) or not all(map(math.isfinite, differences)):
+        method, p, reachable = "sign-flip", sign_flip_p(differences), 2 / 2**n <= level
+    elif statistics.stdev(differences) == 0 and noise_sd:  # identical differences: only the known noise is left
+        method, p, reachable = "t-test", 0.0, True
+    else:
+        method, p, reachable = "t-test", t_test_p(differences), True
+    return PairedTest(method, max(p, within_noise_p(differences, noise_sd)), level, reachable)
 
 
 def rank_test_p(a: list[float], b: list[float]) -> float:
@@ -55,10 +112,60 @@ def rank_test_p(a: list[float], b: list[float]) -> float:
     return float(mannwhitneyu(a, b, alternative="two-sided", method="auto").pvalue)
 
 
-def seeds_needed(effect: float, spread: float, paired: bool = True) -> int | None:
-    """Seeds per arm for 80% power to detect `effect` at 5% (two-sided), given the standard deviation
-    `spread` of the paired differences (or of one arm's scores when unpaired); None if unknowable."""
-    if not (math.isfinite(effect) and math.isfinite(spread)) or spread <= 0 or effect == 0:
+def pairwise_level(values: int, alpha: float = ALPHA) -> float:
+    """The level of one value-against-the-best test: the best is picked from the data, so each such
+    test is one of the k(k-1)/2 pairs of values, and Bonferroni over all of them holds the key's
+    false "better/worse" rate at `alpha`."""
+    return alpha / max(1, values * (values - 1) // 2)
+
+
+def spent(fraction: float, alpha: float = ALPHA) -> float:
+    """Alpha spent by `fraction` of a study's seed budget (Lan-DeMets, Pocock type): looks after every
+    round, each at the level it adds, never spend more than `alpha` in all."""
+    return alpha * math.log(1 + (math.e - 1) * min(1.0, max(0.0, fraction)))
+
+
+def look_level(pairs: int, previous_pairs: int, max_pairs: int, alpha: float = ALPHA) -> float:
+    """The level of the look at `pairs` pairs, the last look having been at `previous_pairs`."""
+    return spent(pairs / max_pairs, alpha) - spent(previous_pairs / max_pairs, alpha)
+
+
+def power(effect: float, sd: float, pairs: int, level: float = ALPHA) -> float:
+    """Power of the two-sided paired t-test at `level` to find a true mean difference `effect` whose
+    differences have standard deviation `sd`."""
+    from scipy.special import nctdtr, stdtrit  # the noncentral t distribution function, the t quantile
+
+    if pairs < 2 or sd <= 0:
+        return 0.0 if pairs < 2 else 1.0
+    df, ncp = pairs - 1, abs(effect) / (sd / math.sqrt(pairs))
+    critical = stdtrit(df, 1 - level / 2)
+    return float(1 - nctdtr(df, ncp, critical) + nctdtr(df, ncp, -critical))
+
+
+def seeds_needed(effect: float, sd: float, level: float = ALPHA, limit: int = MAX_SEEDS_SAID) -> int | None:
+    """Seeds per value (pairs) for 80% power to find `effect` at `level`, given the standard deviation
+    `sd` of the paired differences; None if unknowable; limit + 1 for "more than `limit`"."""
+    if not (math.isfinite(effect) and math.isfinite(sd)) or sd <= 0 or effect == 0:
         return None
-    n = ((Z_975 + Z_80) * spread / abs(effect)) ** 2 * (1 if paired else 2)
-    return max(2, math.ceil(n))
+    for pairs in range(2, limit + 1):
+        if power(effect, sd, pairs, level) >= POWER:
+            return pairs
+    return limit + 1
+
+
+def seeds_in_words(needed: int | None, effect: float, unit: str = "seeds") -> str:
+    if needed is None:
+        return ""
+    if needed > MAX_SEEDS_SAID:
+        return (f"more than {MAX_SEEDS_SAID} {unit} per value would be needed to settle a difference of "
+                f"{abs(effect):.3g}: at this noise it is too small to find")
+    return f"about {needed} {unit} per value would settle a difference of {abs(effect):.3g} at 80% power"
+
+
+def rules_out(differences: list[float], min_effect: float, level: float, noise_sd: float = 0.0) -> bool:
+    """Whether these pairs settle that the difference is smaller than `min_effect`: the test at `level`
+    would have found a difference of `min_effect` with 80% power, and the mean difference is below it."""
+    if len(differences) < 3 or not all(map(math.isfinite, differences)) or min_effect <= 0:
+        return False
+    sd = max(statistics.stdev(differences), noise_sd)
+    return abs(statistics.fmean(differences)) < min_effect and power(min_effect, sd, len(differences), level) >= POWER
