@@ -107,6 +107,12 @@ def find_runs(root: Path) -> list[RunRecord]:
     return sorted(found, key=lambda r: (r.started, str(r.path)), reverse=True)
 
 
+def origin(run: RunRecord) -> str:
+    """The sweep a run came from (every round of one `ganlab study` is one), else its folder."""
+    parent = run.path.parent
+    return str(parent.parent if (parent.parent / "study.json").is_file() else parent)
+
+
 def swept_values(runs: list[RunRecord]) -> dict[str, dict[Path, str]]:
     """The override keys whose values differ between runs: key -> {run folder: value}."""
     table: dict[str, dict[Path, str]] = {}

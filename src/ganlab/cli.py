@@ -24,6 +24,8 @@ commands:
             (ganlab train --help lists the config groups and every setting)
   runs      list the runs and sweeps under outputs/ (or DIR), newest first: ganlab runs [DIR] [--status S]
   compare   which change helped: ganlab compare SWEEP_DIR (or several run folders)
+  study     compare values in rounds of seeds until the answer is settled:
+            ganlab study +exp=baseline,label_smoothing [--max-seeds 12] [--min-effect 0.2] [--max-minutes 60]
   report    one self-contained HTML page for a run or a sweep: ganlab report PATH
   resume    continue a run from its last checkpoint, bit for bit: ganlab resume RUN_DIR [trainer.epochs=N]
   sample    write samples of a trained run: ganlab sample RUN_DIR --n 64 --out grid.png (or FILE.npz)
@@ -136,6 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
                                              "Overrides may extend it (trainer.epochs=200) but not change it.")
     resume.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
     resume.add_argument("overrides", nargs="*", help="e.g. trainer.epochs=200")
+    study = commands.add_parser("study", help="compare values in rounds of seeds until the answer is settled",
+                                description="Train the swept values (e.g. +exp=baseline,label_smoothing) on rounds of "
+                                            "seeds and look after each: stop when every value is beyond noise (or "
+                                            "ruled out below --min-effect) or a budget is spent. Repeated looks "
+                                            "spend alpha (the false 'better/worse' rate stays at 5%%). Run the same "
+                                            "command, or ganlab study --dir DIR, to continue an interrupted study.")
+    study.add_argument("overrides", nargs="*", help="ganlab train overrides with one or more swept keys")
+    study.add_argument("--dir", type=Path, help="the study's folder (default: outputs/studies/<date>_<time>_<name>); "
+                                                "one that holds a study is continued")
+    study.add_argument("--max-seeds", type=int, default=12, help="seeds per value at most (default 12)")
+    study.add_argument("--per-round", type=int, default=2, help="seeds per value added each round (default 2)")
+    study.add_argument("--min-effect", type=float, help="a difference of the primary score below this settles too "
+                                                        "(at 80%% power)")
+    study.add_argument("--max-minutes", type=float, help="stop starting rounds after this much training time")
+    study.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
     sweep = commands.add_parser("sweep", help="rebuild a sweep's table",
                                 description="Rebuild SWEEP_DIR/sweep.csv from the job folders and print it.")
     sweep.add_argument("sweep_dir", type=Path, help="a sweep folder (outputs/sweeps/...)")
@@ -279,6 +296,33 @@ def resume_command(args: argparse.Namespace) -> int:
     return 0 if summary["status"] == "completed" else 1
 
 
+def study_command(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from ganlab.study import Design, Study
+    from ganlab.sweep import sweep_name
+
+    if not args.overrides:
+        if not args.dir:
+            raise ValueError("give the overrides to compare (e.g. +exp=baseline,label_smoothing), or --dir DIR to "
+                             "continue a study")
+        study = Study.load(args.dir)
+        study.design.max_minutes = args.max_minutes or study.design.max_minutes
+        study.design.min_effect = args.min_effect or study.design.min_effect
+    else:
+        design = Design(list(args.overrides), args.max_seeds, args.per_round, args.min_effect, args.max_minutes,
+                        first_seed=args.first_seed)
+        folder = args.dir or Path("outputs/studies") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{sweep_name(design.overrides)}"
+        study = Study.start(folder, design)
+    try:
+        study.run()
+    except KeyboardInterrupt:
+        print(f"ganlab: study interrupted; its runs are kept. Continue with: ganlab study --dir {study.folder}",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
 def report_command(args: argparse.Namespace) -> int:
     from ganlab.report import write_report
 
@@ -286,8 +330,8 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"runs": runs_command, "compare": compare_command, "report": report_command, "sample": sample_command,
-            "eval": eval_command, "resume": resume_command, "sweep": sweep_command}
+COMMANDS = {"runs": runs_command, "compare": compare_command, "study": study_command, "report": report_command,
+            "sample": sample_command, "eval": eval_command, "resume": resume_command, "sweep": sweep_command}
 
 
 if __name__ == "__main__":

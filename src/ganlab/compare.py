@@ -24,7 +24,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ganlab import stats  # noqa: E402
-from ganlab.catalog import RunRecord, swept_values  # noqa: E402
+from ganlab.catalog import RunRecord, origin, swept_values  # noqa: E402
 from ganlab.run_folder import RunFolder  # noqa: E402
 
 REPEAT_KEYS = ("seed",)  # keys that repeat a run rather than change it
@@ -209,7 +209,7 @@ def _effect(value: str, best: str, key: str, runs: list[RunRecord], swept: dict[
         effect.why = f"{test.method} p={test.p:.2g} <= {level:.3g} over {len(pairs)} pairs"
     else:
         effect.why = _why_within_noise(test, diffs, noise)
-        needed = stats.seeds_needed(statistics.fmean(finite), max(statistics.stdev(finite), noise), level) \
+        needed = stats.seeds_needed(median, max(statistics.stdev(finite), noise), level) \
             if len(finite) > 1 and all(map(math.isfinite, diffs)) else None
         effect.seeds_needed = needed
     _agreement(effect, pairs, metric)
@@ -278,7 +278,7 @@ def _warnings(runs: list[RunRecord], swept: dict[str, dict[Path, str]]) -> list[
         values = {OmegaConf.select(c, key, default=None) for c in configs.values() if c is not None}
         if len(values) > 1:
             out.append(f"confound: the runs differ in compute, {key} = {', '.join(sorted(map(str, values)))}")
-    sweeps = {r.sweep or str(r.path.parent) for r in runs}
+    sweeps = {origin(r) for r in runs}
     if len(sweeps) > 1:
         out.append(f"confound: the runs come from {len(sweeps)} sweeps or folders, whose fixed settings may differ "
                    f"(keys that vary: {', '.join(swept) or 'none'})")
