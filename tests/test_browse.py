@@ -57,7 +57,7 @@ def test_compare_pairs_each_swept_key_within_seeds_and_the_other_key(outputs):
     assert "8 runs compared by their best fd_classifier" in text
     assert "optim.lr: spread over 2 seeds in 2 settings of discriminator.dropout" in text
     assert re.search(r"(0\.001|0\.0001)\s+4\s+[\d.]+ \[[\d.]+, [\d.]+\]\s+best", text)
-    assert "(paired, 4 pairs" in text  # 2 seeds x 2 dropouts
+    assert re.search(r"\(paired: (t-test|sign-flip) p=\S+ [<>]=? \S+ over 4 pairs", text)  # 2 seeds x 2 dropouts
     assert "verdict: optim.lr=" in text and "verdict: discriminator.dropout=" in text
     for figure in ("curves.png", "grids.png", "heatmap.png"):
         assert Image.open(sweep / "compare" / figure).width > 200

@@ -247,3 +247,35 @@ def test_at_the_floor_only_when_every_score_is_within_its_noise_of_the_floor(dig
     blurred = real.clamp(-0.2, 0.2)  # washed-out images: far from the floor in most scores
     judged = at_the_floor(full.score(blurred), full.noise(blurred, draws=8), full.floor)
     assert "fd_classifier" in judged["not"] and "precision" in judged["not"]
+
+
+# ------------------------------------------------------------------------- over training
+def test_a_course_is_told_in_words_where_it_leads_lags_and_flips():
+    from ganlab.over_training import AHEAD, BEHIND, LEVEL, Course, describe, kind_of_effect
+
+    steps = [100, 200, 300, 400]
+    assert describe(steps, [LEVEL, LEVEL, AHEAD, AHEAD], "b", "a") == "b is ahead of a from step 300 to the end"
+    assert describe(steps, [AHEAD] * 4, "b", "a") == "b is ahead of a at every evaluation"
+    assert describe(steps, [AHEAD, AHEAD, LEVEL, LEVEL], "b", "a") == \
+        "b is ahead of a early (steps 100-200), level at the end"
+    assert "flips during training" in describe(steps, [AHEAD, LEVEL, BEHIND, BEHIND], "b", "a")
+    assert describe(steps, [LEVEL] * 4, "b", "a").startswith("b is level with a at each of 4 evaluations")
+    assert kind_of_effect(Course(states=[AHEAD, AHEAD, LEVEL, LEVEL])) == "learns faster and ends level"
+    assert kind_of_effect(Course(states=[LEVEL, LEVEL, AHEAD, AHEAD])) == "ends better"
+    assert kind_of_effect(Course(states=[AHEAD, LEVEL, LEVEL, AHEAD])) == "learns faster and ends better"
+    assert kind_of_effect(Course(states=[LEVEL] * 4)) == "no difference beyond noise"
+
+
+def test_compare_follows_a_real_sweep_over_training_in_json_and_a_figure(tmp_path):
+    from tests.conftest import TINY_POINTS, run_cli
+
+    sweep = tmp_path / "sweep"
+    out = run_cli("train", "-m", *TINY_POINTS, "trainer.epochs=3", "optim.lr=1e-6,2e-3", "seed=1,2",
+                  f"hydra.sweep.dir={sweep}")
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(run_cli("compare", str(sweep), "--json").stdout)
+    [effect] = payload["keys"]["optim.lr"]["effects"]
+    assert effect["course"]["steps"] == [8, 16, 24] and len(effect["course"]["low"]) == 3
+    assert effect["course"]["words"].startswith(f"optim.lr={effect['value']} is ")
+    out = run_cli("compare", str(sweep))
+    assert "over training: optim.lr=" in out.stdout and (sweep / "compare" / "over_training.png").stat().st_size > 5000

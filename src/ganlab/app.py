@@ -12,6 +12,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from ganlab import CONF_DIR
+from ganlab.catalog import load_run
 from ganlab.config import ConfigError
 from ganlab.data import DatasetError, DatasetNotFoundError
 from ganlab.memory import is_out_of_memory
@@ -61,6 +62,8 @@ def train_app(cfg: DictConfig) -> float | None:
         print(f"ganlab: run {summary['status']}: {summary.get('error', '')}", file=sys.stderr)
         print(run_dir)
         raise SystemExit(1)
+    if not sweeping:
+        print(load_run(run_dir).headline())
     print(run_dir)
     best = summary.get("quality", {}).get("best") or {}
     return best.get("score")  # what a sweeper (Optuna) minimises

@@ -58,6 +58,7 @@ class SweepSummary(Callback):
             return
         rows = write_sweep_table(sweep_dir)
         print(f"\n{format_table(rows)}\n\nsweep table: {sweep_dir / 'sweep.csv'}")
+        print_verdict(sweep_dir)
         failed = failed_jobs(rows)
         if failed:
             print(f"ganlab: {len(failed)} of {len(rows)} jobs failed:", file=sys.stderr)
@@ -65,3 +66,17 @@ class SweepSummary(Callback):
                 print(f"  {row['job']}: {row['status']}: {row['error']}", file=sys.stderr)
             raise SystemExit(1)
         print(sweep_dir)
+
+
+def print_verdict(sweep_dir: Path) -> None:
+    """compare's verdict on each swept key, when the jobs have scores to compare."""
+    from ganlab.catalog import find_runs
+    from ganlab.compare import compare, verdict
+
+    try:
+        comparison = compare(find_runs(sweep_dir))
+    except ValueError:  # no scores (metrics off, every job failed): the table says why
+        return
+    if comparison.factors:
+        print("\n".join(verdict(f) for f in comparison.factors.values()))
+        print(f"(ganlab compare {sweep_dir} for the table, the course over training and the figures)")

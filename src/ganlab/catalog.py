@@ -41,6 +41,22 @@ class RunRecord:
     def started(self) -> str:
         return self.summary.get("started", "")
 
+    def headline(self) -> str:
+        """The run's answer in one line: its best score beside the real-vs-real floor, and which of its
+        scores are at the floor (within 2 standard errors of it)."""
+        best, floor, metric = self.best, _object(self.quality.get("floor")), self.quality.get("metric")
+        if best.get("score") is None:
+            return f"{self.status}; no quality score" if self.status != "completed" else "no quality score (metrics off)"
+        se, floor_se = (x.get(f"{metric}_se") for x in (_object(best.get("scores")), floor))
+        line = f"best {metric} {best['score']:.4g}" + (f" +- {se:.2g}" if se else "") + f" at epoch {best.get('epoch')}"
+        if metric in floor:
+            line += f" (real vs real {floor[metric]:.4g}" + (f" +- {floor_se:.2g})" if floor_se else ")")
+        judged = _object(self.summary.get("at_the_floor"))
+        if judged.get("not") or judged.get("at"):
+            line += ("; every score is at the floor" if not judged.get("not") else
+                     f"; at the floor: {', '.join(judged.get('at') or ['none'])}; not: {', '.join(judged['not'])}")
+        return line
+
     def row(self) -> dict[str, Any]:
         """The run as one flat row, for tables and --json."""
         final = self.summary.get("final") or {}

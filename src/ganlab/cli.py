@@ -272,9 +272,14 @@ def compare_command(args: argparse.Namespace) -> int:
     runs = [run for path in args.paths for run in find_runs(path)]
     if len(runs) < 2:
         raise ValueError(f"found {len(runs)} run under {', '.join(map(str, args.paths))}; compare needs two or more")
-    out = args.out or (args.paths[0] / "compare" if len(args.paths) == 1 and is_sweep(args.paths[0])
+    study = len(args.paths) == 1 and (args.paths[0] / "study.json").is_file()
+    out = args.out or (args.paths[0] / "compare" if len(args.paths) == 1 and (is_sweep(args.paths[0]) or study)
                        else Path("outputs") / "compare" / f"{datetime.now():%Y-%m-%d_%H-%M-%S}")
     comparison = compare(runs)
+    if study:
+        comparison.warnings.append(f"note: {args.paths[0]} is a study run until settled; its answers, tested at each "
+                                   f"look's level, are in study.json (ganlab study --dir {args.paths[0]} prints them). "
+                                   f"This one-look comparison does not account for the looks.")
     if args.json:
         import json
 

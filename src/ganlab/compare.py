@@ -25,6 +25,7 @@ from PIL import Image  # noqa: E402
 
 from ganlab import stats  # noqa: E402
 from ganlab.catalog import RunRecord, origin, swept_values  # noqa: E402
+from ganlab.over_training import Course, course, kind_of_effect  # noqa: E402
 from ganlab.run_folder import RunFolder  # noqa: E402
 
 REPEAT_KEYS = ("seed",)  # keys that repeat a run rather than change it
@@ -63,6 +64,8 @@ class Effect:
     disagree: list[str] = field(default_factory=list)
     by_cell: dict[str, float] = field(default_factory=dict)  # median difference per setting of the other keys
     differences: list[float] = field(default_factory=list)  # each pair's difference (+inf: only this value failed)
+    course: Optional[Course] = None  # the paired difference at every evaluation the pairs share
+    kind: str = ""  # learns faster / ends better / both / ... (over_training.kind_of_effect)
 
 
 @dataclass
@@ -213,6 +216,9 @@ def _effect(value: str, best: str, key: str, runs: list[RunRecord], swept: dict[
             if len(finite) > 1 and all(map(math.isfinite, diffs)) else None
         effect.seeds_needed = needed
     _agreement(effect, pairs, metric)
+    effect.course = course([(mine[0].path, theirs[0].path) for mine, theirs, _ in pairs], metric, level,
+                           f"{key}={value}", f"{key}={best}")
+    effect.kind = kind_of_effect(effect.course)
     return effect
 
 
@@ -324,6 +330,8 @@ def format_comparison(c: Comparison) -> str:
             if e and (e.agree or e.disagree):
                 lines.append(f"  {'':<{width}}      other scores: {', '.join(e.agree) or 'none'} agree"
                              + (f"; {', '.join(e.disagree)} disagree" if e.disagree else ""))
+            if e and e.course and e.course.words:
+                lines.append(f"  {'':<{width}}      over training: {e.course.words}")
             if e and e.verdict == "interaction":
                 lines += [f"  {'':<{width}}      {cell}: {d:+.3g}" for cell, d in e.by_cell.items()]
             if v.failed:
@@ -495,9 +503,35 @@ def plot_verdict(c: Comparison, path: Path) -> Optional[Path]:
     return path
 
 
+def plot_over_training(c: Comparison, path: Path) -> Optional[Path]:
+    """Per key, each value's mean paired difference to the best against the step, with its band at the
+    verdict's level: below zero the value is ahead."""
+    factors = [(k, f) for k, f in c.factors.items() if any(e.course and e.course.steps for e in f.effects)]
+    if not factors:
+        return None
+    fig, axes = plt.subplots(1, len(factors), figsize=(6.5 * len(factors), 4), squeeze=False)
+    for ax, (key, f) in zip(axes[0], factors):
+        ax.axhline(0, color="0.4", lw=1)
+        for i, e in enumerate(x for x in f.effects if x.course and x.course.steps):
+            colour = plt.get_cmap("tab10")(i % 10)
+            ax.plot(e.course.steps, e.course.mean, color=colour, marker=".", label=f"{e.value}: {e.kind}")
+            ax.fill_between(e.course.steps, e.course.low, e.course.high, color=colour, alpha=0.2, lw=0)
+        ax.set(xlabel="G step", ylabel=f"{c.metric} difference to the best",
+               title=f"{key}: each value minus {key}={f.values[0].value}\n(below 0: ahead; band: {f.effects[0].level:.3g}"
+                     f"-level interval at each step)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def write_figures(c: Comparison, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     figures = [plot_curves(c, folder / "curves.png"), plot_grids(c, folder / "grids.png")]
+    over_training = plot_over_training(c, folder / "over_training.png")
+    figures += [over_training] if over_training else []
     verdict_png = plot_verdict(c, folder / "verdict.png")
     figures += [verdict_png] if verdict_png else []
     heatmap = plot_heatmap(c, folder / "heatmap.png")

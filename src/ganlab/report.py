@@ -33,6 +33,7 @@ font-variant-numeric: tabular-nums; } img { max-width: 100%; } .status { font-we
 .completed { color: #187a2f; } .failed, .diverged { color: #b3261e; } .interrupted, .running { color: #9a6700; }
 .diagnosis { background: #fff6e5; border-left: 4px solid #e8a33d; padding: .5em 1em; margin: .5em 0; }
 pre { background: #f6f6f6; padding: 1em; overflow-x: auto; } .muted { color: #777; }
+.verdict { background: #eef5ff; border-left: 4px solid #3d7be8; padding: .6em 1em; margin: .8em 0; font-weight: 600; }
 """
 
 SCRIPT = """
@@ -179,7 +180,8 @@ def run_section(record: RunRecord, heading: str = "h1") -> str:
     status = esc(record.status)
     parts = [f"<{heading}>{esc(s.get('name', record.path.name))} "
              f"<span class='status {status}'>{status}</span></{heading}>",
-             f"<p class='muted'>{esc(record.path)}<br>overrides: {esc(' '.join(record.overrides) or '(none)')}</p>"]
+             f"<p class='muted'>{esc(record.path)}<br>overrides: {esc(' '.join(record.overrides) or '(none)')}</p>",
+             f"<div class='verdict'>{esc(record.headline())}</div>"]
     facts = {"epochs": s.get("epochs_done"), "steps": s.get("steps_done"), "duration (s)": s.get("duration_s"),
              "device": s.get("device"), "started": s.get("started")}
     if record.best:
@@ -225,17 +227,21 @@ def run_section(record: RunRecord, heading: str = "h1") -> str:
 
 # ---------------------------------------------------------------------------------- sweep
 def sweep_section(folder: Path, runs: list[RunRecord]) -> str:
-    from ganlab.compare import compare, format_comparison, write_figures
+    from ganlab.compare import compare, format_comparison, verdict, write_figures
 
     rows = [{**r.row(), "job": r.path.name} for r in sorted(runs, key=lambda r: r.path.name)]
-    parts = [f"<h1>Sweep {esc(folder.name)}</h1><p class='muted'>{esc(folder)}: {len(runs)} jobs</p>",
-             table(rows, ["job", "status", "duration_s", "steps", "metric", "best_score", "best_epoch", "diagnoses",
-                          "error"], runs=True)]
+    parts = [f"<h1>Sweep {esc(folder.name)}</h1><p class='muted'>{esc(folder)}: {len(runs)} jobs</p>"]
     try:
         comparison = compare(runs)
     except ValueError as e:
         parts.append(f"<p>No comparison: {esc(e)}</p>")
+        comparison = None
     else:
+        parts.append("<div class='verdict'>" + "<br>".join(esc(verdict(f)) for f in comparison.factors.values())
+                     + "</div>")
+    parts.append(table(rows, ["job", "status", "duration_s", "steps", "metric", "best_score", "best_epoch",
+                              "diagnoses", "error"], runs=True))
+    if comparison is not None:
         figures = write_figures(comparison, folder / "compare")
         parts += ["<h2>Which change helped</h2>", f"<pre>{esc(format_comparison(comparison))}</pre>"]
         parts += [img_file(f, f.stem) for f in figures]
@@ -247,7 +253,7 @@ def sweep_section(folder: Path, runs: list[RunRecord]) -> str:
 
 def write_report(path: Path, out: Path | None = None) -> Path:
     path = Path(path)
-    if is_sweep(path):
+    if is_sweep(path) or (path / "study.json").is_file():
         runs = find_runs(path)
         if not runs:
             raise ValueError(f"{path} holds no runs yet")

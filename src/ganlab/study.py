@@ -81,7 +81,8 @@ def _parse(overrides: list[str]) -> list[tuple[str, str, list[str]]]:
 def settings(overrides: list[str]) -> list[tuple[tuple[str, str], ...]]:
     """Every combination of the swept values, each as ((key, value), ...): one per setting a round trains."""
     swept = _parse(overrides)
-    return [tuple(zip([k for k, _, _ in swept], combo)) for combo in itertools.product(*(v for _, _, v in swept))]
+    keys = [k for k, _, _ in swept]
+    return [tuple(sorted(zip(keys, combo))) for combo in itertools.product(*(v for _, _, v in swept))]
 
 
 def place(run: RunRecord, keys: set[str]) -> tuple[tuple[tuple[str, str], ...], Optional[int]]:
@@ -180,6 +181,9 @@ class Study:
             if d.max_minutes and self.minutes >= d.max_minutes:
                 return self._stop(f"the time budget is spent ({self.minutes:.1f} of {d.max_minutes:g} min)", say)
             self._train_round(d.seeds(seeds, d.per_round - seeds % d.per_round), runs, say)
+            if self.seeds_done(self.runs()) == seeds:
+                raise StudyError(f"a round of seeds after {seeds} left runs unfinished (see {self.folder / 'rounds.log'}); "
+                                 f"fix the cause, then continue with: ganlab study --dir {self.folder}")
 
     def _train_round(self, seeds: list[int], runs: list[RunRecord], say: Callable[[str], None]) -> None:
         """Train the round's seeds into its own sweep folder; continuing one, resume its stopped jobs
@@ -204,7 +208,7 @@ class Study:
             for setting in settings(self.design.overrides):
                 for seed in (s for s in seeds if (setting, s) not in have):
                     chosen = [f"{prefixes[k]}{k}={v}" for k, v in setting]
-                    name = ",".join(chosen + [f"seed={seed}"]).replace("/", "_")
+                    name = "_".join(chosen + [f"seed={seed}"]).replace("=", "-").replace("/", "_")
                     _ganlab("train", *fixed, *chosen, f"seed={seed}", f"hydra.run.dir={folder / name}", log=log)
         finally:
             self.minutes += (time.monotonic() - clock) / 60

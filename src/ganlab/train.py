@@ -142,6 +142,8 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
         with stop_on_signals(trainer):
             trainer.fit()
         summary["status"] = "completed"
+        if evaluator is not None and trainer.evaluation.best:
+            summary["at_the_floor"] = trainer.evaluation.floor_check()
     except NonFiniteLossError as e:  # a result, not a crash: stop cleanly, keep the last good checkpoint
         last_good = run.checkpoints / "last.pt"
         diagnosis = trainer.doctor.divergence(trainer.step, trainer.step / trainer.steps_per_epoch, str(e),

@@ -64,6 +64,15 @@ class Evaluation:
         self.generator.train()
         return samples
 
+    def floor_check(self, draws: int = 5) -> dict[str, list[str]]:
+        """Which of the best evaluation's scores lie within 2 standard errors of the real-vs-real floor,
+        the errors bootstrapped from the last evaluation's samples (the best's when it is the last)."""
+        from ganlab.quality import at_the_floor
+
+        with torch.no_grad():
+            noise = self.evaluator.noise(self.generate(self.eval_noise, self.eval_labels), draws=draws)
+        return at_the_floor(self.best.get("scores", {}), noise, self.evaluator.floor)
+
     def save_samples(self, epoch: int, step: int) -> None:
         samples, path = self.generate(self.fixed_noise, self.fixed_labels), self.run.sample_path(epoch)
         if self.logger:

@@ -1,0 +1,72 @@
+"""ganlab study: rounds of seeds until every answer is settled, on a tiny real ring (a few seconds a run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import QUICK_METRICS, ganlab, run_cli
+
+# Digits in 2 s a run. lr 1e-6 stays near its start (fd ~95) where 2e-3 reaches ~20-30: a large effect.
+# 2e-3 against 2.0001e-3 is an A/A pair: the same GAN, whose runs part ways after a few steps.
+DIGITS = ["trainer.epochs=3", "trainer.progress=false", "generator.width=8", "discriminator.width=8", *QUICK_METRICS]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> tuple[Path, str]:
+    """At most 8 seeds per value; stopped by its time budget after the first round, then continued."""
+    folder = tmp_path_factory.mktemp("study") / "s"
+    first = run_cli("study", *DIGITS, "optim.lr=1e-6,2e-3,2.0001e-3", "--max-seeds", "8", "--min-effect", "30",
+                    "--dir", str(folder), "--max-minutes", "0.01", timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "stopped: the time budget is spent" in first.stdout
+    second = run_cli("study", "--dir", str(folder), "--max-minutes", "30", timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    return folder, first.stdout + second.stdout
+
+
+def test_a_study_settles_a_large_effect_early_and_never_calls_an_aa_pair_different(study):
+    folder, out = study
+    state = json.loads((folder / "study.json").read_text())
+    assert state["stopped"] == "every answer is settled" and state["looks"][-1]["seeds"] < 8
+    answers = state["looks"][-1]["answers"]
+    [large] = [a for name, a in answers.items() if name.startswith("optim.lr=1e-06 vs")]
+    [aa] = [a for name, a in answers.items() if not name.startswith("optim.lr=1e-06 vs")]
+    assert large == "worse beyond noise" and aa == "smaller than 30"
+    assert "worse beyond noise after" in out and "smaller than 30 after" in out
+    assert "look at 2 seeds per value" in out and "alpha spent" in out
+
+
+def test_a_continued_study_reuses_its_runs_and_spends_no_more_than_alpha(study):
+    folder, out = study
+    state = json.loads((folder / "study.json").read_text())
+    assert "continuing after 1 looks" in out
+    assert len(list((folder / "seeds_1-2").glob("*/summary.json"))) == 6  # round 1 trained once, not twice
+    assert sum(look["level"] for look in state["looks"]) <= 0.05 + 1e-12
+
+
+def test_compare_on_a_study_says_its_answers_are_the_studys(study):
+    folder, _ = study
+    out = run_cli("compare", str(folder))
+    assert out.returncode == 0 and "is a study run until settled" in out.stdout
+    assert "come from" not in out.stdout  # its rounds are one study, not a confound
+
+
+@pytest.mark.parametrize("args, message", [
+    (["optim.lr=1e-4"], "nothing to compare"),
+    (["optim.lr=1e-4,2e-4", "seed=1,2"], "a study picks the seeds itself"),
+    (["optim.lr=1e-4,2e-4", "--max-seeds", "1"], "--max-seeds 1"),
+    (["optim.lr=1e-4,2e-4", "--min-effect", "-1"], "--min-effect -1"),
+])
+def test_a_study_that_cannot_run_says_why_in_one_line_and_writes_nothing(tmp_path, args, message):
+    out = ganlab("study", *args, "--dir", str(tmp_path / "s"))
+    assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_study_refuses_a_folder_that_holds_something_else(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep")
+    out = ganlab("study", "optim.lr=1e-4,2e-4", "--dir", str(tmp_path))
+    assert out.returncode == 2 and "holds no study" in out.stderr and (tmp_path / "mine.txt").read_text() == "keep"
