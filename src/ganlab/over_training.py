@@ -74,19 +74,24 @@ def describe(steps: list[int], states: list[str], value: str, best: str) -> str:
     if not steps:
         return ""
     if all(s == LEVEL for s in states):
-        return f"{value} is level with {best} at each of {len(steps)} evaluations (steps {steps[0]}-{steps[-1]})"
+        return (f"{value} is level with {best} at each of {len(steps)} evaluations (steps {steps[0]}-{steps[-1]})"
+                if len(steps) > 1 else f"{value} is level with {best} at its one evaluation (step {steps[0]})")
     final, start = states[-1], len(states) - 1
     while start > 0 and states[start - 1] == final:
         start -= 1
     if final != LEVEL:
-        words = f"{value} is {final} of {best} " + ("at every evaluation" if start == 0
+        words = f"{value} is {_relation(final)} {best} " + ("at every evaluation" if start == 0
                                                     else f"from step {steps[start]} to the end")
     else:
         lead = [i for i, s in enumerate(states) if s != LEVEL]
-        words = f"{value} is {states[lead[0]]} of {best} early (steps {steps[lead[0]]}-{steps[lead[-1]]}), level at the end"
+        words = f"{value} is {_relation(states[lead[0]])} {best} early (steps {steps[lead[0]]}-{steps[lead[-1]]}), level at the end"
     if {AHEAD, BEHIND} <= set(states):
         words += "; it is ahead at some evaluations and behind at others: the verdict flips during training"
     return words
+
+
+def _relation(state: str) -> str:
+    return "ahead of" if state == AHEAD else "behind"
 
 
 def kind_of_effect(c: Course) -> str:
