@@ -88,6 +88,25 @@ def train_help(args: list[str]) -> str:
                              with_overrides=f"; shown with {' '.join(overrides)}" if overrides else "")
 
 
+STUDY_HELP = ("Train the swept values (e.g. +exp=baseline,label_smoothing) on rounds of seeds and look after each: "
+              "stop when every value is beyond noise (or ruled out below --min-effect) or a budget is spent. Repeated "
+              "looks spend alpha (the false 'better/worse' rate stays at 5%). Run the same command, or ganlab study "
+              "--dir DIR, to continue an interrupted study.")
+
+
+def add_study_arguments(study: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    study.add_argument("overrides", nargs="*", help="ganlab train overrides with one or more swept keys")
+    study.add_argument("--dir", type=Path, help="the study's folder (default: outputs/studies/<date>_<time>_<name>); "
+                                                "one that holds a study is continued")
+    study.add_argument("--max-seeds", type=int, default=12, help="seeds per value at most (default 12)")
+    study.add_argument("--per-round", type=int, default=2, help="seeds per value added each round (default 2)")
+    study.add_argument("--min-effect", type=float, help="a difference of the primary score below this settles too "
+                                                        "(at 80%% power)")
+    study.add_argument("--max-minutes", type=float, help="stop starting rounds after this much training time")
+    study.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
+    return study
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganlab", add_help=False)
     commands = parser.add_subparsers(dest="command")
@@ -138,21 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "Overrides may extend it (trainer.epochs=200) but not change it.")
     resume.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
     resume.add_argument("overrides", nargs="*", help="e.g. trainer.epochs=200")
-    study = commands.add_parser("study", help="compare values in rounds of seeds until the answer is settled",
-                                description="Train the swept values (e.g. +exp=baseline,label_smoothing) on rounds of "
-                                            "seeds and look after each: stop when every value is beyond noise (or "
-                                            "ruled out below --min-effect) or a budget is spent. Repeated looks "
-                                            "spend alpha (the false 'better/worse' rate stays at 5%%). Run the same "
-                                            "command, or ganlab study --dir DIR, to continue an interrupted study.")
-    study.add_argument("overrides", nargs="*", help="ganlab train overrides with one or more swept keys")
-    study.add_argument("--dir", type=Path, help="the study's folder (default: outputs/studies/<date>_<time>_<name>); "
-                                                "one that holds a study is continued")
-    study.add_argument("--max-seeds", type=int, default=12, help="seeds per value at most (default 12)")
-    study.add_argument("--per-round", type=int, default=2, help="seeds per value added each round (default 2)")
-    study.add_argument("--min-effect", type=float, help="a difference of the primary score below this settles too "
-                                                        "(at 80%% power)")
-    study.add_argument("--max-minutes", type=float, help="stop starting rounds after this much training time")
-    study.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
+    add_study_arguments(commands.add_parser("study", help="compare values in rounds of seeds until the answer is "
+                                                         "settled", description=STUDY_HELP))
     sweep = commands.add_parser("sweep", help="rebuild a sweep's table",
                                 description="Rebuild SWEEP_DIR/sweep.csv from the job folders and print it.")
     sweep.add_argument("sweep_dir", type=Path, help="a sweep folder (outputs/sweeps/...)")
@@ -180,7 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ganlab: error: unknown command {command!r}; choose one of: train, {', '.join(COMMANDS)} "
               f"(ganlab --help)", file=sys.stderr)
         return 2
-    args = build_parser().parse_args(argv)
+    if command == "study":  # its overrides and options may come in any order
+        parser = add_study_arguments(argparse.ArgumentParser(prog="ganlab study", description=STUDY_HELP))
+        args = argparse.Namespace(**vars(parser.parse_intermixed_args(rest)), command=command)
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return COMMANDS[command](args)
     except READ_ERRORS as e:

@@ -264,7 +264,12 @@ def _ganlab(*args: str, log: Path) -> None:
     with open(log, "a") as out:
         out.write(f"$ ganlab {' '.join(args)}\n")
         out.flush()
-        code = subprocess.run([sys.executable, "-m", "ganlab.cli", *args], stdout=out, stderr=subprocess.STDOUT).returncode
+        child = subprocess.Popen([sys.executable, "-m", "ganlab.cli", *args], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            code = child.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached the child too: let it checkpoint and mark its runs first
+            child.wait()
+            raise
     if code in (130, -2):
         raise KeyboardInterrupt
     if code == 2:
