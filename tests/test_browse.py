@@ -88,8 +88,10 @@ def test_report_of_a_sweep_and_a_run_escape_config_text(outputs):
     assert page.startswith("<!doctype html>") and "http://" not in page and "https://" not in page
     assert "<script>alert" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
     assert "Which change helped" in page and page.count("data:image/png;base64,") > 8
+    assert page.index("<div class='verdict'>verdict: optim.lr=") < page.index("<table")  # the answer on top
     run_page = write_report(job).read_text()
     assert 'class="slider"' in run_page and "Diagnoses" in run_page and "real vs real" in run_page
+    assert "<div class='verdict'>best fd_classifier" in run_page
 
 
 def chromium() -> str | None:

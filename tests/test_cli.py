@@ -31,8 +31,13 @@ def test_unknown_command_is_a_clear_error():
 def test_train_writes_the_run_folder_under_outputs_and_prints_it_last(tmp_path):
     out = ganlab("train", *TINY, "trainer.steps=4", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    run = Path(out.stdout.strip().splitlines()[-1])
+    *_, headline, folder = out.stdout.strip().splitlines()
+    run = Path(folder)
     assert run.parent == tmp_path / "outputs" / "runs" and run.name.endswith("_digits_bce_logits")
+    # the answer where the user looks: the best score beside the floor, and which scores are at it
+    assert headline.startswith("best fd_classifier ") and "(real vs real " in headline and "at the floor" in headline
+    judged = json.loads((run / "summary.json").read_text())["at_the_floor"]
+    assert set(judged) == {"at", "not"} and "fd_classifier" in judged["at"] + judged["not"]
     names = {p.name for p in run.iterdir()}
     assert {".hydra", "train.log", "metrics.csv", "summary.json", "history.png", "samples", "checkpoints"} <= names
     assert (run / ".hydra" / "overrides.yaml").read_text().count("trainer.steps=4") == 1

@@ -273,6 +273,7 @@ def test_compare_follows_a_real_sweep_over_training_in_json_and_a_figure(tmp_pat
     out = run_cli("train", "-m", *TINY_POINTS, "trainer.epochs=3", "optim.lr=1e-6,2e-3", "seed=1,2",
                   f"hydra.sweep.dir={sweep}")
     assert out.returncode == 0, out.stderr
+    assert "\nverdict: optim.lr=" in out.stdout and out.stdout.strip().endswith(str(sweep))  # a sweep ends with it
     payload = json.loads(run_cli("compare", str(sweep), "--json").stdout)
     [effect] = payload["keys"]["optim.lr"]["effects"]
     assert effect["course"]["steps"] == [8, 16, 24] and len(effect["course"]["low"]) == 3
