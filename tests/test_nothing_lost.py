@@ -268,3 +268,31 @@ def test_history_and_grids_are_written_atomically(tmp_path, monkeypatch):
         resume_run(folder, ["trainer.epochs=3"])
     assert (folder / "history.png").read_bytes() == before
     assert not list(folder.glob(".history.png*"))
+
+
+def test_sample_and_report_never_overwrite_a_file_or_write_into_a_runs_record(tmp_path):
+    """`echo precious > mine.png; ganlab sample RUN --out mine.png` kept the file only by luck before."""
+    from tests.conftest import TINY
+
+    run = tmp_path / "run"
+    assert ganlab("train", *TINY, "trainer.steps=4", f"hydra.run.dir={run}").returncode == 0
+    mine = tmp_path / "mine.png"
+    mine.write_text("precious")
+    out = ganlab("sample", str(run), "--n", "4", "--out", str(mine))
+    assert out.returncode == 2 and "already exists; nothing was written" in out.stderr and "--force" in out.stderr
+    assert mine.read_text() == "precious"
+    assert ganlab("sample", str(run), "--n", "4", "--out", str(mine), "--force").returncode == 0
+    assert mine.read_bytes().startswith(b"\x89PNG")
+    grid = sorted((run / "samples").glob("*.png"))[-1]
+    before = grid.read_bytes()
+    for target in (grid, run / "samples" / "new.png", run / "checkpoints" / "x.npz", run / "metrics.csv"):
+        out = ganlab("sample", str(run), "--n", "4", "--out", str(target), "--force")
+        assert out.returncode == 2 and "inside the record of the run" in out.stderr, target
+    assert grid.read_bytes() == before and not (run / "samples" / "new.png").exists()
+    assert ganlab("sample", str(run), "--n", "4", "--out", str(run / "extra.png")).returncode == 0  # beside it: fine
+    page = tmp_path / "page.html"
+    page.write_text("mine")
+    out = ganlab("report", str(run), "--out", str(page))
+    assert out.returncode == 2 and page.read_text() == "mine"
+    out = ganlab("sample", str(run), "--n", "4", "--out", str(tmp_path))
+    assert out.returncode == 2 and "is a folder" in out.stderr

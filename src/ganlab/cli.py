@@ -10,7 +10,7 @@ from ganlab import CONF_DIR
 from ganlab.checkpoints import CheckpointError
 from ganlab.config import ConfigError, register_configs
 from ganlab.data import DatasetError, DatasetNotFoundError
-from ganlab.run_folder import RunFolderError
+from ganlab.run_folder import RunFolderError, check_user_output
 
 # Errors of the commands that read a run: one line, no traceback.
 READ_ERRORS = (CheckpointError, ConfigError, DatasetError, DatasetNotFoundError, RunFolderError, ValueError, OSError)
@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "data) or an .npz array in data space.")
     sample.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
     sample.add_argument("--n", type=int, default=64, help="how many samples (default 64)")
-    sample.add_argument("--out", type=Path, required=True, help="FILE.png or FILE.npz")
+    sample.add_argument("--out", type=Path, required=True, help="FILE.png or FILE.npz (a new file)")
+    sample.add_argument("--force", action="store_true", help="replace --out if it exists")
     sample.add_argument("--checkpoint", choices=("best", "last"), default="best", help="default: best")
     sample.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     sample.add_argument("--class", dest="choice", metavar="K",
@@ -150,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Write PATH/report.html (or --out): summary, diagnoses, plots, the "
                                              "sample grid of every epoch, and for a sweep the comparison.")
     report.add_argument("path", type=Path, help="a run folder or a sweep folder")
-    report.add_argument("--out", type=Path, help="the HTML file (default: PATH/report.html)")
+    report.add_argument("--out", type=Path, help="the HTML file (default: PATH/report.html); a new file")
+    report.add_argument("--force", action="store_true", help="replace --out if it exists")
     resume = commands.add_parser("resume", help="continue a run from its last checkpoint",
                                  description="Continue a run from checkpoints/last.pt: networks, optimisers, "
                                              "counters, RNG states and data order, so it ends as if never stopped. "
@@ -206,6 +208,7 @@ def sample_command(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ValueError(f"--n {args.n}: ask for at least one sample")
+    check_user_output(args.out, args.force)
     print(write_samples(args.run_dir, args.out, args.n, args.checkpoint, args.seed, args.interpolate,
                         args.truncation, args.choice))
     return 0
@@ -341,6 +344,8 @@ def study_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     from ganlab.report import write_report
 
+    if args.out:
+        check_user_output(args.out, args.force)
     print(write_report(args.path, args.out))
     return 0
 

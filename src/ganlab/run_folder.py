@@ -134,6 +134,24 @@ def writer_alive(path: Path) -> Optional[bool]:
         os.close(fd)
 
 
+def check_user_output(path: Path, force: bool, flag: str = "--out") -> None:
+    """A path the user named for a command to write: never inside a run's own record (its samples/,
+    checkpoints/ or any file a run writes), and never over an existing file unless `force`."""
+    path = Path(os.path.abspath(path))
+    for folder in (path.parent, *path.parent.parents):
+        if any((folder / marker).exists() for marker in RUN_MARKERS):
+            inside = path.relative_to(folder).parts[0]
+            if inside in OUTPUT_NAMES:
+                raise RunFolderError(f"{flag} {path} is inside the record of the run {folder} ({inside}); nothing was "
+                                     f"written. Write elsewhere, e.g. {flag} {folder / ('my_' + path.name)}")
+            break
+    if path.is_dir():
+        raise RunFolderError(f"{flag} {path} is a folder; name a file in it, e.g. {flag} {path / 'samples.png'}")
+    if path.exists() and not force:
+        raise RunFolderError(f"{flag} {path} already exists; nothing was written. Choose another name, or add --force "
+                             f"to replace it")
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Write through a temporary file in the same folder, flush it to disk, then rename over the
     old file: a kill or a full disk never leaves a truncated file, and the old one stays."""
