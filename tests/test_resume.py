@@ -19,7 +19,7 @@ import torch
 from ganlab.checkpoints import CheckpointError, load_checkpoint
 from ganlab.run_folder import RunFolderError
 from ganlab.train import train
-from tests.conftest import QUICK_METRICS, REPO, make_cfg, ganlab
+from tests.conftest import QUICK_METRICS, REPO, ganlab, make_cfg, run_cli
 
 # A run of a few seconds in 5 epochs with a checkpoint every epoch and an evaluation every other one.
 RUN = ["trainer.epochs=5", "trainer.batch_size=32", "trainer.log_every=5", "trainer.checkpoint_every=1",
@@ -299,3 +299,19 @@ def test_a_checkpoint_of_the_first_format_resumes_to_the_weights_of_an_uninterru
     assert [r.keys() for r in old_q] == [r.keys() for r in new_q]
     assert all(float(a[k]) == pytest.approx(float(b[k]), rel=1e-4) for a, b in zip(old_q, new_q) for k in a)
     assert (folder / "metrics.csv").read_text().count("\n") == (tmp_path / "new" / "metrics.csv").read_text().count("\n")
+
+
+def test_a_sweeps_job_resumes_with_the_threads_it_started_with_bit_for_bit(tmp_path):
+    """A parallel sweep's job trains on cores // jobs torch threads; `ganlab resume` alone on the machine
+    would take them all, and another thread count rounds differently."""
+    sweep = tmp_path / "sweep"
+    out = run_cli("train", "-m", *[o for o in RUN if not o.startswith(("trainer.epochs", "trainer.threads"))],
+                  "trainer.steps=6,12", f"hydra.sweep.dir={sweep}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    short, long = (next(sweep.glob(f"*trainer.steps={n}*")) for n in (6, 12))
+    assert "(1 torch threads" in (short / "train.log").read_text()
+    out = run_cli("resume", str(short), "trainer.steps=12")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (short / "train.log").read_text().count("(1 torch threads") == 2
+    ca, cb = (torch.load(p / "checkpoints" / "last.pt", weights_only=True) for p in (short, long))
+    assert all(torch.equal(ca["generator"][k], cb["generator"][k]) for k in cb["generator"])

@@ -103,6 +103,8 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
     device = resolve_device(cfg.trainer.device)
     check_precision(cfg.trainer.precision, device)
     threads = threads_for(cfg, jobs)
+    if resume is not None and not cfg.trainer.threads and resume.get("threads"):
+        threads = resume["threads"]  # what the run started with (a sweep's job: cores // jobs), for the same numbers
     if threads:
         torch.set_num_threads(threads)
     check_memory(cfg)

@@ -122,6 +122,7 @@ class Trainer:
             "step": self.step, "epoch": self.epoch, "finished": finished,
             **({"classes": self.classes} if self.classes else {}),
             "elapsed": time.perf_counter() - self.start, "rng": rng_state(),
+            "threads": torch.get_num_threads(),  # a resume uses them again: another count rounds differently
             **self.gan_step.state_dict(),  # generator, discriminator, opt_g, opt_d, augment
             **({"generator_ema": self.ema.state_dict()} if self.ema else {}),
             "batches": self.batches.state_dict(), "recorder": self.recorder.state_dict(),
