@@ -47,11 +47,18 @@ def test_a_continued_study_reuses_its_runs_and_spends_no_more_than_alpha(study):
     assert sum(look["level"] for look in state["looks"]) <= 0.05 + 1e-12
 
 
-def test_compare_on_a_study_says_its_answers_are_the_studys(study):
+def test_compare_on_a_study_says_its_answers_are_the_studys_and_follows_them_over_training(study):
     folder, _ = study
     out = run_cli("compare", str(folder))
     assert out.returncode == 0 and "is a study run until settled" in out.stdout
     assert "come from" not in out.stdout  # its rounds are one study, not a confound
+    assert "over training: optim.lr=1e-06 is behind optim.lr=" in out.stdout
+    assert (folder / "compare" / "over_training.png").stat().st_size > 5000
+    payload = json.loads(run_cli("compare", str(folder), "--json").stdout)
+    slow = next(e for e in payload["keys"]["optim.lr"]["effects"] if e["value"] == "1e-06")
+    assert slow["course"]["steps"] and len(slow["course"]["low"]) == len(slow["course"]["steps"])
+    assert slow["kind"].endswith("ends worse")
+    assert "\nverdict: optim.lr=" in (folder / "rounds.log").read_text()  # each round's sweep ends with its verdict
 
 
 @pytest.mark.parametrize("args, message", [

@@ -264,19 +264,3 @@ def test_a_course_is_told_in_words_where_it_leads_lags_and_flips():
     assert kind_of_effect(Course(states=[LEVEL, LEVEL, AHEAD, AHEAD])) == "ends better"
     assert kind_of_effect(Course(states=[AHEAD, LEVEL, LEVEL, AHEAD])) == "learns faster and ends better"
     assert kind_of_effect(Course(states=[LEVEL] * 4)) == "no difference beyond noise"
-
-
-def test_compare_follows_a_real_sweep_over_training_in_json_and_a_figure(tmp_path):
-    from tests.conftest import TINY_POINTS, run_cli
-
-    sweep = tmp_path / "sweep"
-    out = run_cli("train", "-m", *TINY_POINTS, "trainer.epochs=3", "optim.lr=1e-6,2e-3", "seed=1,2",
-                  f"hydra.sweep.dir={sweep}")
-    assert out.returncode == 0, out.stderr
-    assert "\nverdict: optim.lr=" in out.stdout and out.stdout.strip().endswith(str(sweep))  # a sweep ends with it
-    payload = json.loads(run_cli("compare", str(sweep), "--json").stdout)
-    [effect] = payload["keys"]["optim.lr"]["effects"]
-    assert effect["course"]["steps"] == [8, 16, 24] and len(effect["course"]["low"]) == 3
-    assert effect["course"]["words"].startswith(f"optim.lr={effect['value']} is ")
-    out = run_cli("compare", str(sweep))
-    assert "over training: optim.lr=" in out.stdout and (sweep / "compare" / "over_training.png").stat().st_size > 5000

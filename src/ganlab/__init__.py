@@ -1,6 +1,12 @@
 """ganlab: a config-driven GAN experiment runner."""
 
+import os
 from pathlib import Path
+
+# OpenMP threads that wait for work sleep instead of spinning (before torch loads its OpenMP): on a
+# machine shared with other busy processes, spinning threads steal the cores they wait for, and a
+# 10-epoch digits run took 10x longer beside two busy processes (benchmarks/threads_under_load.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
