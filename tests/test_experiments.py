@@ -150,3 +150,19 @@ def test_sweeps_run_through_submitit_local(tmp_path):
     rows = read_csv(sweep_dir(out.stdout) / "sweep.csv")
     assert [r["status"] for r in rows] == ["completed", "completed"]
     assert (sweep_dir(out.stdout) / ".submitit").is_dir()
+
+
+def test_two_sweeps_started_into_one_folder_at_once_one_runs_and_the_other_writes_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, "-m", "ganlab.cli", "train", "-m", *QUICK, f"hydra.sweep.dir={sweep}"]
+    both = [subprocess.Popen([*command, seeds], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for seeds in ("seed=1,2", "seed=2,1")]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in both]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    loser = next(err for code, err in results if code == 2)
+    assert "holds another sweep" in loser or "already holds a sweep" in loser
+    assert len(loser.strip().splitlines()) == 1
+    assert {r["status"] for r in read_csv(sweep / "sweep.csv")} == {"completed"}

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from ganlab.config import ConfigError
 from ganlab.loggers import experiment_id, mlflow_client
-from ganlab.run_folder import RunFolderError, claim_new
+from ganlab.run_folder import RunFolderError, claim_new, claim_sweep
 from ganlab.sweep import failed_jobs, format_table, refuse_existing_sweep, write_sweep_table
 
 
@@ -42,6 +42,7 @@ class ClaimRunFolder(Callback):
         try:
             check_name(str(config.name))
             refuse_existing_sweep(Path(config.hydra.sweep.dir))
+            claim_sweep(Path(config.hydra.sweep.dir))
             if config.logger.name == "mlflow":  # one experiment per sweep, made once before its jobs start
                 name = config.logger.experiment or Path(config.hydra.sweep.dir).name
                 experiment_id(mlflow_client(config.logger), name)

@@ -94,6 +94,26 @@ def claim_new(path: Path, allow: tuple[str, ...] = ()) -> Claim:
     return _claims[path]
 
 
+SWEEP_LOCK = ".ganlab-sweep.lock"
+
+
+def claim_sweep(path: Path) -> None:
+    """Claim a sweep folder for this process (held until it ends): of two sweeps started into one
+    folder at once, exactly one gets it; the other writes nothing."""
+    path = Path(os.path.abspath(path))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path / SWEEP_LOCK, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+    except FileExistsError:
+        raise RunFolderError(f"{path} holds another sweep (started at the same moment, or earlier); nothing was "
+                             f"changed. Choose a new folder with hydra.sweep.dir=PATH") from None
+    except OSError as e:
+        raise RunFolderError(f"cannot write the sweep folder {path} ({e.strerror or e}); pick a writable place with "
+                             f"hydra.sweep.dir=PATH") from None
+    _lock(fd, path / SWEEP_LOCK)
+    _claims[path] = Claim(path, fd, False)
+
+
 def _make_folder(path: Path) -> bool:
     """mkdir; True when this call made the folder (False when it was there)."""
     try:
