@@ -281,3 +281,41 @@ def test_optuna_minimises_the_quality_score(tmp_path):
     assert "Best value:" in out.stdout + out.stderr
     sweep = next((tmp_path / "outputs" / "sweeps").iterdir())
     assert "fd_classifier" in (sweep / "sweep.csv").read_text()
+
+
+def test_a_changed_classifier_cache_is_never_used_and_the_yardstick_stays_the_same(tmp_path, caplog):
+    """Flipped bytes in classifier.pt scored a run 0.0 instead of 104.8 with an unchanged yardstick hash;
+    a `[]` classifier.json or a truncated floor file gave tracebacks."""
+    import logging
+
+    from ganlab.data import load_dataset
+    from ganlab.quality import build_evaluator
+    from tests.conftest import make_cfg
+
+    cfg = make_cfg("metrics.classifier_steps=60", "metrics.n_samples=200", f"metrics.cache_dir={tmp_path}")
+    data = load_dataset(cfg.data)
+    first = build_evaluator(cfg, data)
+    images = data.x[:200]
+    expected, floor = first.score(images)["fd_classifier"], first.floor
+    folder = first.classifier.folder
+    weights, meta = folder / "classifier.pt", folder / "classifier.json"
+    [floor_file] = folder.glob("floor-*.json")
+
+    def damage(path: Path, how) -> None:
+        data_ = bytearray(path.read_bytes())
+        path.write_bytes(bytes(how(data_)))
+
+    cases = {
+        "flipped bytes in the weights": lambda: damage(weights, lambda b: b[:len(b) // 2] + bytes(x ^ 0x55 for x in b[len(b) // 2: len(b) // 2 + 64]) + b[len(b) // 2 + 64:]),
+        "a [] metadata file": lambda: meta.write_text("[]"),
+        "a truncated floor": lambda: damage(floor_file, lambda b: b[: len(b) // 2]),
+        "an edited floor": lambda: floor_file.write_text(floor_file.read_text().replace('"fd_classifier": ', '"fd_classifier": 1')),
+    }
+    for name, spoil in cases.items():
+        spoil()
+        with caplog.at_level(logging.WARNING):
+            caplog.clear()
+            again = build_evaluator(cfg, data)
+        assert "not used" in caplog.text, name
+        assert again.score(images)["fd_classifier"] == expected and again.floor == floor, name
+        assert again.info["yardstick"] == first.info["yardstick"], name

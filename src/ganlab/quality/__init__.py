@@ -7,7 +7,6 @@ exact mode scores of VEEGAN / PacGAN and a sliced Wasserstein distance to the da
 
 from __future__ import annotations
 
-import json
 import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -19,7 +18,7 @@ from omegaconf import DictConfig, open_dict
 from ganlab.data import Dataset, DatasetNotFoundError, load_dataset
 from ganlab.data.mixtures import sample_mixture
 from ganlab.quality import scores
-from ganlab.quality.classifier import TrainedClassifier, load_or_train
+from ganlab.quality.classifier import TrainedClassifier, load_or_train, sealed, unsealed
 from ganlab.run_folder import atomic_write
 
 log = logging.getLogger(__name__)
@@ -142,8 +141,11 @@ class ImageEvaluator(Evaluator):
         """Real-vs-real scores: the reference sample against the other split (or, without one, one
         half of the reference against the other), cached beside the classifier."""
         path = self.classifier.folder / f"floor-n{n}-k{self.k}.json"
+        cached = unsealed(path)
+        if cached is not None and cached.get("weights_sha256") == self.classifier.weights_sha256:
+            return cached["floor"]
         if path.exists():
-            return json.loads(path.read_text())
+            log.warning("floor cache %s not used (altered, truncated or of other weights); measuring it again", path)
         if other is not None:
             floor = self._scores(self.real_features, *self._embed(_subset(other.x, self.n_fake, seed=1)))
         else:
@@ -152,7 +154,8 @@ class ImageEvaluator(Evaluator):
                 predicted = self.classifier.net.head(self.real_features[half:] / self.scale).argmax(1)
             floor = self._scores(self.real_features[:half], self.real_features[half:], predicted)
         floor = {key: round(float(value), 6) for key, value in floor.items()}
-        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(floor, indent=2) + "\n"))
+        payload = {"floor": floor, "weights_sha256": self.classifier.weights_sha256}
+        atomic_write(path, lambda tmp: tmp.write_text(sealed(payload)))
         return floor
 
 

@@ -65,6 +65,31 @@ def data_hash(x: torch.Tensor, labels: Optional[torch.Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _digest(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def sealed(payload: dict) -> str:
+    """`payload` as JSON with the hash of its contents, checked by `unsealed` when read back."""
+    return json.dumps({**payload, "sha256": _digest(payload)}, indent=2) + "\n"
+
+
+def unsealed(path: Path) -> Optional[dict]:
+    """The payload of a file written by `sealed`; None for a missing, truncated, altered or foreign file."""
+    try:
+        found = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(found, dict) or "sha256" not in found:
+        return None
+    payload = {k: v for k, v in found.items() if k != "sha256"}
+    return payload if _digest(payload) == found["sha256"] else None
+
+
 @dataclass
 class TrainedClassifier:
     net: Classifier
@@ -72,6 +97,7 @@ class TrainedClassifier:
     accuracy: float  # on the test split (or a held-out tenth for data without one)
     task: str  # "classes" or "rotation"
     folder: Path
+    weights_sha256: str  # of classifier.pt: the floor files cached beside it are bound to it
 
     @property
     def meta(self) -> dict:
@@ -105,13 +131,10 @@ def load_or_train(name: str, train_x: torch.Tensor, train_y: Optional[torch.Tens
     n_classes = int(train_y.max()) + 1 if train_y is not None else 4
     net = Classifier(train_x.shape[1], n_classes)
     meta_path, weights = folder / "classifier.json", folder / "classifier.pt"
-    if meta_path.exists() and weights.exists():
-        try:
-            net.load_state_dict(torch.load(weights, weights_only=True))
-            meta = json.loads(meta_path.read_text())
-            return TrainedClassifier(net, key, meta["test_accuracy"], task, folder)
-        except (RuntimeError, ValueError, KeyError, OSError) as e:
-            log.warning("classifier cache %s unreadable (%s); training it again", folder, e)
+    if meta_path.exists() or weights.exists():
+        cached = _load_cached(net, meta_path, weights)
+        if cached is not None:
+            return TrainedClassifier(net, key, cached["test_accuracy"], task, folder, cached["weights_sha256"])
 
     if train_y is None:  # hold out a tenth of the images to measure the rotation task
         cut = max(1, len(train_x) // 10)
@@ -132,6 +155,22 @@ def load_or_train(name: str, train_x: torch.Tensor, train_y: Optional[torch.Tens
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(weights, lambda tmp: torch.save(net.state_dict(), tmp))
     meta = {"dataset": name, "hash": key, "task": task, "test_accuracy": round(accuracy, 4), "steps": steps,
-            "train_seconds": round(time.perf_counter() - start, 1)}
-    atomic_write(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
-    return TrainedClassifier(net, key, accuracy, task, folder)
+            "train_seconds": round(time.perf_counter() - start, 1), "weights_sha256": file_sha256(weights)}
+    atomic_write(meta_path, lambda tmp: tmp.write_text(sealed(meta)))
+    return TrainedClassifier(net, key, accuracy, task, folder, meta["weights_sha256"])
+
+
+def _load_cached(net: Classifier, meta_path: Path, weights: Path) -> Optional[dict]:
+    """The cached classifier's metadata, its weights loaded into `net`, when both files are whole and
+    the weights are the ones the metadata recorded; else None (with one line saying why), and the
+    classifier is trained again: a cache that changed is never used."""
+    meta = unsealed(meta_path)
+    try:
+        if meta is None or not weights.is_file() or meta.get("weights_sha256") != file_sha256(weights):
+            raise ValueError("its files do not match the hashes recorded when they were written: corrupted, "
+                             "truncated, from another ganlab, or not ganlab's")
+        net.load_state_dict(torch.load(weights, weights_only=True))
+        return meta
+    except Exception as e:  # any unreadable or foreign file (a crafted pickle too: weights_only refuses code)
+        log.warning("classifier cache %s not used (%s); training it again", meta_path.parent, e)
+        return None
