@@ -82,12 +82,16 @@ def test_a_study_refuses_a_folder_that_holds_something_else(tmp_path):
 def test_continuing_a_round_resumes_its_stopped_jobs_and_trains_the_ones_never_started(tmp_path, monkeypatch):
     """An interrupted round: seed 1's two jobs finished, seed 2's lr=0.1 job was stopped, its lr=0.2 job never
     started. Continuing resumes the one and trains the other into the same round folder; nothing else."""
-    from ganlab import study as study_module
+    from ganlab import sweep as sweep_module
     from ganlab.study import Design, Study
 
     folder = tmp_path / "s"
     study = Study.start(folder, Design(["+exp=baseline", "optim.lr=0.1,0.2"], max_seeds=4))
     round_dir = folder / "seeds_1-2"
+    round_dir.mkdir()
+    (round_dir / "multirun.yaml").write_text(  # what Hydra wrote when the round's sweep started
+        "hydra:\n  sweeper:\n    _target_: hydra._internal.core_plugins.basic_sweeper.BasicSweeper\n"
+        "  overrides:\n    task: [+exp=baseline, 'optim.lr=0.1,0.2', 'seed=1,2']\n")
     for lr, seed, status in (("0.1", 1, "completed"), ("0.2", 1, "completed"), ("0.1", 2, "running")):
         job = round_dir / f"lr{lr}-seed{seed}"
         (job / ".hydra").mkdir(parents=True)
@@ -95,8 +99,8 @@ def test_continuing_a_round_resumes_its_stopped_jobs_and_trains_the_ones_never_s
         (job / "summary.json").write_text(json.dumps({"status": status}))
         (job / ".ganlab.lock").write_text("pid 1 on gone\n")  # a claim no process holds: killed, so stopped
     calls = []
-    monkeypatch.setattr(study_module, "_ganlab", lambda *args, log: calls.append(args))
-    study._train_round([1, 2], study.runs(), say=lambda line: None)
+    monkeypatch.setattr(sweep_module, "run_ganlab", lambda *args, log: calls.append(args))
+    study._train_round([1, 2], say=lambda line: None)
     assert calls == [("resume", str(round_dir / "lr0.1-seed2")),
                      ("train", "+exp=baseline", "optim.lr=0.2", "seed=2",
-                      f"hydra.run.dir={round_dir / 'optim.lr-0.2_seed-2'}")]
+                      f"hydra.run.dir='{round_dir.resolve() / '+exp=baseline,optim.lr=0.2,seed=2'}'")]

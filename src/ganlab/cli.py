@@ -33,6 +33,7 @@ commands:
             --truncation PSI: the truncation trick)
   eval      recompute a checkpoint's quality scores beside the real-vs-real floor: ganlab eval RUN_DIR
   sweep     rebuild a sweep's table (sweep.csv) from its job folders and print it: ganlab sweep SWEEP_DIR
+            (--resume: complete an interrupted sweep in place)
             (ganlab COMMAND --help for each)
 
 examples:
@@ -164,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help="rebuild a sweep's table",
                                 description="Rebuild SWEEP_DIR/sweep.csv from the job folders and print it.")
     sweep.add_argument("sweep_dir", type=Path, help="a sweep folder (outputs/sweeps/...)")
+    sweep.add_argument("--resume", action="store_true", help="complete an interrupted sweep in place: resume its "
+                                                             "stopped jobs and train the ones it never started")
     return parser
 
 
@@ -237,15 +240,24 @@ def eval_command(args: argparse.Namespace) -> int:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
-    from ganlab.sweep import failed_jobs, format_table, job_folders, write_sweep_table
+    from ganlab.sweep import failed_jobs, format_table, job_folders, resume_sweep, write_sweep_table
 
     sweep_dir = args.sweep_dir
     if not sweep_dir.is_dir() or not job_folders(sweep_dir):
         raise ValueError(f"{sweep_dir} holds no sweep jobs (folders with .hydra/); give a folder under outputs/sweeps/")
+    if args.resume:
+        try:
+            resume_sweep(sweep_dir)
+        except KeyboardInterrupt:
+            print(f"ganlab: interrupted; continue with: ganlab sweep {sweep_dir} --resume", file=sys.stderr)
+            return 130
     rows = write_sweep_table(sweep_dir)
     print(format_table(rows))
-    print(f"\n{len(rows)} jobs, {len(failed_jobs(rows))} not completed; table: {sweep_dir / 'sweep.csv'}")
-    return 0
+    waiting = [r for r in rows if r["status"] in ("stopped", "interrupted", "not started")]
+    print(f"\n{len(rows)} jobs, {len(failed_jobs(rows))} not completed; table: {sweep_dir / 'sweep.csv'}"
+          + (f"\n{len(waiting)} stopped or not started: complete them with ganlab sweep {sweep_dir} --resume"
+             if waiting else ""))
+    return 0 if not args.resume or not failed_jobs(rows) else 1
 
 
 def runs_command(args: argparse.Namespace) -> int:

@@ -10,10 +10,7 @@ every look; the same command continues an interrupted study, reusing every run a
 
 from __future__ import annotations
 
-import itertools
 import json
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +19,7 @@ from typing import Callable, Optional
 from ganlab import stats
 from ganlab.catalog import RunRecord, find_runs
 from ganlab.run_folder import RunFolderError, atomic_write
+from ganlab.sweep import place, resume_sweep, run_ganlab, settings
 
 STATE = "study.json"
 DONE = ("completed", "failed", "diverged")  # a run whose score (or failure) is final
@@ -64,32 +62,6 @@ class Design:
     def seeds(self, done: int, count: int) -> list[int]:
         """The `count` seeds after the first `done` (never past the budget)."""
         return [self.first_seed + i for i in range(done, min(done + count, self.max_seeds))]
-
-
-def _parse(overrides: list[str]) -> list[tuple[str, str, list[str]]]:
-    """(key, prefix, values) of each swept override."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except Exception as e:  # Hydra's own message names the override
-        raise StudyError(f"cannot read the overrides: {str(e).splitlines()[0]}") from None
-    return [(o.key_or_group, o.input_line[: len(o.input_line) - len(o.input_line.lstrip("+~"))],
-             list(o.sweep_string_iterator())) for o in parsed if o.is_sweep_override()]
-
-
-def settings(overrides: list[str]) -> list[tuple[tuple[str, str], ...]]:
-    """Every combination of the swept values, each as ((key, value), ...): one per setting a round trains."""
-    swept = _parse(overrides)
-    keys = [k for k, _, _ in swept]
-    return [tuple(sorted(zip(keys, combo))) for combo in itertools.product(*(v for _, _, v in swept))]
-
-
-def place(run: RunRecord, keys: set[str]) -> tuple[tuple[tuple[str, str], ...], Optional[int]]:
-    """A run's setting (its values of the swept `keys`) and its seed."""
-    values = {o.partition("=")[0].lstrip("+~"): o.partition("=")[2] for o in run.overrides}
-    seed = values.get("seed", "")
-    return tuple((k, values[k]) for k in sorted(keys) if k in values), int(seed) if seed.isdigit() else None
 
 
 @dataclass
@@ -180,36 +152,26 @@ class Study:
                 return self._stop(f"the seed budget is spent ({d.max_seeds} seeds per value)", say)
             if d.max_minutes and self.minutes >= d.max_minutes:
                 return self._stop(f"the time budget is spent ({self.minutes:.1f} of {d.max_minutes:g} min)", say)
-            self._train_round(d.seeds(seeds, d.per_round - seeds % d.per_round), runs, say)
+            self._train_round(d.seeds(seeds, d.per_round - seeds % d.per_round), say)
             if self.seeds_done(self.runs()) == seeds:
                 raise StudyError(f"a round of seeds after {seeds} left runs unfinished (see {self.folder / 'rounds.log'}); "
                                  f"fix the cause, then continue with: ganlab study --dir {self.folder}")
 
-    def _train_round(self, seeds: list[int], runs: list[RunRecord], say: Callable[[str], None]) -> None:
-        """Train the round's seeds into its own sweep folder; continuing one, resume its stopped jobs
-        and train the jobs it never started."""
+    def _train_round(self, seeds: list[int], say: Callable[[str], None]) -> None:
+        """Train the round's seeds as one sweep into its own folder; continuing one, complete it in place
+        (its stopped jobs resumed, the jobs it never started trained)."""
         clock, folder = time.monotonic(), self.folder / f"seeds_{seeds[0]}-{seeds[-1]}"
         log = self.folder / "rounds.log"
         say(f"\nround: seeds {seeds[0]}-{seeds[-1]} of {len(settings(self.design.overrides))} settings in {folder} "
             f"(output in {log})")
         try:
-            if not folder.exists():
-                _ganlab("train", "-m", *self.design.overrides, f"seed={','.join(map(str, seeds))}",
-                        f"hydra.sweep.dir={folder}", log=log)
-                return
-            keys = {k for k, _ in settings(self.design.overrides)[0]}
-            mine = [r for r in runs if r.path.parent == folder]
-            for run in mine:
-                if run.status in ("stopped", "interrupted"):
-                    _ganlab("resume", str(run.path), log=log)
-            have = {place(r, keys) for r in mine}
-            fixed = [o for o in self.design.overrides if not any(o.lstrip("+~").startswith(f"{k}=") for k in keys)]
-            prefixes = {k: p for k, p, _ in _parse(self.design.overrides)}
-            for setting in settings(self.design.overrides):
-                for seed in (s for s in seeds if (setting, s) not in have):
-                    chosen = [f"{prefixes[k]}{k}={v}" for k, v in setting]
-                    name = "_".join(chosen + [f"seed={seed}"]).replace("=", "-").replace("/", "_")
-                    _ganlab("train", *fixed, *chosen, f"seed={seed}", f"hydra.run.dir={folder / name}", log=log)
+            if folder.exists():
+                resume_sweep(folder, say=lambda line: say(f"  {line}"), log=log)
+            elif run_ganlab("train", "-m", *self.design.overrides, f"seed={','.join(map(str, seeds))}",
+                            f"hydra.sweep.dir={folder}", log=log) == 2:
+                said = [line for line in log.read_text(errors="replace").splitlines() if "error" in line.lower()]
+                raise StudyError(f"the round's sweep refused to start: {said[-1] if said else 'see ' + str(log)}; "
+                                 f"the study stopped, nothing was lost")
         finally:
             self.minutes += (time.monotonic() - clock) / 60
             self.save()
@@ -255,24 +217,3 @@ class Study:
                                                         f"value (not settled)"))
         say("\nthe last look:\n" + self.looks[-1].text)
         return why
-
-
-def _ganlab(*args: str, log: Path) -> None:
-    """A ganlab command in its own process (a round is a sweep like any other), its output appended to
-    `log`. Failed jobs are results; a command that refuses to start (exit 2) stops the study."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a") as out:
-        out.write(f"$ ganlab {' '.join(args)}\n")
-        out.flush()
-        child = subprocess.Popen([sys.executable, "-m", "ganlab.cli", *args], stdout=out, stderr=subprocess.STDOUT)
-        try:
-            code = child.wait()
-        except KeyboardInterrupt:  # Ctrl-C reached the child too: let it checkpoint and mark its runs first
-            child.wait()
-            raise
-    if code in (130, -2):
-        raise KeyboardInterrupt
-    if code == 2:
-        said = [line for line in log.read_text(errors="replace").splitlines() if "error" in line.lower()]
-        raise StudyError(f"ganlab {args[0]} refused to start: {said[-1] if said else 'see ' + str(log)}; the study "
-                         f"stopped, nothing was lost")

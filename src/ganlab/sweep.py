@@ -4,15 +4,19 @@ folders (so it is right for an interrupted sweep too)."""
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import re
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from ganlab.catalog import is_sweep, load_run
+from ganlab.catalog import RunRecord, is_sweep, load_run
+from ganlab.config import path_safe
 from ganlab.run_folder import RunFolderError
 
 COLUMNS = ["job", "overrides", "status", "duration_s", "epochs", "steps", "metric", "best_score", "best_epoch",
@@ -106,8 +110,14 @@ def job_row(job: Path) -> dict[str, Any]:
 
 
 def write_sweep_table(sweep_dir: Path) -> list[dict[str, Any]]:
-    """Rebuild sweep.csv from the job folders; return its rows."""
-    rows = [job_row(job) for job in job_folders(sweep_dir)]
+    """Rebuild sweep.csv from the job folders, and the planned jobs that have none (not started);
+    return its rows."""
+    folders = job_folders(sweep_dir)
+    rows = [job_row(job) for job in folders]
+    overrides = planned_overrides(sweep_dir)
+    if overrides:
+        rows += [{"job": path_safe(",".join(sorted(job))), "overrides": " ".join(job), "status": "not started"}
+                 for job in missing_jobs(sweep_dir, overrides, [load_run(f) for f in folders])]
     with open(Path(sweep_dir) / "sweep.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
@@ -131,3 +141,92 @@ def format_table(rows: list[dict[str, Any]], columns: list[str] = PRINTED) -> st
 
 def failed_jobs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r["status"] != "completed"]
+
+
+# ------------------------------------------------------------------ the jobs a sweep asked for
+def swept_overrides(overrides: list[str]) -> list[tuple[str, str, list[str]]]:
+    """(key, prefix, values) of each swept override."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as e:  # Hydra's own message names the override
+        raise RunFolderError(f"cannot read the overrides: {str(e).splitlines()[0]}") from None
+    return [(o.key_or_group, o.input_line[: len(o.input_line) - len(o.input_line.lstrip("+~"))],
+             list(o.sweep_string_iterator())) for o in parsed if o.is_sweep_override()]
+
+
+def settings(overrides: list[str]) -> list[tuple[tuple[str, str], ...]]:
+    """Every combination of the swept values, each as ((key, value), ...): one per setting a round trains."""
+    swept = swept_overrides(overrides)
+    keys = [k for k, _, _ in swept]
+    return [tuple(sorted(zip(keys, combo))) for combo in itertools.product(*(v for _, _, v in swept))]
+
+
+def place(run: RunRecord, keys: set[str]) -> tuple[tuple[tuple[str, str], ...], Optional[int]]:
+    """A run's setting (its values of the swept `keys`) and its seed."""
+    values = {o.partition("=")[0].lstrip("+~"): o.partition("=")[2] for o in run.overrides}
+    seed = values.get("seed", "")
+    return tuple((k, values[k]) for k in sorted(keys) if k in values), int(seed) if seed.isdigit() else None
+
+
+def planned_overrides(sweep_dir: Path) -> Optional[list[str]]:
+    """The overrides a grid sweep was started with (multirun.yaml); None for a sweep with no fixed plan
+    (Optuna's) or without a readable multirun.yaml."""
+    try:
+        hydra = OmegaConf.load(Path(sweep_dir) / "multirun.yaml").hydra
+        if "BasicSweeper" not in str(hydra.sweeper.get("_target_", "")):
+            return None
+        return [str(o) for o in hydra.overrides.task]
+    except Exception:  # an unreadable or foreign file: only the job folders tell
+        return None
+
+
+def missing_jobs(sweep_dir: Path, overrides: list[str], jobs: list[RunRecord]) -> list[list[str]]:
+    """The planned jobs (each as its overrides) that have no folder: an interrupted sweep never started them."""
+    swept = swept_overrides(overrides)
+    keys = {k for k, _, _ in swept}
+    have = {place(r, keys)[0] for r in jobs}
+    fixed = [o for o in overrides if o.lstrip("+~").partition("=")[0] not in keys]
+    prefixes = {k: p for k, p, _ in swept}
+    return [fixed + [f"{prefixes[k]}{k}={v}" for k, v in setting] for setting in settings(overrides)
+            if setting not in have]
+
+
+def resume_sweep(sweep_dir: Path, say=print, log: Optional[Path] = None) -> None:
+    """Complete an interrupted sweep in place: resume its stopped jobs, then train the jobs it never
+    started into the same folder (one after another; each uses every core)."""
+    jobs = [load_run(p) for p in job_folders(sweep_dir)]
+    for job in jobs:
+        if job.status in ("stopped", "interrupted"):
+            say(f"resuming {job.path.name}")
+            run_ganlab("resume", str(job.path), log=log)
+    overrides = planned_overrides(sweep_dir)
+    for job in missing_jobs(sweep_dir, overrides, jobs) if overrides else []:
+        folder = Path(sweep_dir).resolve() / path_safe(",".join(sorted(job)))  # the name Hydra gives a job
+        say(f"starting {folder.name}")
+        run_ganlab("train", *job, f"hydra.run.dir='{folder}'", log=log)  # quoted: the name holds '=' and ','
+
+
+
+def run_ganlab(*args: str, log: Optional[Path] = None) -> int:
+    """A ganlab command in its own process, its output appended to `log` (else shown); its exit code.
+    Ctrl-C reaches it too: it checkpoints and marks its run before this one goes on."""
+    out = open(log, "a") if log else None
+    try:
+        if out:
+            out.write(f"$ ganlab {' '.join(args)}\n")
+            out.flush()
+        child = subprocess.Popen([sys.executable, "-m", "ganlab.cli", *args], stdout=out,
+                                 stderr=subprocess.STDOUT if out else None)
+        try:
+            code = child.wait()
+        except KeyboardInterrupt:
+            child.wait()
+            raise
+    finally:
+        if out:
+            out.close()
+    if code in (130, -2):
+        raise KeyboardInterrupt
+    return code
