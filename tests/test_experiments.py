@@ -166,3 +166,66 @@ def test_two_sweeps_started_into_one_folder_at_once_one_runs_and_the_other_write
     assert "holds another sweep" in loser or "already holds a sweep" in loser
     assert len(loser.strip().splitlines()) == 1
     assert {r["status"] for r in read_csv(sweep / "sweep.csv")} == {"completed"}
+
+
+def _start_sweep(tmp_path: Path, sweep: Path, seeds: str):
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "ganlab.cli", "train", "-m", *QUICK[1:], "trainer.epochs=12", f"seed={seeds}",
+               "metrics.enabled=false", f"hydra.sweep.dir={sweep}"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # its own process group, as a terminal gives it
+    deadline = time.time() + 180
+    while len(list(sweep.glob("*/metrics.csv"))) < 2:
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.2)
+    return process
+
+
+def _group_gone(pgid: int, seconds: float = 30) -> bool:
+    import os
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_ctrl_c_on_a_parallel_sweep_says_one_line_and_the_sweep_completes_in_place(tmp_path):
+    import os
+    import signal
+
+    sweep = tmp_path / "sweep"
+    process = _start_sweep(tmp_path, sweep, "1,2,3")
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole group
+    _, err = process.communicate(timeout=180)
+    assert process.returncode == 130 and "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1] == (f"ganlab: sweep interrupted (2 interrupted, 1 not started); continue it "
+                                            f"with: ganlab sweep {sweep} --resume")
+    assert _group_gone(process.pid)  # no worker outlives the sweep
+    listed = run_cli("sweep", str(sweep))
+    assert "not started" in listed.stdout and f"ganlab sweep {sweep} --resume" in listed.stdout
+    done = run_cli("sweep", str(sweep), "--resume", timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [r["status"] for r in read_csv(sweep / "sweep.csv")] == ["completed"] * 3
+
+
+def test_sigterm_to_a_parallel_sweep_stops_its_workers_too(tmp_path):
+    import os
+    import signal
+
+    sweep = tmp_path / "sweep"
+    process = _start_sweep(tmp_path, sweep, "1,2")
+    os.kill(process.pid, signal.SIGTERM)  # the sweep's process only, as a scheduler or `kill` sends it
+    process.communicate(timeout=180)
+    assert process.returncode == 130
+    assert _group_gone(process.pid)
+    assert {json.loads((job / "summary.json").read_text())["status"] for job in sweep.iterdir()
+            if (job / "summary.json").exists()} == {"interrupted"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -182,10 +183,22 @@ def main(argv: list[str] | None = None) -> int:
             print(train_help([a for a in rest if a not in ("--help", "-h")]))
             return 0
         from ganlab.app import train_app
-        from ganlab.sweep import sweep_dir_override
+        from ganlab.sweep import interrupted_sweep, stop_workers_on_signals, sweep_dir_of, sweep_dir_override
 
         sys.argv = ["ganlab train", *rest, *sweep_dir_override(rest)]
-        train_app()
+        if not {"-m", "--multirun"} & set(rest):
+            train_app()
+            return 0
+        sweep_dir = sweep_dir_of(sys.argv)
+        # joblib's semaphores of workers stopped mid-job: the resource tracker's warning would follow our one line
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"),
+                                                              "ignore::UserWarning:multiprocessing.resource_tracker"]))
+        try:
+            with stop_workers_on_signals(sweep_dir):
+                train_app()
+        except KeyboardInterrupt:  # the jobs checkpointed and stopped: one line, not joblib's traceback
+            print(f"ganlab: {interrupted_sweep(sweep_dir)}", file=sys.stderr)
+            return 130
         return 0
     if command not in COMMANDS:
         print(f"ganlab: error: unknown command {command!r}; choose one of: train, {', '.join(COMMANDS)} "

@@ -7,17 +7,20 @@ import csv
 import itertools
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab.catalog import RunRecord, is_sweep, load_run
 from ganlab.config import path_safe
-from ganlab.run_folder import RunFolderError
+from ganlab.run_folder import RunFolderError, writer_alive
 
 COLUMNS = ["job", "overrides", "status", "duration_s", "epochs", "steps", "metric", "best_score", "best_epoch",
            "loss_d", "loss_g", "acc_real", "acc_fake", "diagnoses", "error"]
@@ -230,3 +233,57 @@ def run_ganlab(*args: str, log: Optional[Path] = None) -> int:
     if code in (130, -2):
         raise KeyboardInterrupt
     return code
+
+
+@contextmanager
+def stop_workers_on_signals(sweep_dir: Optional[Path], wait_s: float = 120) -> Iterator[None]:
+    """Ctrl-C or SIGTERM to a sweep's process reaches its parallel workers too; each checkpoints, is
+    marked interrupted and lets go of its run before the sweep stops (as KeyboardInterrupt)."""
+    def forward(signum, frame):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+        for child in _children(os.getpid()):
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait_s
+        while sweep_dir and time.monotonic() < deadline and any(
+                writer_alive(job) for job in (job_folders(sweep_dir) if sweep_dir.is_dir() else [])):
+            time.sleep(0.2)
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux's /proc; none found elsewhere)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def sweep_dir_of(argv: list[str]) -> Optional[Path]:
+    given = [a.split("=", 1)[1].strip("'\"") for a in argv if a.startswith("hydra.sweep.dir=")]
+    return Path(given[-1]) if given else None
+
+
+def interrupted_sweep(sweep_dir: Optional[Path]) -> str:
+    """What an interrupted sweep left, in one line, with how to continue it."""
+    if sweep_dir is None or not sweep_dir.is_dir():
+        return "sweep interrupted before its first job"
+    rows = write_sweep_table(sweep_dir)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("completed", "interrupted", "stopped", "not started")}
+    said = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    return f"sweep interrupted ({said}); continue it with: ganlab sweep {sweep_dir} --resume"

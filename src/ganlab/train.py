@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import signal
 import threading
@@ -141,7 +142,7 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
         summary.setdefault("resumed", []).append({"at": now, "step": resume["step"] if resume else 0})
     run.write_summary(summary)
     try:
-        with stop_on_signals(trainer):
+        with stop_on_signals(trainer, worker=jobs > 1):
             trainer.fit()
         summary["status"] = "completed"
         if evaluator is not None and trainer.evaluation.best:
@@ -173,18 +174,32 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
 
 
 @contextmanager
-def stop_on_signals(trainer: Trainer) -> Iterator[None]:
-    """SIGINT (Ctrl-C) and SIGTERM ask the trainer to checkpoint after its current step and stop."""
+def stop_on_signals(trainer: Trainer, worker: bool = False) -> Iterator[None]:
+    """SIGINT (Ctrl-C) and SIGTERM ask the trainer to checkpoint after its current step and stop; so
+    does, for a parallel sweep's `worker`, the end of the sweep's process (killed, say): no job
+    outlives its sweep."""
     def ask_to_stop(signum, frame):
         trainer.stop_signal = signal.Signals(signum).name
 
+    done, sweep = threading.Event(), os.getppid()
+
+    def watch_the_sweep() -> None:
+        while not done.wait(1.0):
+            if os.getppid() != sweep:  # the sweep's process ended: this worker was handed to another parent
+                trainer.stop_signal = "the sweep's end"
+                return
+
+    if worker:
+        threading.Thread(target=watch_the_sweep, daemon=True).start()
     if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
         yield
+        done.set()
         return
     previous = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
+        done.set()
         for s, handler in previous.items():
             signal.signal(s, handler)
 
