@@ -84,7 +84,8 @@ def describe(steps: list[int], states: list[str], value: str, best: str) -> str:
                                                     else f"from step {steps[start]} to the end")
     else:
         lead = [i for i, s in enumerate(states) if s != LEVEL]
-        words = f"{value} is {_relation(states[lead[0]])} {best} early (steps {steps[lead[0]]}-{steps[lead[-1]]}), level at the end"
+        where = (f"step {steps[lead[0]]}" if lead[0] == lead[-1] else f"steps {steps[lead[0]]}-{steps[lead[-1]]}")
+        words = f"{value} is {_relation(states[lead[0]])} {best} early ({where}), level at the end"
     if {AHEAD, BEHIND} <= set(states):
         words += "; it is ahead at some evaluations and behind at others: the verdict flips during training"
     return words
