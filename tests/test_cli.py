@@ -20,7 +20,9 @@ def test_train_help_lists_groups_options_and_examples():
                  "loss: bce, bce_logits, hinge, label_smoothing, lsgan, minimax, wgan_gp", "optim: adam, rmsprop",
                  "Examples:", "lr: 0.0002"):
         assert text in out.stdout
-    assert "schema" not in out.stdout.split("== Config (")[0]
+    groups = out.stdout.split("== Config (")[0]
+    assert "schema" not in groups and "hydra/launcher: parallel" in groups
+    assert not [line for line in groups.splitlines() if line.endswith(":")]  # no empty group
 
 
 def test_unknown_command_is_a_clear_error():

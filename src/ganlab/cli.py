@@ -81,8 +81,11 @@ def train_help(args: list[str]) -> str:
 
     flags, overrides = split_hydra_flags(args)
     dirs = config_dirs(flags)
-    groups = sorted({p.name for d in dirs if d.is_dir() for p in d.iterdir() if p.is_dir()})
-    lines = [f"{g}: {', '.join(sorted({f.stem for d in dirs for f in (d / g).glob('*.yaml')}))}" for g in groups]
+    options: dict[str, set[str]] = {}  # group (hydra/launcher for a nested one) -> its options
+    for d in (d for d in dirs if d.is_dir()):
+        for f in d.glob("*/**/*.yaml"):
+            options.setdefault(f.parent.relative_to(d).as_posix(), set()).add(f.stem)
+    lines = [f"{g}: {', '.join(sorted(o))}" for g, o in sorted(options.items())]
     searchpath = [f"hydra.searchpath=[file://{d}]" for d in dirs[1:]]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=searchpath + overrides)
