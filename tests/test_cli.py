@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+
+import pytest
 from pathlib import Path
 
 from tests.conftest import TINY, ganlab
@@ -71,3 +73,15 @@ def test_a_run_folder_that_holds_a_run_is_left_untouched(tmp_path):
     out = ganlab("train", *TINY, "trainer.steps=3", f"hydra.run.dir={target}", cwd=tmp_path)
     assert out.returncode == 2 and "already holds a run" in out.stderr and "hydra.run.dir=PATH" in out.stderr
     assert {p: p.read_bytes() for p in target.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["lr=1e-4"], "lr: no such setting; did you mean optim.lr?"),
+    (["trainer.epoch=3"], "did you mean trainer.epochs"),
+    (["-m", "loss=bce_logits,label_smoothing", "loss.real_target=0.8"],
+     "loss.real_target belongs to loss=label_smoothing, not loss=bce_logits"),
+])
+def test_a_setting_hydra_would_refuse_gets_a_message_that_leads_to_the_fix(tmp_path, overrides, message):
+    out = ganlab("train", *overrides, cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "outputs").exists()  # nothing written

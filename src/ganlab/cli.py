@@ -185,8 +185,16 @@ def main(argv: list[str] | None = None) -> int:
         if "--help" in rest or "-h" in rest:
             print(train_help([a for a in rest if a not in ("--help", "-h")]))
             return 0
+        from ganlab.advice import advice
         from ganlab.app import train_app
-        from ganlab.sweep import interrupted_sweep, stop_workers_on_signals, sweep_dir_of, sweep_dir_override
+        from ganlab.sweep import (interrupted_sweep, split_hydra_flags, stop_workers_on_signals, sweep_dir_of,
+                                  sweep_dir_override)
+
+        flags, overrides = split_hydra_flags(rest)
+        fix = None if {"--config-dir", "-cd"} & set(flags) else advice(overrides)  # a user's groups: Hydra's say
+        if fix:
+            print(f"ganlab: error: {fix}", file=sys.stderr)
+            return 2
 
         sys.argv = ["ganlab train", *rest, *sweep_dir_override(rest)]
         if not {"-m", "--multirun"} & set(rest):
