@@ -296,3 +296,24 @@ def test_sample_and_report_never_overwrite_a_file_or_write_into_a_runs_record(tm
     assert out.returncode == 2 and page.read_text() == "mine"
     out = ganlab("sample", str(run), "--n", "4", "--out", str(tmp_path))
     assert out.returncode == 2 and "is a folder" in out.stderr
+
+
+def test_config_files_are_code_foreign_callbacks_and_alias_bombs_are_refused(tmp_path):
+    import time
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "myconf" / "exp").mkdir(parents=True)
+    (tmp_path / "myconf" / "exp" / "openw.yaml").write_text(
+        "# @package _global_\nhydra:\n  callbacks:\n    x:\n      _target_: builtins.open\n"
+        f"      _args_: [{victim}, w]\n")
+    out = ganlab("train", "--config-dir", str(tmp_path / "myconf"), "+exp=openw", cwd=tmp_path)
+    assert out.returncode == 2 and "builtins.open" in out.stderr and "GANLAB_ALLOW_CALLBACKS=1" in out.stderr
+    assert victim.read_text() == "precious" and not (tmp_path / "outputs").exists()
+    (tmp_path / "myconf" / "exp" / "openw.yaml").unlink()
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]" for i in range(6)]
+    (tmp_path / "myconf" / "exp" / "bomb.yaml").write_text("# @package _global_\n" + "\n".join(lines) + "\n")
+    start = time.perf_counter()
+    out = ganlab("train", "--config-dir", str(tmp_path / "myconf"), "+exp=bomb", cwd=tmp_path)
+    assert out.returncode == 2 and "alias" in out.stderr and time.perf_counter() - start < 30

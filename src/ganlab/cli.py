@@ -187,11 +187,18 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from ganlab.advice import advice
         from ganlab.app import train_app
+        from ganlab.trust import UntrustedConfig, check_config_dir
         from ganlab.sweep import (interrupted_sweep, split_hydra_flags, stop_workers_on_signals, sweep_dir_of,
                                   sweep_dir_override)
 
         flags, overrides = split_hydra_flags(rest)
-        fix = None if {"--config-dir", "-cd"} & set(flags) else advice(overrides)  # a user's groups: Hydra's say
+        config_dir = flags.get("--config-dir") or flags.get("-cd")
+        try:
+            check_config_dir(Path(config_dir) if config_dir else None, overrides)
+        except UntrustedConfig as e:
+            print(f"ganlab: error: {e}", file=sys.stderr)
+            return 2
+        fix = None if config_dir else advice(overrides)  # a user's own groups: Hydra's to judge
         if fix:
             print(f"ganlab: error: {fix}", file=sys.stderr)
             return 2
