@@ -186,12 +186,35 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
-        raise RunFolderError(f"cannot write {path} ({e.strerror or e}); the previous version is kept. Free disk "
-                             f"space or fix permissions, then continue the run with: ganlab resume RUN_DIR") from e
+    except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError
+        if isinstance(e, RuntimeError) and "writ" not in str(e).lower():
+            raise
+        raise RunFolderError(f"cannot write {path} ({_reason(e)}); the previous version is kept. {_fix(e, path)}") from e
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _reason(error: BaseException) -> str:
+    return getattr(error, "strerror", None) or str(error).splitlines()[0][:160]
+
+
+def _fix(error: BaseException, path: Path) -> str:
+    """The hint that fits the failure: a full disk, no permission, a folder in the way, a folder gone."""
+    code = getattr(error, "errno", None)
+    try:
+        nearly_full = shutil.disk_usage(path.parent).free < 64 << 20
+    except OSError:
+        nearly_full = False
+    if code == errno.ENOSPC or (code is None and nearly_full):
+        return "Free disk space, then continue the run with: ganlab resume RUN_DIR"
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"Make {path.parent} writable, then continue the run with: ganlab resume RUN_DIR"
+    if code == errno.EISDIR or path.is_dir():
+        return f"{path} is a folder: move it away or name another file"
+    if code == errno.ENOENT or not path.parent.is_dir():
+        return f"{path.parent} is gone (moved or deleted?); start the run again or restore the folder"
+    return "Check the disk and the folder's permissions, then continue the run with: ganlab resume RUN_DIR"
 
 
 class RunFolder:
