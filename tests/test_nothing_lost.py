@@ -317,3 +317,16 @@ def test_config_files_are_code_foreign_callbacks_and_alias_bombs_are_refused(tmp
     start = time.perf_counter()
     out = ganlab("train", "--config-dir", str(tmp_path / "myconf"), "+exp=bomb", cwd=tmp_path)
     assert out.returncode == 2 and "alias" in out.stderr and time.perf_counter() - start < 30
+
+
+def test_resuming_a_run_whose_config_yaml_is_empty_says_so_in_one_line(tmp_path):
+    from tests.conftest import TINY
+
+    run = tmp_path / "run"
+    assert ganlab("train", *TINY, "trainer.steps=2", f"hydra.run.dir={run}").returncode == 0
+    (run / ".hydra" / "config.yaml").write_text("")
+    out = ganlab("resume", str(run), "trainer.steps=4")
+    assert out.returncode == 2 and "config.yaml is empty or not a config" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    (run / ".hydra" / "config.yaml").unlink()  # as the message says: the checkpoint's config is used
+    assert ganlab("resume", str(run), "trainer.steps=4").returncode == 0

@@ -55,7 +55,11 @@ def requested_config(run_dir: Path, saved: dict[str, Any], overrides: list[str])
     saved = with_later_settings(saved)
     folder_config = run_dir / ".hydra" / "config.yaml"
     if folder_config.is_file():
-        written = with_later_settings(OmegaConf.to_container(OmegaConf.load(folder_config), resolve=True))
+        written = OmegaConf.to_container(OmegaConf.load(folder_config), resolve=True)
+        if not isinstance(written, dict) or not written:
+            raise ConfigError(f"{folder_config} is empty or not a config; the checkpoint holds the config the run "
+                              f"used: move the file away and resume again")
+        written = with_later_settings(written)
         mismatch = {k: v for k, v in differences(written, saved).items() if k not in RESUMABLE}
         if mismatch:
             raise CheckpointError(f"{run_dir / 'checkpoints' / 'last.pt'} was not written by this run's config "
