@@ -264,3 +264,11 @@ def test_a_course_is_told_in_words_where_it_leads_lags_and_flips():
     assert kind_of_effect(Course(states=[LEVEL, LEVEL, AHEAD, AHEAD])) == "ends better"
     assert kind_of_effect(Course(states=[AHEAD, LEVEL, LEVEL, AHEAD])) == "learns faster and ends better"
     assert kind_of_effect(Course(states=[LEVEL] * 4)) == "no difference beyond noise"
+
+
+def test_nan_scores_are_no_scores_compare_names_no_best_of_them():
+    runs = [run(float("nan"), lr=lr, seed=s) for lr in "ab" for s in range(2)]
+    with pytest.raises(ValueError, match="whose scores are NaN"):
+        compare(runs)
+    c = compare(runs[:2] + [run(1.0, lr="b", seed=s) for s in range(2)])
+    assert [r.path.name for r in c.skipped] == ["lr=a,seed=0", "lr=a,seed=1"] and list(c.factors) == []

@@ -101,6 +101,11 @@ def _plain(x: Any) -> Any:
     return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
+def _finite(score: Any) -> bool:
+    """A score to rank by: a NaN (an evaluation that broke) is no score."""
+    return isinstance(score, (int, float)) and math.isfinite(score)
+
+
 def score_of(run: RunRecord) -> float:
     return math.inf if run.status in FAILED or run.best.get("score") is None else float(run.best["score"])
 
@@ -113,12 +118,12 @@ def se_of(run: RunRecord, metric: str) -> float:
 def compare(runs: list[RunRecord], alpha: float = stats.ALPHA) -> Comparison:
     """Rank each swept key's values and test each against the best, holding the key's false
     "better/worse" rate at `alpha` (a study run until settled passes the level of its look)."""
-    scored = [r for r in runs if r.status not in FAILED and r.best.get("score") is not None]
+    scored = [r for r in runs if r.status not in FAILED and _finite(r.best.get("score"))]
     failed = [r for r in runs if r.status in FAILED]
     skipped = [r for r in runs if r not in scored and r not in failed]
     if not scored:
         raise ValueError("none of these runs has a quality score to compare (runs with metrics.enabled=false, "
-                         "or that failed before their first evaluation)")
+                         "that failed before their first evaluation, or whose scores are NaN)")
     metrics = {r.quality.get("metric") for r in scored}
     if len(metrics) > 1:
         raise ValueError(f"these runs are scored by different metrics ({', '.join(sorted(metrics))}): "
