@@ -317,6 +317,12 @@ def test_config_files_are_code_foreign_callbacks_and_alias_bombs_are_refused(tmp
     start = time.perf_counter()
     out = ganlab("train", "--config-dir", str(tmp_path / "myconf"), "+exp=bomb", cwd=tmp_path)
     assert out.returncode == 2 and "alias" in out.stderr and time.perf_counter() - start < 30
+    (tmp_path / "myconf" / "exp" / "bomb.yaml").unlink()
+    (tmp_path / "myconf" / "exp" / "tag.yaml").write_text(
+        "# @package _global_\noptim:\n  lr: !!python/object/apply:os.system [echo hacked]\n")
+    out = ganlab("train", "--config-dir", str(tmp_path / "myconf"), "+exp=tag", cwd=tmp_path)
+    assert out.returncode == 2 and "tag.yaml, line 3: the YAML tag !!python/object/apply:os.system" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
 
 
 def test_resuming_a_run_whose_config_yaml_is_empty_says_so_in_one_line(tmp_path):

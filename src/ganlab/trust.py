@@ -1,7 +1,7 @@
 """Config files are code: a YAML file can name any Python callable (`_target_`) and Hydra calls its
 callbacks before a run starts, with the user's rights. ganlab runs only its own callbacks unless the
 user opts in (GANLAB_ALLOW_CALLBACKS=1), and refuses a config that expands beyond any real one's
-size (a YAML alias bomb: ten lines, a million leaves)."""
+size (a YAML alias bomb: ten lines, a million leaves) or asks for Python objects (a !!python tag)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,11 @@ def check_config_dir(folder: Optional[Path], overrides: list[str]) -> None:
             node = yaml.compose(path.read_text(errors="replace"), Loader=yaml.SafeLoader)
         except yaml.YAMLError:
             continue  # Hydra's own message says what is wrong with it
-        size = _expanded_size(node)
+        python = next((n for n in _nodes(node, limit=10_000) if n.tag.startswith("tag:yaml.org,2002:python/")), None)
+        if python is not None:
+            raise UntrustedConfig(f"{path}, line {python.start_mark.line + 1}: the YAML tag !!{python.tag.split(':', 2)[2]} "
+                                  f"asks for Python objects; ganlab configs hold plain values: remove it")
+        size = sum(1 for _ in _nodes(node, limit=MAX_NODES + 1))
         if size > MAX_NODES:
             raise UntrustedConfig(f"{path}: its aliases expand to more than {MAX_NODES:,} values, far beyond any real "
                                   f"config (a YAML alias bomb?); nothing was run")
@@ -42,17 +46,17 @@ def check_config_dir(folder: Optional[Path], overrides: list[str]) -> None:
                                   f"before the run; ganlab runs only its own unless {ALLOW}=1 is set")
 
 
-def _expanded_size(node: Any, limit: int = MAX_NODES) -> int:
-    """How many nodes `node` holds with every alias expanded, counting no further than past `limit`."""
-    count, stack = 0, [node]
-    while stack and count <= limit:
+def _nodes(node: Any, limit: int) -> Iterator[Any]:
+    """The nodes under `node` with every alias expanded, no more than `limit` of them."""
+    stack, count = [node], 0
+    while stack and count < limit:
         current = stack.pop()
         count += 1
+        yield current
         if isinstance(current, yaml.MappingNode):
             stack.extend(v for pair in current.value for v in pair)
         elif isinstance(current, yaml.SequenceNode):
             stack.extend(current.value)
-    return count
 
 
 def _callback_targets(node: Any, path: Path) -> Iterator[str]:
