@@ -336,3 +336,23 @@ def test_resuming_a_run_whose_config_yaml_is_empty_says_so_in_one_line(tmp_path)
     assert len(out.stderr.strip().splitlines()) == 1
     (run / ".hydra" / "config.yaml").unlink()  # as the message says: the checkpoint's config is used
     assert ganlab("resume", str(run), "trainer.steps=4").returncode == 0
+
+
+def test_a_non_ascii_run_dir_is_told_to_quote_and_works_quoted(tmp_path):
+    from tests.conftest import TINY
+
+    folder = tmp_path / "ünïcode" / "run"
+    out = ganlab("train", *TINY, "trainer.steps=1", f"hydra.run.dir={folder}")
+    assert out.returncode == 2 and f"write hydra.run.dir='{folder}'" in out.stderr and not folder.exists()
+    assert ganlab("train", *TINY, "trainer.steps=1", f"hydra.run.dir='{folder}'").returncode == 0
+    assert (folder / "summary.json").is_file()
+
+
+def test_an_mlflow_store_that_mlflow_refuses_is_one_line_and_leaves_no_folder(tmp_path):
+    pytest.importorskip("mlflow")
+    from tests.conftest import TINY
+
+    out = ganlab("train", *TINY, "trainer.steps=1", "logger=mlflow", f"logger.tracking_uri=file://{tmp_path}/mlruns",
+                 f"hydra.run.dir={tmp_path / 'run'}")
+    assert out.returncode == 2 and "MLflow refuses the tracking store" in out.stderr and "sqlite:///" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

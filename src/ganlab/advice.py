@@ -44,9 +44,18 @@ def known_keys() -> dict[str, set[str]]:
     return keys
 
 
-def advice(overrides: list[str]) -> Optional[str]:
-    """One line naming the fix for the first override Hydra would refuse, or None."""
+def advice(overrides: list[str], check_keys: bool = True) -> Optional[str]:
+    """One line naming the fix for the first override Hydra would refuse, or None. `check_keys`: judge
+    keys too (not with a user's --config-dir, whose groups ganlab does not know)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if not value.isascii() and value[:1] not in "'\"":
+            return (f"{override}: Hydra reads characters beyond ASCII only inside quotes; write {key}='{value}' "
+                    f"(quoted for your shell too: \"{key}='{value}'\")")
+    if not check_keys:
+        return None
 
     try:
         parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("hydra")])

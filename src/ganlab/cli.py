@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         except UntrustedConfig as e:
             print(f"ganlab: error: {e}", file=sys.stderr)
             return 2
-        fix = None if config_dir else advice(overrides)  # a user's own groups: Hydra's to judge
+        fix = advice(overrides, check_keys=not config_dir)  # a user's own groups: Hydra's to judge
         if fix:
             print(f"ganlab: error: {fix}", file=sys.stderr)
             return 2

@@ -60,7 +60,15 @@ def mlflow_client(cfg: DictConfig):
     except ImportError:
         raise ConfigError("logger=mlflow needs the mlflow package: pip install 'ganlab[mlflow]' (or use "
                           "logger=tensorboard)") from None
-    return MlflowClient(tracking_uri(cfg))
+    uri = tracking_uri(cfg)
+    try:
+        client = MlflowClient(uri)
+        client.search_experiments(max_results=1)  # a store MLflow refuses says so here, before the run starts
+    except Exception as e:
+        said = str(e).split(". ")[0].strip()
+        raise ConfigError(f"MLflow refuses the tracking store {uri} ({said[:200]}); use a database store, e.g. "
+                          f"logger.tracking_uri=sqlite:///mlflow.db") from None
+    return client
 
 
 def experiment_id(client, name: str) -> str:
