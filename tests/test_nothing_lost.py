@@ -356,3 +356,15 @@ def test_an_mlflow_store_that_mlflow_refuses_is_one_line_and_leaves_no_folder(tm
                  f"hydra.run.dir={tmp_path / 'run'}")
     assert out.returncode == 2 and "MLflow refuses the tracking store" in out.stderr and "sqlite:///" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_a_failed_writes_hint_fits_its_cause(tmp_path):
+    from ganlab.run_folder import RunFolderError, atomic_write
+
+    with pytest.raises(RunFolderError, match="is gone") as gone:  # the run folder was deleted under the run
+        atomic_write(tmp_path / "deleted" / "summary.json", lambda tmp: tmp.write_text("{}"))
+    assert "resume" not in str(gone.value)
+    (tmp_path / "a_folder").mkdir()
+    with pytest.raises(RunFolderError, match="is a folder") as folder:
+        atomic_write(tmp_path / "a_folder", lambda tmp: tmp.write_text("{}"))
+    assert "disk space" not in str(folder.value)
