@@ -1,5 +1,6 @@
-"""Sweeps: their folder name, cores shared between parallel jobs, and a table rebuilt from the job
-folders (so it is right for an interrupted sweep too)."""
+"""Sweeps: their folder name, cores shared between parallel jobs, a table rebuilt from the job folders
+and the plan in multirun.yaml (so it is right for an interrupted sweep too, jobs never started
+included), completing an interrupted sweep in place, and stopping its workers with it."""
 
 from __future__ import annotations
 
@@ -120,7 +121,7 @@ def write_sweep_table(sweep_dir: Path) -> list[dict[str, Any]]:
     overrides = planned_overrides(sweep_dir)
     if overrides:
         rows += [{"job": path_safe(",".join(sorted(job))), "overrides": " ".join(job), "status": "not started"}
-                 for job in missing_jobs(sweep_dir, overrides, [load_run(f) for f in folders])]
+                 for job in missing_jobs(overrides, [load_run(f) for f in folders])]
     with open(Path(sweep_dir) / "sweep.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
@@ -160,7 +161,7 @@ def swept_overrides(overrides: list[str]) -> list[tuple[str, str, list[str]]]:
 
 
 def settings(overrides: list[str]) -> list[tuple[tuple[str, str], ...]]:
-    """Every combination of the swept values, each as ((key, value), ...): one per setting a round trains."""
+    """Every combination of the swept values, each as ((key, value), ...) sorted by key: one per job."""
     swept = swept_overrides(overrides)
     keys = [k for k, _, _ in swept]
     return [tuple(sorted(zip(keys, combo))) for combo in itertools.product(*(v for _, _, v in swept))]
@@ -185,7 +186,7 @@ def planned_overrides(sweep_dir: Path) -> Optional[list[str]]:
         return None
 
 
-def missing_jobs(sweep_dir: Path, overrides: list[str], jobs: list[RunRecord]) -> list[list[str]]:
+def missing_jobs(overrides: list[str], jobs: list[RunRecord]) -> list[list[str]]:
     """The planned jobs (each as its overrides) that have no folder: an interrupted sweep never started them."""
     swept = swept_overrides(overrides)
     keys = {k for k, _, _ in swept}
@@ -205,11 +206,10 @@ def resume_sweep(sweep_dir: Path, say=print, log: Optional[Path] = None) -> None
             say(f"resuming {job.path.name}")
             run_ganlab("resume", str(job.path), log=log)
     overrides = planned_overrides(sweep_dir)
-    for job in missing_jobs(sweep_dir, overrides, jobs) if overrides else []:
+    for job in missing_jobs(overrides, jobs) if overrides else []:
         folder = Path(sweep_dir).resolve() / path_safe(",".join(sorted(job)))  # the name Hydra gives a job
         say(f"starting {folder.name}")
         run_ganlab("train", *job, f"hydra.run.dir='{folder}'", log=log)  # quoted: the name holds '=' and ','
-
 
 
 def run_ganlab(*args: str, log: Optional[Path] = None) -> int:
