@@ -192,17 +192,21 @@ class Study:
         for key, factor in comparison.factors.items():
             for e in factor.effects:
                 name = f"{key}={e.value} vs {factor.values[0].value}"
-                answers[name] = before.get(name, OPEN) if before.get(name, OPEN) != OPEN else (
-                    f"{e.verdict} beyond noise" if e.verdict in ("better", "worse")
-                    else f"smaller than {d.min_effect:g}" if d.min_effect and stats.rules_out(
-                        e.differences, d.min_effect, e.level, e.measurement_noise / 2)
-                    else OPEN)
+                answers[name] = before[name] if before.get(name, OPEN) != OPEN else self._answer(e)
         self.looks.append(Look(seeds, level, round(self.minutes, 2), answers, format_comparison(comparison)))
         self.save()
         say(f"\nlook at {seeds} seeds per value ({self.minutes:.1f} min): tests at level {level:.3g}, alpha spent "
             f"{stats.spent(seeds / d.max_seeds, d.alpha):.3g} of {d.alpha:g}")
         for name, answer in answers.items():
             say(f"  {name}: {answer if answer != OPEN else 'not settled'}")
+
+    def _answer(self, effect) -> str:
+        """beyond noise, smaller than the minimum effect (at 80% power), or open."""
+        if effect.verdict in ("better", "worse"):
+            return f"{effect.verdict} beyond noise"
+        small = self.design.min_effect and stats.rules_out(effect.differences, self.design.min_effect, effect.level,
+                                                            effect.measurement_noise / 2)
+        return f"smaller than {self.design.min_effect:g}" if small else OPEN
 
     def _stop(self, why: str, say: Callable[[str], None]) -> str:
         self.stopped = why
