@@ -261,7 +261,8 @@ def test_a_course_is_told_in_words_where_it_leads_lags_and_flips():
     assert "flips during training" in describe(steps, [AHEAD, LEVEL, BEHIND, BEHIND], "b", "a")
     assert describe(steps, [LEVEL] * 4, "b", "a").startswith("b is level with a at each of 4 evaluations")
     assert kind_of_effect(Course(states=[AHEAD, AHEAD, LEVEL, LEVEL])) == "learns faster and ends level"
-    assert kind_of_effect(Course(states=[LEVEL, LEVEL, AHEAD, AHEAD])) == "ends better"
+    assert kind_of_effect(Course(states=[LEVEL, LEVEL, LEVEL, AHEAD])) == "ends better"
+    assert kind_of_effect(Course(states=[BEHIND, AHEAD, LEVEL, BEHIND])) == "flips and ends worse"
     assert kind_of_effect(Course(states=[AHEAD, LEVEL, LEVEL, AHEAD])) == "learns faster and ends better"
     assert kind_of_effect(Course(states=[LEVEL] * 4)) == "no difference beyond noise"
 

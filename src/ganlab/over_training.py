@@ -69,22 +69,22 @@ def _half_width(diffs: list[float], level: float, noise: float) -> float:
     return float(stdtrit(n - 1, 1 - level / 2)) * sd / math.sqrt(n)
 
 
-def describe(steps: list[int], states: list[str], value: str, best: str) -> str:
+def describe(steps: list[int], states: list[str], value: str, best: str, unit: str = "step") -> str:
     """The course in words: where `value` is ahead of or behind `best`, and whether that flips."""
     if not steps:
         return ""
     if all(s == LEVEL for s in states):
-        return (f"{value} is level with {best} at each of {len(steps)} evaluations (steps {steps[0]}-{steps[-1]})"
-                if len(steps) > 1 else f"{value} is level with {best} at its one evaluation (step {steps[0]})")
+        return (f"{value} is level with {best} at each of {len(steps)} evaluations ({unit}s {steps[0]}-{steps[-1]})"
+                if len(steps) > 1 else f"{value} is level with {best} at its one evaluation ({unit} {steps[0]})")
     final, start = states[-1], len(states) - 1
     while start > 0 and states[start - 1] == final:
         start -= 1
     if final != LEVEL:
         words = f"{value} is {_relation(final)} {best} " + ("at every evaluation" if start == 0
-                                                    else f"from step {steps[start]} to the end")
+                                                            else f"from {unit} {steps[start]} to the end")
     else:
         lead = [i for i, s in enumerate(states) if s != LEVEL]
-        where = (f"step {steps[lead[0]]}" if lead[0] == lead[-1] else f"steps {steps[lead[0]]}-{steps[lead[-1]]}")
+        where = (f"{unit} {steps[lead[0]]}" if lead[0] == lead[-1] else f"{unit}s {steps[lead[0]]}-{steps[lead[-1]]}")
         words = f"{value} is {_relation(states[lead[0]])} {best} early ({where}), level at the end"
     if {AHEAD, BEHIND} <= set(states):
         words += "; it is ahead at some evaluations and behind at others: the verdict flips during training"
@@ -96,11 +96,12 @@ def _relation(state: str) -> str:
 
 
 def kind_of_effect(c: Course) -> str:
-    """What a change did over training against its base: learns faster (ahead in the first half of the
-    evaluations), ends better (ahead at the last), both, their opposites, or nothing beyond noise."""
+    """What a change did over training against its base: learns faster (ahead before the last
+    evaluation), ends better (ahead at the last), both, their opposites, or nothing beyond noise."""
     if not c.states:
         return ""
-    first_half, final = set(c.states[: max(1, len(c.states) // 2)]), c.states[-1]
-    faster = "learns faster" if AHEAD in first_half else "learns slower" if BEHIND in first_half else ""
+    early, final = set(c.states[:-1]), c.states[-1]
+    faster = {AHEAD: "learns faster", BEHIND: "learns slower"}.get(next(iter(early - {LEVEL})), "") \
+        if len(early - {LEVEL}) == 1 else "flips" if {AHEAD, BEHIND} <= early else ""
     end = {AHEAD: "ends better", BEHIND: "ends worse"}.get(final, "ends level" if faster else "")
     return " and ".join(w for w in (faster, end) if w) or "no difference beyond noise"

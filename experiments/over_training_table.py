@@ -1,0 +1,75 @@
+"""Each Fashion-MNIST change of experiments/README.md over training: learns faster, ends better, or
+both, from the per-epoch tables in the study READMEs (fd_classifier after each epoch, seeds 1-3).
+
+    python experiments/over_training_table.py
+
+Each epoch's paired differences (change - base, 3 seeds) go through ganlab's paired test at 5%
+(a t-test at 3 pairs; the tables hold no standard errors, so the measurement noise is not added:
+at 2,000 samples it is 0.05-0.1, small beside these differences), then over_training's words.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ganlab import stats
+from ganlab.over_training import AHEAD, BEHIND, LEVEL, Course, describe, kind_of_effect
+
+HERE = Path(__file__).resolve().parent
+# (README, base row, change row, what the table calls the change)
+CHANGES = [
+    ("baseline", "baseline", "kernel4", "kernel4"), ("baseline", "baseline", "d_dropout", "d_dropout"),
+    ("baseline", "baseline", "deeper_generator", "deeper_generator"), ("baseline", "baseline", "logits", "logits"),
+    ("baseline", "logits", "two_sided_smoothing", "two_sided_smoothing"),
+    ("label_smoothing", "1.0", "0.9", "label_smoothing 0.9"), ("label_smoothing", "1.0", "0.8", "label_smoothing 0.8"),
+    ("ttur", "x1", "x0.5", "ttur"), ("ema", "none (`preset=cpu`)", "ema", "ema"),
+    ("r1", "none (`preset=cpu`)", "r1", "r1"), ("wgan_gp", "none (`preset=cpu`)", "wgan_gp", "wgan_gp"),
+    ("diffaug", "none", "diffaug", "diffaug"), ("diffaug", "none", "ada", "ada"),
+]
+
+
+def rows(readme: Path) -> dict[str, list[list[float]]]:
+    """Per row name, each seed's scores over the epochs, from the last per-epoch table of the README."""
+    text = readme.read_text()
+    table = text[text.rindex("fd_classifier after epochs"):]
+    found = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 4 and " / " in cells[1]:
+            found[cells[0]] = [[float(x) for x in c.split(" / ")] for c in cells[1:4]]
+        elif found and not line.startswith("|"):
+            break
+    return found
+
+
+def epochs(readme: Path) -> list[int]:
+    text = readme.read_text()
+    heading = text[text.rindex("fd_classifier after epochs"):].split(":")[0].split("(")[0]
+    return [int(x) for x in re.findall(r"\d+", heading)]
+
+
+def course_of(base: list[list[float]], change: list[list[float]], steps: list[int]) -> Course:
+    out = Course()
+    for i, step in enumerate(steps):
+        diffs = [c[i] - b[i] for b, c in zip(base, change)]
+        test = stats.paired_test(diffs, stats.ALPHA)
+        mean = sum(diffs) / len(diffs)
+        out.steps.append(step)
+        out.states.append(LEVEL if not test.significant else AHEAD if mean < 0 else BEHIND)
+    return out
+
+
+def main() -> None:
+    print("| change (base) | fd_classifier by epoch: is the change ahead (lower) beyond noise? | in short |")
+    print("| --- | --- | --- |")
+    for study, base, change, name in CHANGES:
+        readme = HERE / study / "README.md"
+        table, steps = rows(readme), epochs(readme)
+        c = course_of(table[base], table[change], steps)
+        words = describe(c.steps, c.states, "it", "the base", unit="epoch")
+        print(f"| {name} ({base}) | {' / '.join(c.states)} ({words}) | {kind_of_effect(c)} |")
+
+
+if __name__ == "__main__":
+    main()
