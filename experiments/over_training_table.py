@@ -29,24 +29,20 @@ CHANGES = [
 ]
 
 
-def rows(readme: Path) -> dict[str, list[list[float]]]:
-    """Per row name, each seed's scores over the epochs, from the last per-epoch table of the README."""
-    text = readme.read_text()
-    table = text[text.rindex("fd_classifier after epochs"):]
-    found = {}
-    for line in table.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 4 and " / " in cells[1]:
-            found[cells[0]] = [[float(x) for x in c.split(" / ")] for c in cells[1:4]]
-        elif found and not line.startswith("|"):
-            break
+def tables(readme: Path) -> list[tuple[list[int], dict[str, list[list[float]]]]]:
+    """Every per-epoch table of a README: its epochs, and per row each seed's scores over them."""
+    text, found = readme.read_text(), []
+    for part in text.split("fd_classifier after epochs")[1:]:
+        heading = part.split(":")[0].split("(")[0]
+        rows = {}
+        for line in part.splitlines()[1:]:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) >= 4 and " / " in cells[1]:
+                rows[cells[0]] = [[float(x) for x in c.split(" / ")] for c in cells[1:4]]
+            elif rows and not line.startswith("|"):
+                break
+        found.append(([int(x) for x in re.findall(r"\d+", heading)], rows))
     return found
-
-
-def epochs(readme: Path) -> list[int]:
-    text = readme.read_text()
-    heading = text[text.rindex("fd_classifier after epochs"):].split(":")[0].split("(")[0]
-    return [int(x) for x in re.findall(r"\d+", heading)]
 
 
 def course_of(base: list[list[float]], change: list[list[float]], steps: list[int]) -> Course:
@@ -64,8 +60,7 @@ def main() -> None:
     print("| change (base) | fd_classifier by epoch: is the change ahead (lower) beyond noise? | in short |")
     print("| --- | --- | --- |")
     for study, base, change, name in CHANGES:
-        readme = HERE / study / "README.md"
-        table, steps = rows(readme), epochs(readme)
+        steps, table = next((e, t) for e, t in tables(HERE / study / "README.md") if base in t and change in t)
         c = course_of(table[base], table[change], steps)
         words = describe(c.steps, c.states, "it", "the base", unit="epoch")
         print(f"| {name} ({base}) | {' / '.join(c.states)} ({words}) | {kind_of_effect(c)} |")

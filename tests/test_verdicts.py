@@ -52,10 +52,10 @@ def test_seeds_needed_is_the_paired_t_tests_sample_size_for_80_percent_power():
     assert "too small to find" in stats.seeds_in_words(stats.MAX_SEEDS_SAID + 1, 0.001)
 
 
-def test_the_paired_test_is_a_t_test_until_the_sign_flip_test_can_reach_the_level():
+def test_the_paired_test_is_a_t_test_and_a_sign_flip_test_where_a_run_failed():
     assert stats.paired_test([1.0, 1.2, 0.9], 0.05).method == "t-test"
-    assert stats.paired_test([1.0] * 6, 0.05).method == "sign-flip"
-    assert stats.paired_test([1.0] * 6, 0.05 / 3).method == "t-test"  # three values: 7 pairs needed
+    assert stats.paired_test([1.0, 1.2, 0.9] * 4, 0.05).method == "t-test"
+    assert stats.paired_test([1.0] * 6, 0.05).p == pytest.approx(2 / 64)  # no spread, no known noise: signs only
     failed = stats.paired_test([1.0, math.inf, 2.0], 0.05)  # a failure has no size: only signs count
     assert failed.method == "sign-flip" and not failed.reachable and not failed.significant
     assert stats.paired_test([1.0], 0.05).method == "none"

@@ -1,6 +1,6 @@
 """Statistics of a comparison (pure functions): the median paired difference with a bootstrap
-interval; the paired test a verdict rests on (a t-test at few pairs, an exact sign-flip test once
-it can reach the level); an unpaired rank test where no pairs exist; the alpha spent at each look
+interval; the paired test a verdict rests on (a t-test; an exact sign-flip test where a failed run
+leaves a difference without size); an unpaired rank test where no pairs exist; the alpha spent at each look
 of a study run until settled; power, and how many seeds a difference would need.
 
 Why these tests: a verdict must be calibrated whatever the ratio of seed-to-seed spread to the
@@ -85,16 +85,16 @@ class PairedTest:
 
 
 def paired_test(differences: list[float], level: float, noise_sd: float = 0.0) -> PairedTest:
-    """The test a paired verdict rests on. The exact sign-flip test assumes nothing of the noise but
-    cannot go below 2 / 2^n, so it runs once it can reach `level` (6 pairs at 0.05, 7 at 0.0167);
-    below that, the t-test, which assumes roughly normal differences (seed and measurement noise, each
-    a sum of many small effects). A failed run's difference has no size: only the sign-flip test
+    """The test a paired verdict rests on: the paired t-test, which assumes roughly normal differences
+    (seed and measurement noise, each a sum of many small effects; with no effect the differences are
+    symmetric, where it holds its level) and can speak from 2 pairs, where the exact sign-flip test
+    cannot go below 2 / 2^n. A failed run's difference has no size: then only the sign-flip test
     applies. Either is also held to the measurement noise (the larger p of the two counts), so a mean
     difference within it is never called real."""
     n = len(differences)
     if n < 2:
         return PairedTest("none", None, level, False)
-    if n >= min_pairs_for(level) or not all(map(math.isfinite, differences)):
+    if not all(map(math.isfinite, differences)):
         method, p, reachable = "sign-flip", sign_flip_p(differences), 2 / 2**n <= level
     elif statistics.stdev(differences) == 0 and noise_sd:  # identical differences: only the known noise is left
         method, p, reachable = "t-test", 0.0, True
