@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Trained feature classifiers are cached for the whole test session, away from the user's cache;
 # subprocesses (the real CLI) inherit it.
 os.environ["GANLAB_CACHE"] = tempfile.mkdtemp(prefix="ganlab-test-cache-")
+atexit.register(shutil.rmtree, os.environ["GANLAB_CACHE"], ignore_errors=True)  # leave no cache behind
 # A quick quality evaluation: a classifier trained for 60 steps, 200 samples.
 QUICK_METRICS = ["metrics.classifier_steps=60", "metrics.n_samples=200"]
 # A few G steps of small networks: enough to exercise every file a run writes.
