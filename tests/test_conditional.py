@@ -105,12 +105,12 @@ def test_a_conditional_run_draws_a_class_per_row_and_scores_each_class(condition
 
 def test_sample_draws_the_class_asked_for(conditional_run, tmp_path):
     out = tmp_path / "s.npz"
-    assert ganlab("sample", str(conditional_run), "--class", "3", "--n", "6", "--out", str(out)).returncode == 0
+    assert ganlab("sample", str(conditional_run), "--class", "3", "--n", "6", "--out", str(out), "--force").returncode == 0
     assert np.load(out)["labels"].tolist() == [3] * 6
-    assert ganlab("sample", str(conditional_run), "--class", "all", "--n", "20", "--out", str(out)).returncode == 0
+    assert ganlab("sample", str(conditional_run), "--class", "all", "--n", "20", "--out", str(out), "--force").returncode == 0
     assert np.load(out)["labels"].tolist() == [k for k in range(10) for _ in range(2)]
     assert ganlab("sample", str(conditional_run), "--class", "7", "--interpolate", "4", "--n", "8",
-                  "--out", str(out)).returncode == 0
+                  "--out", str(out), "--force").returncode == 0
     assert np.load(out)["images"].shape == (8, 8, 8, 1) and set(np.load(out)["labels"]) == {7}
     bad = ganlab("sample", str(conditional_run), "--class", "cat", "--out", str(tmp_path / "x.png"))
     assert bad.returncode == 2 and "give 0-9, all, or a name" in bad.stderr and not (tmp_path / "x.png").exists()
@@ -160,7 +160,7 @@ def test_samples_of_a_class_are_classified_as_that_class_by_the_yardstick(tmp_pa
     evaluator = build_evaluator(cfg, load_dataset(cfg.data))
     for k in range(10):
         out = tmp_path / f"class{k}.npz"
-        assert ganlab("sample", str(tmp_path / "run"), "--class", str(k), "--n", "100", "--out", str(out)).returncode == 0
+        assert ganlab("sample", str(tmp_path / "run"), "--class", str(k), "--n", "100", "--out", str(out), "--force").returncode == 0
         images = torch.from_numpy(np.load(out)["images"]).permute(0, 3, 1, 2).float() / 127.5 - 1
         _, predicted = evaluator.classifier.net.embed(images)
         assert (predicted == k).float().mean() > 0.8, k

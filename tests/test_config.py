@@ -96,8 +96,8 @@ def test_cli_prints_the_composed_config_without_training(tmp_path):
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["optim.lrr=1"], ["Key 'lrr' not in 'AdamConfig'", "full_key: optim.lrr"]),
-    (["trainer.epochz=3"], ["Key 'epochz' not in 'TrainerConfig'"]),
+    (["optim.lrr=1"], ["optim.lrr: no such setting; did you mean optim.lr?"]),
+    (["trainer.epochz=3"], ["trainer.epochz: no such setting; did you mean trainer.epochs?"]),
     (["optim.lr=abc"], ["Value 'abc' of type 'str' could not be converted to Float", "full_key: optim.lr"]),
     (["loss=foo"], ["Could not find 'loss/foo'", "Available options in 'loss'", "wgan_gp"]),
 ])

@@ -230,7 +230,7 @@ def test_slerp_keeps_the_norm_and_ends_at_both_latents():
 
 def test_sample_interpolates_in_rows_and_truncates_towards_the_mean(trained_run, tmp_path):
     def images(*args):
-        out = ganlab("sample", str(trained_run), "--out", str(tmp_path / "s.npz"), "--checkpoint", "last", *args)
+        out = ganlab("sample", str(trained_run), "--out", str(tmp_path / "s.npz"), "--checkpoint", "last", "--force", *args)
         assert out.returncode == 0, out.stderr
         return np.load(tmp_path / "s.npz")["images"].astype(int)
 
@@ -246,7 +246,7 @@ def test_sample_interpolates_in_rows_and_truncates_towards_the_mean(trained_run,
     assert np.abs(half - mean).mean() < np.abs(plain - mean).mean()
     for args, message in [(["--truncation", "1.5"], "psi must be in [0, 1]"),
                           (["--interpolate", "1"], "at least 2 steps")]:
-        out = ganlab("sample", str(trained_run), "--out", str(tmp_path / "x.png"), *args)
+        out = ganlab("sample", str(trained_run), "--out", str(tmp_path / "x.png"), "--force", *args)
         assert out.returncode == 2 and message in out.stderr and not (tmp_path / "x.png").exists()
 
 

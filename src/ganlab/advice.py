@@ -63,8 +63,7 @@ def advice(overrides: list[str], check_keys: bool = True) -> Optional[str]:
         return None
     keys = known_keys()
     groups = {part.part for part in PARTS} | {"logger", "trainer", "metrics", "exp", "preset"}
-    chosen = {o.key_or_group: (list(o.sweep_string_iterator()) if o.is_sweep_override() else [str(o.value())])
-              for o in parsed if o.key_or_group in groups and not o.is_delete()}
+    chosen = {o.key_or_group: _values(o) for o in parsed if o.key_or_group in groups and not o.is_delete()}
     top = {k for k in keys if "." not in k}
     for o in parsed:
         key = o.key_or_group
@@ -83,3 +82,11 @@ def advice(overrides: list[str], check_keys: bool = True) -> Optional[str]:
             return (f"{key} belongs to {' and '.join(f'{group}={o}' for o in sorted(owners))}, not {group}="
                     f"{', '.join(others)}: sweep it in a separate run of {group}={sorted(owners)[0]}")
     return None
+
+
+def _values(override) -> list[str]:
+    """The options a group override chooses ([] for a glob(...), which only Hydra's loader can expand)."""
+    try:
+        return list(override.sweep_string_iterator()) if override.is_sweep_override() else [str(override.value())]
+    except Exception:
+        return []

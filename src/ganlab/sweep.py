@@ -154,10 +154,11 @@ def swept_overrides(overrides: list[str]) -> list[tuple[str, str, list[str]]]:
 
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
-    except Exception as e:  # Hydra's own message names the override
-        raise RunFolderError(f"cannot read the overrides: {str(e).splitlines()[0]}") from None
-    return [(o.key_or_group, o.input_line[: len(o.input_line) - len(o.input_line.lstrip("+~"))],
-             list(o.sweep_string_iterator())) for o in parsed if o.is_sweep_override()]
+        return [(o.key_or_group, o.input_line[: len(o.input_line) - len(o.input_line.lstrip("+~"))],
+                 list(o.sweep_string_iterator())) for o in parsed if o.is_sweep_override()]
+    except Exception as e:  # Hydra's own message names the override; a glob(...) needs its config loader
+        raise RunFolderError(f"cannot expand the overrides {' '.join(overrides)} ({str(e).splitlines()[0]}); list "
+                             f"the values instead of a glob") from None
 
 
 def settings(overrides: list[str]) -> list[tuple[tuple[str, str], ...]]:
@@ -175,14 +176,16 @@ def place(run: RunRecord, keys: set[str]) -> tuple[tuple[tuple[str, str], ...], 
 
 
 def planned_overrides(sweep_dir: Path) -> Optional[list[str]]:
-    """The overrides a grid sweep was started with (multirun.yaml); None for a sweep with no fixed plan
-    (Optuna's) or without a readable multirun.yaml."""
+    """The overrides a grid sweep was started with (multirun.yaml); None for a sweep with no plan ganlab
+    can expand (Optuna's, a glob(...) of config files) or without a readable multirun.yaml."""
     try:
         hydra = OmegaConf.load(Path(sweep_dir) / "multirun.yaml").hydra
         if "BasicSweeper" not in str(hydra.sweeper.get("_target_", "")):
             return None
-        return [str(o) for o in hydra.overrides.task]
-    except Exception:  # an unreadable or foreign file: only the job folders tell
+        overrides = [str(o) for o in hydra.overrides.task]
+        settings(overrides)  # a glob needs Hydra's config loader
+        return overrides
+    except Exception:  # an unreadable or foreign file, or a plan only Hydra can expand: the job folders tell
         return None
 
 
