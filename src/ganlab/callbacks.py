@@ -72,12 +72,12 @@ class SweepSummary(Callback):
 def print_verdict(sweep_dir: Path) -> None:
     """compare's verdict on each swept key, when the jobs have scores to compare."""
     from ganlab.catalog import find_runs
-    from ganlab.compare import compare, verdict
+    from ganlab.compare import compare, verdicts
 
     try:
         comparison = compare(find_runs(sweep_dir))
     except ValueError:  # no scores (metrics off, every job failed): the table says why
         return
     if comparison.factors:
-        print("\n".join(verdict(f) for f in comparison.factors.values()))
+        print("\n".join(verdicts(comparison)))
         print(f"(ganlab compare {sweep_dir} for the table, the course over training and the figures)")

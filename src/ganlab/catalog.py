@@ -106,6 +106,13 @@ def read_summary(folder: Path) -> dict[str, Any]:
     return summary
 
 
+STUDY_STATE = "study.json"  # the file that marks a `ganlab study` folder (its design and looks)
+
+
+def is_study(folder: Path) -> bool:
+    return (Path(folder) / STUDY_STATE).is_file()
+
+
 def is_sweep(folder: Path) -> bool:
     return (folder / "multirun.yaml").is_file() or (folder / "sweep.csv").is_file()
 
@@ -126,7 +133,7 @@ def find_runs(root: Path) -> list[RunRecord]:
 def origin(run: RunRecord) -> str:
     """The sweep a run came from (every round of one `ganlab study` is one), else its folder."""
     parent = run.path.parent
-    return str(parent.parent if (parent.parent / "study.json").is_file() else parent)
+    return str(parent.parent if is_study(parent.parent) else parent)
 
 
 def swept_values(runs: list[RunRecord]) -> dict[str, dict[Path, str]]:

@@ -319,7 +319,7 @@ def runs_command(args: argparse.Namespace) -> int:
 def compare_command(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from ganlab.catalog import find_runs, is_sweep
+    from ganlab.catalog import find_runs, is_study, is_sweep
     from ganlab.compare import compare, format_comparison, write_figures
 
     missing = [p for p in args.paths if not p.is_dir()]
@@ -328,7 +328,7 @@ def compare_command(args: argparse.Namespace) -> int:
     runs = [run for path in args.paths for run in find_runs(path)]
     if len(runs) < 2:
         raise ValueError(f"found {len(runs)} run under {', '.join(map(str, args.paths))}; compare needs two or more")
-    study = len(args.paths) == 1 and (args.paths[0] / "study.json").is_file()
+    study = len(args.paths) == 1 and is_study(args.paths[0])
     out = args.out or (args.paths[0] / "compare" if len(args.paths) == 1 and (is_sweep(args.paths[0]) or study)
                        else Path("outputs") / "compare" / f"{datetime.now():%Y-%m-%d_%H-%M-%S}")
     comparison = compare(runs)

@@ -347,6 +347,11 @@ def format_comparison(c: Comparison) -> str:
     return "\n".join(lines)
 
 
+def verdicts(c: Comparison) -> list[str]:
+    """The verdict on each swept key, one line each."""
+    return [verdict(f) for f in c.factors.values()]
+
+
 def verdict(f: Factor) -> str:
     best = f.values[0].value
     if not f.effects:

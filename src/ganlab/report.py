@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ganlab.catalog import RunRecord, find_runs, is_sweep, load_run  # noqa: E402
+from ganlab.catalog import RunRecord, find_runs, is_study, is_sweep, load_run  # noqa: E402
 from ganlab.run_folder import RunFolder, RunFolderError  # noqa: E402
 
 MAX_GRIDS = 200  # sample grids embedded in a run's slider (evenly spaced beyond that)
@@ -227,7 +227,7 @@ def run_section(record: RunRecord, heading: str = "h1") -> str:
 
 # ---------------------------------------------------------------------------------- sweep
 def sweep_section(folder: Path, runs: list[RunRecord]) -> str:
-    from ganlab.compare import compare, format_comparison, verdict, write_figures
+    from ganlab.compare import compare, format_comparison, verdicts, write_figures
 
     rows = [{**r.row(), "job": r.path.name} for r in sorted(runs, key=lambda r: r.path.name)]
     parts = [f"<h1>Sweep {esc(folder.name)}</h1><p class='muted'>{esc(folder)}: {len(runs)} jobs</p>"]
@@ -237,8 +237,7 @@ def sweep_section(folder: Path, runs: list[RunRecord]) -> str:
         parts.append(f"<p>No comparison: {esc(e)}</p>")
         comparison = None
     else:
-        parts.append("<div class='verdict'>" + "<br>".join(esc(verdict(f)) for f in comparison.factors.values())
-                     + "</div>")
+        parts.append("<div class='verdict'>" + "<br>".join(map(esc, verdicts(comparison))) + "</div>")
     parts.append(table(rows, ["job", "status", "duration_s", "steps", "metric", "best_score", "best_epoch",
                               "diagnoses", "error"], runs=True))
     if comparison is not None:
@@ -253,7 +252,7 @@ def sweep_section(folder: Path, runs: list[RunRecord]) -> str:
 
 def write_report(path: Path, out: Path | None = None) -> Path:
     path = Path(path)
-    if is_sweep(path) or (path / "study.json").is_file():
+    if is_sweep(path) or is_study(path):
         runs = find_runs(path)
         if not runs:
             raise ValueError(f"{path} holds no runs yet")

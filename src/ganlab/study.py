@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ganlab import stats
-from ganlab.catalog import RunRecord, find_runs
+from ganlab.catalog import STUDY_STATE, RunRecord, find_runs
 from ganlab.run_folder import RunFolderError, atomic_write
 from ganlab.sweep import place, resume_sweep, run_ganlab, settings
 
-STATE = "study.json"
+STATE = STUDY_STATE
 DONE = ("completed", "failed", "diverged")  # a run whose score (or failure) is final
 OPEN = "open"
 
