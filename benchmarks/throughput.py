@@ -31,8 +31,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from ganlab.config import compose_train
-from ganlab.data import load_dataset
-from ganlab.train import build_gan, train
+from ganlab.parts.data import load_dataset
+from ganlab.training.job import build_gan, train
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 

@@ -28,10 +28,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from ganlab.config import compose_train
-from ganlab.data import load_dataset
+from ganlab.parts.data import load_dataset
 from ganlab.quality import build_evaluator
-from ganlab.train import build_gan, seed_everything
 from ganlab.training.batches import BatchStream
+from ganlab.training.job import build_gan, seed_everything
 from ganlab.training.step import GANStep
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")

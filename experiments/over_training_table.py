@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ganlab import stats
-from ganlab.over_training import AHEAD, BEHIND, LEVEL, Course, describe, kind_of_effect
+from ganlab.judging import stats
+from ganlab.judging.over_training import AHEAD, BEHIND, LEVEL, Course, describe, kind_of_effect
 
 HERE = Path(__file__).resolve().parent
 # (README, base row, change row, what the table calls the change)

@@ -55,8 +55,8 @@ def whole_and_resumed(tmp_path: Path, overrides: list[str], steps: int) -> tuple
     resumed to the end (in-process), for bit-for-bit comparisons."""
     import torch
 
-    from ganlab.resume import resume_run
-    from ganlab.train import train
+    from ganlab.training.job import train
+    from ganlab.training.resume import resume_run
 
     whole, halves = tmp_path / "whole", tmp_path / "halves"
     train(make_cfg(*overrides, f"trainer.steps={steps}"), whole)

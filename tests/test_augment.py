@@ -8,9 +8,9 @@ import csv
 import pytest
 import torch
 
-from ganlab.augment import CUTOUT_RATIO, DiffAugment, cutout, translation
 from ganlab.config import ConfigError, validate
-from ganlab.train import train
+from ganlab.parts.augment import CUTOUT_RATIO, DiffAugment, cutout, translation
+from ganlab.training.job import train
 from tests.conftest import TINY, make_cfg, whole_and_resumed
 
 ADA = ["augment=diffaug", "augment.adaptive=true", "augment.p=0", "augment.ada_kimg=0.5", "augment.ada_interval=2"]

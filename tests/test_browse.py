@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ganlab.catalog import find_runs
-from ganlab.report import write_report
-from ganlab.train import train
-from tests.conftest import TINY, make_cfg, ganlab, run_cli
+from ganlab.judging.report import write_report
+from ganlab.record.catalog import find_runs
+from ganlab.training.job import train
+from tests.conftest import TINY, ganlab, make_cfg, run_cli
 
 SWEEP_ARGS = ["-m", "optim.lr=1e-4,1e-3", "discriminator.dropout=0.0,0.3", "seed=1,2", *TINY[:1],
               "trainer.steps=30", *TINY[1:]]
@@ -76,6 +76,34 @@ def test_compare_several_run_folders_and_bad_input(outputs, tmp_path):
     assert (tmp_path / "cmp" / "curves.png").is_file() and "runs compared" in out.stdout
     bad = ganlab("compare", str(tmp_path / "nothing"))
     assert bad.returncode == 2 and "is not a folder" in bad.stderr
+    # a folder named with --out is not overwritten without --force, and never a run's own record
+    before = (tmp_path / "cmp" / "compare.txt").read_bytes()
+    again = ganlab("compare", *map(str, runs + jobs), "--out", str(tmp_path / "cmp"))
+    assert again.returncode == 2 and "already exists; nothing was written" in again.stderr
+    assert (tmp_path / "cmp" / "compare.txt").read_bytes() == before
+    assert ganlab("compare", *map(str, runs + jobs), "--out", str(tmp_path / "cmp"), "--force").returncode == 0
+    inside = ganlab("compare", *map(str, runs + jobs), "--out", str(jobs[0] / "samples"))
+    assert inside.returncode == 2 and "inside the record of the run" in inside.stderr
+
+
+def test_report_and_compare_of_runs_whose_scores_are_all_nan(outputs, tmp_path):
+    sweep = tmp_path / "sweep"
+    shutil.copytree(sweep_of(outputs), sweep, ignore=shutil.ignore_patterns("compare", "report.html"))
+    for job in (p for p in sweep.iterdir() if (p / "summary.json").exists()):
+        summary = json.loads((job / "summary.json").read_text())
+        for evaluation in (summary["quality"]["best"], summary["quality"]["final"]):
+            evaluation["score"] = float("nan")
+            evaluation["scores"] = {k: float("nan") for k in evaluation.get("scores", {})}
+        (job / "summary.json").write_text(json.dumps(summary))
+        lines = (job / "quality.csv").read_text().splitlines()
+        head = lines[0].split(",")
+        rows = [[("nan" if head[i] not in ("epoch", "step") else v) for i, v in enumerate(row.split(","))]
+                for row in lines[1:]]
+        (job / "quality.csv").write_text("\n".join([lines[0], *map(",".join, rows)]) + "\n")
+    compared = ganlab("compare", str(sweep))
+    assert compared.returncode == 2 and "NaN" in compared.stderr and "Traceback" not in compared.stderr
+    page = write_report(sweep).read_text()
+    assert page.startswith("<!doctype html>") and "No comparison:" in page and "NaN" in page
 
 
 def test_report_of_a_sweep_and_a_run_escape_config_text(outputs):

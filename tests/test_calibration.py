@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from ganlab import calibration, stats
-from ganlab.catalog import RunRecord
-from ganlab.compare import compare
+from ganlab.judging import calibration, stats
+from ganlab.judging.compare import compare
+from ganlab.record.catalog import RunRecord
 
 REPS = 300  # keys per cell: a one-sided binomial test at 0.1% would see a true rate of 9% or more
 

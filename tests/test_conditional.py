@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 
 from ganlab.config import ConfigError, validate
-from ganlab.data import DatasetError, load_dataset
-from ganlab.models.conditional import ClassNorm, ConditionalDiscriminator, ConditionalGenerator
-from ganlab.registry import LOSSES
-from ganlab.train import train
+from ganlab.parts.data import DatasetError, load_dataset
+from ganlab.parts.networks.conditional import ClassNorm, ConditionalDiscriminator, ConditionalGenerator
+from ganlab.parts.registry import LOSSES
+from ganlab.training.job import train
 from tests.conftest import TINY, ganlab, make_cfg, whole_and_resumed
 
 CONDITIONAL = ["generator.conditioning=cbn", "discriminator.conditioning=projection"]

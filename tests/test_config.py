@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-
 import pytest
 from omegaconf import OmegaConf
 
 from ganlab import CONF_DIR
 from ganlab.config import ConfigError, validate
-from tests.conftest import make_cfg, ganlab
+from tests.conftest import ganlab, make_cfg
 
 GROUPS = ["data", "generator", "discriminator", "loss", "optim", "trainer"]
 
@@ -126,3 +125,20 @@ def test_the_cpu_preset_sizes_any_image_run_and_command_line_values_still_win():
     assert (cfg.trainer.precision, cfg.metrics.every) == ("auto", 1)
     assert make_cfg("preset=cpu", "trainer.epochs=10").trainer.epochs == 10
     assert make_cfg().trainer.precision == "32" and make_cfg().generator.depth == 2
+
+
+def test_every_option_and_study_composes_as_before_the_package_was_regrouped():
+    """tests/fixtures/composed_configs.json was written by the code before the move into folders
+    (issue 22): the same overrides compose to the same config, key for key."""
+    import json
+    from pathlib import Path
+
+    before = json.loads((Path(__file__).parent / "fixtures" / "composed_configs.json").read_text())
+    cases = [""] + [f"+exp={o}" if g == "exp" else f"{g}={o}" for g in sorted(p.name for p in CONF_DIR.iterdir()
+                                                                            if p.is_dir() and p.name != "hydra")
+                    for o in options(g)]
+    assert set(before) <= set(cases)  # no option was lost
+    for overrides, expected in before.items():
+        cfg = OmegaConf.to_container(make_cfg(*overrides.split()), resolve=False)
+        cfg.pop("hydra", None)
+        assert cfg == expected, overrides

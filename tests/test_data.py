@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ganlab.data import DatasetNotFoundError, load_dataset
-from ganlab.data.idx import read_idx
-from ganlab.data.mixtures import grid_modes, ring_modes
+from ganlab.parts.data import DatasetNotFoundError, load_dataset
+from ganlab.parts.data.idx import read_idx
+from ganlab.parts.data.mixtures import grid_modes, ring_modes
 from tests.conftest import make_cfg
 
 

@@ -8,11 +8,11 @@ import json
 import pytest
 import torch
 
-from ganlab.checkpoints import load_generator
 from ganlab.config import ConfigError, validate
+from ganlab.parts.registry import GENERATORS
+from ganlab.record.checkpoints import load_generator
 from ganlab.training.ema import GeneratorEMA
-from ganlab.registry import GENERATORS
-from ganlab.train import train
+from ganlab.training.job import train
 from tests.conftest import TINY, make_cfg, whole_and_resumed
 
 EMA = ["trainer.ema_decay=0.9", "trainer.ema_start=2"]

@@ -11,7 +11,7 @@ import pytest
 
 from ganlab import CONF_DIR
 from ganlab.config import validate
-from ganlab.sweep import write_sweep_table
+from ganlab.training.sweep import write_sweep_table
 from tests.conftest import QUICK_METRICS, make_cfg, run_cli
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "exp").glob("*.yaml"))

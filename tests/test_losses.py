@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ganlab.registry import LOSSES
+from ganlab.parts.registry import LOSSES
 from tests.conftest import make_cfg
 
 

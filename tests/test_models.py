@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from ganlab.registry import DISCRIMINATORS, GENERATORS
-from ganlab.models.dcgan import resolutions
+from ganlab.parts.networks.dcgan import resolutions
+from ganlab.parts.registry import DISCRIMINATORS, GENERATORS
 from tests.conftest import make_cfg
 
 
@@ -103,7 +103,7 @@ def test_resnet_knobs_build_and_run(norm, activation, depth):
 
 @pytest.mark.parametrize("loss", ["hinge", "wgan_gp"])
 def test_resnet_gan_trains_on_digits_with_finite_numbers(tmp_path, loss):
-    from ganlab.train import train
+    from ganlab.training.job import train
     from tests.conftest import TINY
 
     extra = ["discriminator.norm=layer", "trainer.n_critic=2"] if loss == "wgan_gp" else []

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ganlab.catalog import find_runs
-from ganlab.train import train
+from ganlab.record.catalog import find_runs
+from ganlab.training.job import train
 from tests.conftest import REPO, TINY_POINTS, ganlab, make_cfg
 
 # The "B": a two-second run of points with no quality scores.
@@ -128,7 +128,7 @@ def test_a_corrupt_idx_file_is_one_line_naming_it_and_leaves_no_run(tmp_path):
 def test_an_image_too_big_to_decode_is_skipped_with_the_others_read(tmp_path, monkeypatch):
     from PIL import Image
 
-    from ganlab.data import load_dataset
+    from ganlab.parts.data import load_dataset
 
     for i in range(3):
         Image.new("L", (16, 16), 40 * i).save(tmp_path / f"small{i}.png")
@@ -263,7 +263,7 @@ def test_history_and_grids_are_written_atomically(tmp_path, monkeypatch):
 
     monkeypatch.setattr(trainer_module, "plot_history", half_written)
     with pytest.raises(Exception, match="No space left"):
-        from ganlab.resume import resume_run
+        from ganlab.training.resume import resume_run
 
         resume_run(folder, ["trainer.epochs=3"])
     assert (folder / "history.png").read_bytes() == before
@@ -359,7 +359,7 @@ def test_an_mlflow_store_that_mlflow_refuses_is_one_line_and_leaves_no_folder(tm
 
 
 def test_a_failed_writes_hint_fits_its_cause(tmp_path):
-    from ganlab.run_folder import RunFolderError, atomic_write
+    from ganlab.record.run_folder import RunFolderError, atomic_write
 
     with pytest.raises(RunFolderError, match="is gone") as gone:  # the run folder was deleted under the run
         atomic_write(tmp_path / "deleted" / "summary.json", lambda tmp: tmp.write_text("{}"))

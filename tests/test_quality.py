@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from ganlab.data import load_dataset
-from ganlab.data.mixtures import ring_modes, sample_mixture
-from ganlab.diagnose import Diagnostician
+from ganlab.parts.data import load_dataset
+from ganlab.parts.data.mixtures import ring_modes, sample_mixture
 from ganlab.quality import build_evaluator, scores
-from ganlab.train import train
-from tests.conftest import QUICK_METRICS, TINY, TINY_POINTS, make_cfg, ganlab, run_cli
+from ganlab.quality.diagnose import Diagnostician
+from ganlab.training.job import train
+from tests.conftest import QUICK_METRICS, TINY, TINY_POINTS, ganlab, make_cfg, run_cli
 
 
 def gaussian(n, d=8, shift=0.0, seed=0):
@@ -218,7 +218,7 @@ def test_sample_writes_a_png_grid_and_an_npz_in_data_space(trained_run, tmp_path
 
 
 def test_slerp_keeps_the_norm_and_ends_at_both_latents():
-    from ganlab.sampling import slerp
+    from ganlab.judging.sampling import slerp
 
     a, b = torch.randn(3, 16), torch.randn(3, 16)
     b = b * (a.norm(dim=1, keepdim=True) / b.norm(dim=1, keepdim=True))  # equal norms: the arc keeps them
@@ -288,7 +288,7 @@ def test_a_changed_classifier_cache_is_never_used_and_the_yardstick_stays_the_sa
     a `[]` classifier.json or a truncated floor file gave tracebacks."""
     import logging
 
-    from ganlab.data import load_dataset
+    from ganlab.parts.data import load_dataset
     from ganlab.quality import build_evaluator
     from tests.conftest import make_cfg
 

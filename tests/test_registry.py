@@ -9,9 +9,9 @@ import pytest
 import torch.nn.functional as F
 
 from ganlab import CONF_DIR
-from ganlab.config import ConfigError, LossConfig, validate
-from ganlab.losses import GANLoss
-from ganlab.registry import LOSSES, PARTS
+from ganlab.config import ConfigError, validate
+from ganlab.parts.losses import GANLoss, LossConfig
+from ganlab.parts.registry import LOSSES, PARTS
 from tests.conftest import TINY, ganlab, make_cfg
 
 

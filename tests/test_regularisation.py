@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 
 from ganlab.config import ConfigError, validate
-from ganlab.losses import LazyRegulariser
-from ganlab.train import train
+from ganlab.parts.losses import LazyRegulariser
+from ganlab.training.job import train
 from tests.conftest import TINY, make_cfg, whole_and_resumed
 
 R1 = ["loss.r1_gamma=10", "loss.reg_every=4"]
@@ -35,7 +35,7 @@ def test_the_lazy_r1_penalty_matches_a_direct_computation():
 
 
 def test_r1_and_r2_are_refused_for_wgan_gp_and_negative_values():
-    with pytest.raises(ConfigError, match="WGAN-GP has its own gradient penalty"):
+    with pytest.raises(ConfigError, match="wgan_gp has its own gradient penalty"):
         validate(make_cfg("loss=wgan_gp", "discriminator.norm=layer", "loss.r1_gamma=1"))
     with pytest.raises(ConfigError, match=r"loss.r2_gamma=-1.0 must be >= 0"):
         validate(make_cfg("loss.r2_gamma=-1"))

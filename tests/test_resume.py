@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganlab.checkpoints import CheckpointError, load_checkpoint
-from ganlab.run_folder import RunFolderError
-from ganlab.train import train
+from ganlab.record.checkpoints import CheckpointError, load_checkpoint
+from ganlab.record.run_folder import RunFolderError
+from ganlab.training.job import train
 from tests.conftest import QUICK_METRICS, REPO, ganlab, make_cfg, run_cli
 
 # A run of a few seconds in 5 epochs with a checkpoint every epoch and an evaluation every other one.
@@ -151,13 +151,14 @@ def test_ctrl_c_and_sigterm_checkpoint_mark_interrupted_and_resume_exactly(refer
 WRITER = """
 import sys, torch, json
 from pathlib import Path
-from ganlab.run_folder import RunFolder
+from ganlab.record.run_folder import RunFolder
+from ganlab.record.summary import Summary
 run = RunFolder(Path(sys.argv[1])).create()
 i = 0
 while True:
     i += 1
     run.save_checkpoint({"generator": {"w": torch.full((400_000,), float(i))}, "config": {}, "step": i})
-    run.write_summary({"status": "running", "step": i, "pad": "x" * 200_000})
+    Summary(status="running", step=i, pad="x" * 200_000).write(run.path)
 """
 
 
@@ -166,6 +167,7 @@ def test_a_kill_during_writes_never_leaves_a_truncated_checkpoint_or_summary(tmp
         folder = tmp_path / f"w{attempt}"
         process = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], cwd=REPO)
         while not (folder / "summary.json").exists():
+            assert process.poll() is None, "the writer died before its first summary"
             time.sleep(0.01)
         time.sleep(random.Random(attempt).uniform(0.05, 0.6))
         process.kill()
@@ -219,7 +221,7 @@ def test_resume_refuses_other_folders_foreign_checkpoints_and_config_changes(ref
                                   RuntimeError("[enforce fail at inline_container.cc:664] . PytorchStreamWriter "
                                                "failed writing file data/3: file write failed")])  # as torch.save does
 def test_a_full_disk_is_reported_and_the_last_good_checkpoint_stays(tmp_path, monkeypatch, full):
-    import ganlab.run_folder as run_folder
+    import ganlab.record.run_folder as run_folder
 
     real_save, calls = torch.save, []
 

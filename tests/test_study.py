@@ -82,8 +82,8 @@ def test_a_study_refuses_a_folder_that_holds_something_else(tmp_path):
 def test_continuing_a_round_resumes_its_stopped_jobs_and_trains_the_ones_never_started(tmp_path, monkeypatch):
     """An interrupted round: seed 1's two jobs finished, seed 2's lr=0.1 job was stopped, its lr=0.2 job never
     started. Continuing resumes the one and trains the other into the same round folder; nothing else."""
-    from ganlab import sweep as sweep_module
-    from ganlab.study import Design, Study
+    from ganlab.judging.study import Design, Study
+    from ganlab.training import sweep as sweep_module
 
     folder = tmp_path / "s"
     study = Study.start(folder, Design(["+exp=baseline", "optim.lr=0.1,0.2"], max_seeds=4))

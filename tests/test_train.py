@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 
 from ganlab.config import ConfigError
-from ganlab.losses import WGANGPLoss
-from ganlab.registry import LOSSES
-from ganlab.run_folder import RunFolderError
-from ganlab.train import train
+from ganlab.parts.losses import WGANGPLoss
+from ganlab.parts.registry import LOSSES
+from ganlab.record.run_folder import RunFolderError
+from ganlab.training.job import train
 from tests.conftest import TINY, TINY_POINTS, make_cfg
 
 LOSSES = LOSSES.names()
@@ -190,7 +190,7 @@ def test_fp16_needs_cuda_and_no_gradient_penalty(tmp_path):
 
 
 def test_each_epoch_visits_every_sample_once_in_a_seeded_order(tmp_path):
-    from ganlab.data import load_dataset
+    from ganlab.parts.data import load_dataset
     from ganlab.training.batches import BatchStream
 
     cfg = make_cfg(*TINY_POINTS, "data.n_samples=100")
@@ -207,7 +207,7 @@ def test_each_epoch_visits_every_sample_once_in_a_seeded_order(tmp_path):
 
 
 def test_labelled_batches_carry_the_classes_of_their_images():
-    from ganlab.data import load_dataset
+    from ganlab.parts.data import load_dataset
     from ganlab.training.batches import BatchStream
 
     data = load_dataset(make_cfg().data)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ganlab import stats
-from ganlab.catalog import RunRecord
-from ganlab.compare import compare, format_comparison
+from ganlab.judging import stats
+from ganlab.judging.compare import compare, format_comparison
+from ganlab.record.catalog import RunRecord
 
 
 def run(score, se=0.01, status="completed", **settings) -> RunRecord:
@@ -164,7 +164,7 @@ def test_keys_that_always_change_together_are_one_change_paired_by_seed():
 
 
 def test_the_curves_colour_runs_by_their_setting_wherever_the_seed_sits_in_the_overrides():
-    from ganlab.compare import _colours
+    from ganlab.judging.compare import _colours
 
     runs = [run(1.0, epochs=e, seed=s, exp=x) for e, x in (("10", "a"), ("3", "b"), ("10", "b")) for s in range(3)]
     colours = _colours(compare(runs))
@@ -184,7 +184,7 @@ def test_runs_scored_with_different_yardsticks_or_compute_are_warned_about():
 # ----------------------------------------------------------------------- one yardstick, copies
 @pytest.fixture(scope="module")
 def digits_evaluators():
-    from ganlab.data import load_dataset
+    from ganlab.parts.data import load_dataset
     from ganlab.quality import build_evaluator
     from tests.conftest import make_cfg
 
@@ -209,7 +209,7 @@ def test_copy_rate_is_near_one_for_copied_training_images_and_near_005_for_fresh
 
 
 def test_quality_that_worsens_late_is_diagnosed_with_the_best_epoch_and_how_much():
-    from ganlab.diagnose import Diagnostician
+    from ganlab.quality.diagnose import Diagnostician
 
     best = {"metric": "fd", "epoch": 10, "step": 100, "score": 1.0, "scores": {"fd_se": 0.02}}
     last = {"epoch": 30, "step": 300, "fd": 1.4, "fd_se": 0.02}
@@ -220,7 +220,7 @@ def test_quality_that_worsens_late_is_diagnosed_with_the_best_epoch_and_how_much
 
 
 def test_a_copying_generator_is_diagnosed_as_memorising():
-    from ganlab.diagnose import Diagnostician
+    from ganlab.quality.diagnose import Diagnostician
 
     doctor = Diagnostician(warmup_steps=0)
     assert doctor.on_quality({"epoch": 1, "step": 10, "copy_rate": 0.06, "diversity_ratio": 1.0}) == []
@@ -251,7 +251,7 @@ def test_at_the_floor_only_when_every_score_is_within_its_noise_of_the_floor(dig
 
 # ------------------------------------------------------------------------- over training
 def test_a_course_is_told_in_words_where_it_leads_lags_and_flips():
-    from ganlab.over_training import AHEAD, BEHIND, LEVEL, Course, describe, kind_of_effect
+    from ganlab.judging.over_training import AHEAD, BEHIND, LEVEL, Course, describe, kind_of_effect
 
     steps = [100, 200, 300, 400]
     assert describe(steps, [LEVEL, LEVEL, AHEAD, AHEAD], "b", "a") == "b is ahead of a from step 300 to the end"

@@ -15,11 +15,11 @@ from typing import Optional
 import torch
 from omegaconf import DictConfig, open_dict
 
-from ganlab.data import Dataset, DatasetNotFoundError, load_dataset
-from ganlab.data.mixtures import sample_mixture
+from ganlab.parts.data import Dataset, DatasetNotFoundError, data_schema, load_dataset
+from ganlab.parts.data.mixtures import sample_mixture
 from ganlab.quality import scores
 from ganlab.quality.classifier import TrainedClassifier, load_or_train, sealed, unsealed
-from ganlab.run_folder import atomic_write
+from ganlab.record.run_folder import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ class MixtureEvaluator(Evaluator):
 
 def other_split(data_cfg: DictConfig) -> Optional[Dataset]:
     """The split the run does not train on (the test split, usually), when it can be read."""
-    if "split" not in data_cfg or data_cfg.name == "folder":
+    if not data_schema(data_cfg).has_splits:
         return None
     other = data_cfg.copy()
     with open_dict(other):

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ganlab.run_folder import atomic_write
+from ganlab.record.run_folder import atomic_write
 
 log = logging.getLogger(__name__)
 FEATURES = 128

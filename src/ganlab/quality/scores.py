@@ -12,6 +12,21 @@ from typing import Callable
 
 import torch
 
+# The scores where a higher value is better; every other score is better lower. The one place that
+# says so: the best checkpoint, compare's ranking and agreement, and every figure's title read it.
+HIGHER_IS_BETTER = frozenset({"precision", "recall", "density", "coverage", "classes_covered", "hq_share",
+                              "modes_covered", "accuracy"})
+
+
+def better(name: str) -> str:
+    """'lower is better' or 'higher is better', for titles and text."""
+    return f"{'higher' if name in HIGHER_IS_BETTER else 'lower'} is better"
+
+
+def as_loss(name: str, value: float) -> float:
+    """The score oriented so that lower is better (ranking and differences use it)."""
+    return -value if name in HIGHER_IS_BETTER else value
+
 
 class FrechetReference:
     """The real side of the Frechet distance, fitted once: mean, covariance and its square root."""

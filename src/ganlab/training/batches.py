@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ganlab.data import Dataset
+from ganlab.parts.data import Dataset
 
 
 class BatchStream:

@@ -17,11 +17,12 @@ import torch.nn as nn
 from omegaconf import DictConfig
 
 from ganlab.config import is_conditional
-from ganlab.data import Dataset
-from ganlab.diagnose import Diagnostician
-from ganlab.plots import save_image_grid, save_points_plot
+from ganlab.parts.data import Dataset
 from ganlab.quality import Evaluator, class_accuracy
-from ganlab.run_folder import RunFolder, atomic_write
+from ganlab.quality.diagnose import Diagnostician
+from ganlab.quality.scores import as_loss
+from ganlab.record.pictures import save_image_grid, save_points_plot
+from ganlab.record.run_folder import CLOSEST_PAIRS_PNG, RunFolder, atomic_write
 from ganlab.training.ema import GeneratorEMA
 from ganlab.training.step import NonFiniteLossError
 
@@ -99,7 +100,7 @@ class Evaluation:
         self.last_eval = row
         primary = self.evaluator.primary
         log.info("epoch %d: %s %.4g", epoch, primary, scores[primary])
-        is_best = not self.best or scores[primary] < self.best["score"]
+        is_best = not self.best or as_loss(primary, scores[primary]) < as_loss(primary, self.best["score"])
         if is_best:
             self.best = {"epoch": epoch, "step": step, "metric": primary, "score": row[primary], "scores": row,
                          "samples": str(self.run.sample_path(epoch).relative_to(self.run.path))}
@@ -107,7 +108,7 @@ class Evaluation:
                 self.best["per_class"] = per_class
             if hasattr(self.evaluator, "closest_pairs"):  # images: is the best generator copying?
                 pairs = self.evaluator.closest_pairs(samples)
-                atomic_write(self.run.path / "closest_pairs.png",
+                atomic_write(self.run.path / CLOSEST_PAIRS_PNG,
                              lambda tmp: save_image_grid(pairs, tmp, fmt="png", nrow=4))
         for diagnosis in self.doctor.on_quality(row):
             log.warning("diagnosis: %s", diagnosis.line())

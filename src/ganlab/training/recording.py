@@ -9,9 +9,11 @@ import math
 import torch
 from omegaconf import DictConfig
 
-from ganlab.diagnose import Diagnostician
-from ganlab.plots import plot_history
-from ganlab.run_folder import RunFolder, atomic_write
+from ganlab.parts.losses import LOSS_COLUMNS
+from ganlab.quality.diagnose import Diagnostician
+from ganlab.quality.scores import better
+from ganlab.record.pictures import plot_history
+from ganlab.record.run_folder import RunFolder, atomic_write
 from ganlab.training.step import STATS, GANStep, NonFiniteLossError
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,7 @@ class Recorder:
         self.count = 0
         self.last_row: dict = {}
         # columns that mean nothing for this run are left blank
-        self.blank = {*(() if cfg.loss.name == "wgan_gp" else ("gp", "wasserstein")),
+        self.blank = {*(set(LOSS_COLUMNS) - set(gan_step.gan.loss.columns)),
                       *(name for name in ("r1", "r2") if not cfg.loss[f"{name}_gamma"]),
                       *(() if cfg.discriminator.get("conditioning") == "acgan" else ("class_loss",))}
 
@@ -64,7 +66,7 @@ class Recorder:
         primary = evaluator.primary if evaluator else None
         floor = evaluator.floor.get(primary) if evaluator else None
         atomic_write(self.run.history_png, lambda tmp: plot_history(metrics, tmp, self.cfg.name, "png", quality,
-                                                                    primary, floor))
+                                                                    primary, floor, better(primary) if primary else ""))
 
     def state_dict(self) -> dict:
         return {"sums": self.sums.cpu(), "count": self.count, "last_row": self.last_row}

@@ -15,10 +15,10 @@ import torch
 import torch.nn as nn
 from omegaconf import DictConfig
 
-from ganlab.augment import DiffAugment
-from ganlab.losses import GANLoss, LazyRegulariser
-from ganlab.registry import AUGMENTATIONS
-from ganlab.speed import Precision
+from ganlab.parts.augment import DiffAugment
+from ganlab.parts.losses import GANLoss, LazyRegulariser
+from ganlab.parts.registry import AUGMENTATIONS
+from ganlab.training.precision import Precision
 
 STATS = ("loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake", "grad_norm_d", "grad_norm_g",
          "gp", "wasserstein", "r1", "r2", "class_loss")

@@ -15,18 +15,18 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from ganlab.checkpoints import rng_state, set_rng_state
 from ganlab.config import is_conditional
-from ganlab.data import Dataset
-from ganlab.diagnose import Diagnostician
-from ganlab.loggers import build_logger
+from ganlab.parts.data import Dataset
 from ganlab.quality import Evaluator
-from ganlab.run_folder import RunFolder
+from ganlab.quality.diagnose import Diagnostician
+from ganlab.record.checkpoints import rng_state, set_rng_state
+from ganlab.record.run_folder import RunFolder
 from ganlab.training.batches import BatchStream
 from ganlab.training.ema import GeneratorEMA
 from ganlab.training.evaluation import Evaluation
 from ganlab.training.recording import Recorder
 from ganlab.training.step import GAN, GANStep
+from ganlab.training.trackers import build_logger
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 2  # 1: ganlab before the parts had their own state (read by upgraded_checkpoint)
@@ -50,7 +50,7 @@ class Trainer:
         self.stop_signal: str | None = None  # set by SIGINT / SIGTERM: checkpoint and stop
         self.finished = False  # the last step's end-of-run work is done (a checkpoint of a run's end)
 
-        self.doctor = Diagnostician(warmup_steps=self.total_steps // 10, critic=cfg.loss.name == "wgan_gp")
+        self.doctor = Diagnostician(warmup_steps=self.total_steps // 10, critic=gan.loss.critic)
         self.logger = build_logger(cfg, run.path, purge_step)
         self.classes = data.classes if is_conditional(cfg) else None  # a conditional GAN's, by label
         self.batches = BatchStream(data, t.batch_size, t.n_critic, cfg.seed, t.channels_last, bool(self.classes))

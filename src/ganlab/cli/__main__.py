@@ -1,0 +1,5 @@
+import sys
+
+from ganlab.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,412 @@
+"""The `ganlab` command: dispatches to its subcommands (train, sample, eval, sweep)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ganlab import CONF_DIR
+from ganlab.config import ConfigError, register_configs
+from ganlab.parts.data import DatasetError, DatasetNotFoundError
+from ganlab.record.checkpoints import CheckpointError
+from ganlab.record.run_folder import RunFolderError, check_user_output
+
+# Errors of the commands that read a run: one line, no traceback.
+READ_ERRORS = (CheckpointError, ConfigError, DatasetError, DatasetNotFoundError, RunFolderError, ValueError, OSError)
+
+USAGE = """usage: ganlab COMMAND [ARGS]
+
+Run, measure and compare GAN experiments composed from Hydra configs.
+
+commands:
+  train     train a GAN: ganlab train [key=value ...] [group=option ...] [+exp=NAME] [-m]
+            (ganlab train --help lists the config groups and every setting)
+  runs      list the runs and sweeps under outputs/ (or DIR), newest first: ganlab runs [DIR] [--status S]
+  compare   which change helped: ganlab compare SWEEP_DIR (or several run folders)
+  study     compare values in rounds of seeds until the answer is settled:
+            ganlab study +exp=baseline,label_smoothing [--max-seeds 12] [--min-effect 0.2] [--max-minutes 60]
+  report    one self-contained HTML page for a run or a sweep: ganlab report PATH
+  resume    continue a run from its last checkpoint, bit for bit: ganlab resume RUN_DIR [trainer.epochs=N]
+  sample    write samples of a trained run: ganlab sample RUN_DIR --n 64 --out grid.png (or FILE.npz)
+            (--class K: a conditional run's class K; --interpolate: strips between latents;
+            --truncation PSI: the truncation trick)
+  eval      recompute a checkpoint's quality scores beside the real-vs-real floor: ganlab eval RUN_DIR
+  sweep     rebuild a sweep's table (sweep.csv) from its job folders and print it: ganlab sweep SWEEP_DIR
+            (--resume: complete an interrupted sweep in place)
+            (ganlab COMMAND --help for each)
+
+examples:
+  ganlab train                                  DCGAN on the bundled 8x8 digits (~20 s on a CPU)
+  ganlab train loss=wgan_gp discriminator.norm=layer
+  ganlab train data=ring8 generator=mlp discriminator=mlp
+  ganlab train -m optim.lr=1e-4,2e-4 seed=1,2,3
+  ganlab train -m '+exp=glob(*)'               every study of the seed notes, in parallel
+"""
+
+TRAIN_HELP = """ganlab train: compose a GAN from config groups, train it with one loop, and write a run folder
+(metrics.csv, samples/, history.png, checkpoints/, summary.json, train.log).
+
+usage: ganlab train [group=option ...] [key=value ...] [+exp=NAME] [-m] [--cfg job] [--info]
+
+== Config groups (pick with group=option) ==
+{groups}
+
+== Config (change with key=value{with_overrides}) ==
+{config}
+Examples:
+  ganlab train                                   # DCGAN on the bundled 8x8 digits
+  ganlab train loss=wgan_gp discriminator.norm=layer
+  ganlab train data=ring8 generator=mlp discriminator=mlp loss=hinge
+  ganlab train optim.lr=2e-4 optim.d_lr_mult=0.5 optim.g_lr_mult=2
+  ganlab train -m optim.lr=1e-4,2e-4 discriminator.dropout=0.3,0.5
+  ganlab train --cfg job                         # print the composed config, train nothing
+Runs go to outputs/runs/<date>_<time>_<name>/ (move one with hydra.run.dir=PATH).
+Hydra's own options: ganlab train --hydra-help
+"""
+
+def config_dirs(flags: dict[str, str | None]) -> list[Path]:
+    """ganlab's own config folder, then a user's from --config-dir / -cd (its groups add to ganlab's)."""
+    extra = flags.get("--config-dir") or flags.get("-cd")
+    return [CONF_DIR] + ([Path(extra).expanduser().resolve()] if extra else [])
+
+
+def train_help(args: list[str]) -> str:
+    """Help for `ganlab train`: the groups on disk and the config composed with the overrides."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from ganlab.training.sweep import split_hydra_flags
+
+    flags, overrides = split_hydra_flags(args)
+    dirs = config_dirs(flags)
+    options: dict[str, set[str]] = {}  # group (hydra/launcher for a nested one) -> its options
+    for d in (d for d in dirs if d.is_dir()):
+        for f in d.glob("*/**/*.yaml"):
+            options.setdefault(f.parent.relative_to(d).as_posix(), set()).add(f.stem)
+    lines = [f"{g}: {', '.join(sorted(o))}" for g, o in sorted(options.items())]
+    searchpath = [f"hydra.searchpath=[file://{d}]" for d in dirs[1:]]
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=searchpath + overrides)
+    return TRAIN_HELP.format(groups="\n".join(lines), config=OmegaConf.to_yaml(cfg),
+                             with_overrides=f"; shown with {' '.join(overrides)}" if overrides else "")
+
+
+STUDY_HELP = ("Train the swept values (e.g. +exp=baseline,label_smoothing) on rounds of seeds and look after each: "
+              "stop when every value is beyond noise (or ruled out below --min-effect) or a budget is spent. Repeated "
+              "looks spend alpha (the false 'better/worse' rate stays at 5%). Run the same command, or ganlab study "
+              "--dir DIR, to continue an interrupted study.")
+
+
+def add_study_arguments(study: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    study.add_argument("overrides", nargs="*", help="ganlab train overrides with one or more swept keys")
+    study.add_argument("--dir", type=Path, help="the study's folder (default: outputs/studies/<date>_<time>_<name>); "
+                                                "one that holds a study is continued")
+    study.add_argument("--max-seeds", type=int, default=12, help="seeds per value at most (default 12)")
+    study.add_argument("--per-round", type=int, default=2, help="seeds per value added each round (default 2)")
+    study.add_argument("--min-effect", type=float, help="a difference of the primary score below this settles too "
+                                                        "(at 80%% power)")
+    study.add_argument("--max-minutes", type=float, help="stop starting rounds after this much training time")
+    study.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
+    return study
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganlab", add_help=False)
+    commands = parser.add_subparsers(dest="command")
+    sample = commands.add_parser("sample", help="write samples of a trained run",
+                                 description="Write N samples of a run's generator as a PNG grid (a plot for 1-D/2-D "
+                                             "data) or an .npz array in data space.")
+    sample.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
+    sample.add_argument("--n", type=int, default=64, help="how many samples (default 64)")
+    sample.add_argument("--out", type=Path, required=True, help="FILE.png or FILE.npz (a new file)")
+    sample.add_argument("--force", action="store_true", help="replace --out if it exists")
+    sample.add_argument("--checkpoint", choices=("best", "last"), default="best", help="default: best")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    sample.add_argument("--class", dest="choice", metavar="K",
+                        help="a conditional run: draw class K (its index or name), or all (one row per class, the "
+                             "default)")
+    sample.add_argument("--interpolate", type=int, nargs="?", const=8, metavar="STEPS",
+                        help="rows of STEPS images (default 8) between random latents, spherically: N // STEPS rows")
+    sample.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
+                        help="scale the latents towards their mean: 1 (default) is plain sampling, smaller gives "
+                             "more typical, less varied samples; the same --seed keeps each image's place")
+    evaluate = commands.add_parser("eval", help="recompute a checkpoint's quality scores",
+                                   description="Recompute the quality scores of a run's checkpoint, print them "
+                                               "beside the real-vs-real floor, write RUN_DIR/eval_<checkpoint>.json.")
+    evaluate.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
+    evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best", help="default: best")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    runs = commands.add_parser("runs", help="list runs and sweeps",
+                               description="List the runs (and sweep jobs) under DIR, newest first.")
+    runs.add_argument("dir", type=Path, nargs="?", default=Path("outputs"), help="default: outputs")
+    runs.add_argument("--status", help="only runs with this status (completed, failed, diverged, ...)")
+    runs.add_argument("--grep", help="only runs whose overrides or name contain this text")
+    runs.add_argument("--json", action="store_true", help="print JSON rows for scripts")
+    comp = commands.add_parser("compare", help="which change helped, over a sweep or several runs",
+                               description="Compare each swept key's values within cells that share every other "
+                                           "swept setting and the seed (paired): median difference, interval, "
+                                           "p-value, verdict in words; curves, best grids, a heat map for two keys.")
+    comp.add_argument("paths", type=Path, nargs="+", help="a sweep folder, or several run folders")
+    comp.add_argument("--json", action="store_true", help="print the comparison as JSON (no figures)")
+    comp.add_argument("--out", type=Path, help="folder for the figures (default: SWEEP/compare or "
+                                               "outputs/compare/<date>_<time>); refused if it holds compare's files")
+    comp.add_argument("--force", action="store_true", help="replace compare's files in --out if they exist")
+    report = commands.add_parser("report", help="one self-contained HTML page for a run or a sweep",
+                                 description="Write PATH/report.html (or --out): summary, diagnoses, plots, the "
+                                             "sample grid of every epoch, and for a sweep the comparison.")
+    report.add_argument("path", type=Path, help="a run folder or a sweep folder")
+    report.add_argument("--out", type=Path, help="the HTML file (default: PATH/report.html); a new file")
+    report.add_argument("--force", action="store_true", help="replace --out if it exists")
+    resume = commands.add_parser("resume", help="continue a run from its last checkpoint",
+                                 description="Continue a run from checkpoints/last.pt: networks, optimisers, "
+                                             "counters, RNG states and data order, so it ends as if never stopped. "
+                                             "Overrides may extend it (trainer.epochs=200) but not change it.")
+    resume.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
+    resume.add_argument("overrides", nargs="*", help="e.g. trainer.epochs=200")
+    add_study_arguments(commands.add_parser("study", help="compare values in rounds of seeds until the answer is "
+                                                         "settled", description=STUDY_HELP))
+    sweep = commands.add_parser("sweep", help="rebuild a sweep's table",
+                                description="Rebuild SWEEP_DIR/sweep.csv from the job folders and print it.")
+    sweep.add_argument("sweep_dir", type=Path, help="a sweep folder (outputs/sweeps/...)")
+    sweep.add_argument("--resume", action="store_true", help="complete an interrupted sweep in place: resume its "
+                                                             "stopped jobs and train the ones it never started")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        register_configs()
+        if "--help" in rest or "-h" in rest:
+            print(train_help([a for a in rest if a not in ("--help", "-h")]))
+            return 0
+        from ganlab.cli.train_app import train_app
+        from ganlab.config.advice import advice
+        from ganlab.config.trust import UntrustedConfig, check_config_dir
+        from ganlab.training.sweep import (
+            interrupted_sweep,
+            split_hydra_flags,
+            stop_workers_on_signals,
+            sweep_dir_of,
+            sweep_dir_override,
+        )
+
+        flags, overrides = split_hydra_flags(rest)
+        config_dir = flags.get("--config-dir") or flags.get("-cd")
+        try:
+            check_config_dir(Path(config_dir) if config_dir else None, overrides)
+        except UntrustedConfig as e:
+            print(f"ganlab: error: {e}", file=sys.stderr)
+            return 2
+        fix = advice(overrides, check_keys=not config_dir)  # a user's own groups: Hydra's to judge
+        if fix:
+            print(f"ganlab: error: {fix}", file=sys.stderr)
+            return 2
+
+        sys.argv = ["ganlab train", *rest, *sweep_dir_override(rest)]
+        if not {"-m", "--multirun"} & set(rest):
+            train_app()
+            return 0
+        sweep_dir = sweep_dir_of(sys.argv)
+        # joblib's semaphores of workers stopped mid-job: the resource tracker's warning would follow our one line
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"),
+                                                              "ignore::UserWarning:multiprocessing.resource_tracker"]))
+        try:
+            with stop_workers_on_signals(sweep_dir):
+                train_app()
+        except KeyboardInterrupt:  # the jobs checkpointed and stopped: one line, not joblib's traceback
+            print(f"ganlab: {interrupted_sweep(sweep_dir)}", file=sys.stderr)
+            return 130
+        return 0
+    if command not in COMMANDS:
+        print(f"ganlab: error: unknown command {command!r}; choose one of: train, {', '.join(COMMANDS)} "
+              f"(ganlab --help)", file=sys.stderr)
+        return 2
+    if command == "study":  # its overrides and options may come in any order
+        parser = add_study_arguments(argparse.ArgumentParser(prog="ganlab study", description=STUDY_HELP))
+        args = argparse.Namespace(**vars(parser.parse_intermixed_args(rest)), command=command)
+    else:
+        args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[command](args)
+    except READ_ERRORS as e:
+        print(f"ganlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ganlab: interrupted; continue with: ganlab resume {getattr(args, 'run_dir', '')}", file=sys.stderr)
+        return 130
+
+
+def sample_command(args: argparse.Namespace) -> int:
+    from ganlab.judging.sampling import write_samples
+
+    if args.n < 1:
+        raise ValueError(f"--n {args.n}: ask for at least one sample")
+    check_user_output(args.out, args.force)
+    print(write_samples(args.run_dir, args.out, args.n, args.checkpoint, args.seed, args.interpolate,
+                        args.truncation, args.choice))
+    return 0
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    from ganlab.judging.sampling import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.run_dir, args.checkpoint, args.seed)
+    print(f"{result['checkpoint']} (epoch {result['epoch']}, step {result['step']}); "
+          f"lower {result['metric']} is better\n")
+    width = max(len(k) for k in result["scores"])
+    print(f"{'score':<{width}}  {'this run':>10}  {'+- se':>8}  {'real vs real':>12}")
+    for key, value in result["scores"].items():
+        print(f"{key:<{width}}  {value:>10.4g}  {result['noise'].get(key, float('nan')):>8.2g}  "
+              f"{result['floor'].get(key, float('nan')):>12.4g}")
+    floor = result["at_the_floor"]
+    print("\nat the floor (every score within 2 se of real vs real)" if not floor["not"] else
+          f"\nnot at the floor: {', '.join(floor['not'])} differ from real vs real beyond 2 se"
+          + (f"; within noise of it: {', '.join(floor['at'])}" if floor["at"] else ""))
+    info = result["scored_with"]
+    print(f"\nscored in the {info['feature_space']}" + (f" (hash {info['hash']}, test accuracy {info['test_accuracy']})"
+                                                        if "hash" in info else ""))
+    print(Path(args.run_dir) / f"eval_{args.checkpoint}.json")
+    return 0
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    from ganlab.training.sweep import failed_jobs, format_table, job_folders, resume_sweep, write_sweep_table
+
+    sweep_dir = args.sweep_dir
+    if not sweep_dir.is_dir() or not job_folders(sweep_dir):
+        raise ValueError(f"{sweep_dir} holds no sweep jobs (folders with .hydra/); give a folder under outputs/sweeps/")
+    if args.resume:
+        try:
+            resume_sweep(sweep_dir)
+        except KeyboardInterrupt:
+            print(f"ganlab: interrupted; continue with: ganlab sweep {sweep_dir} --resume", file=sys.stderr)
+            return 130
+    rows = write_sweep_table(sweep_dir)
+    print(format_table(rows))
+    waiting = [r for r in rows if r["status"] in ("stopped", "interrupted", "not started")]
+    print(f"\n{len(rows)} jobs, {len(failed_jobs(rows))} not completed; table: {sweep_dir / 'sweep.csv'}"
+          + (f"\n{len(waiting)} stopped or not started: complete them with ganlab sweep {sweep_dir} --resume"
+             if waiting else ""))
+    return 0 if not args.resume or not failed_jobs(rows) else 1
+
+
+def runs_command(args: argparse.Namespace) -> int:
+    import json
+
+    from ganlab.record.catalog import find_runs
+    from ganlab.training.sweep import format_table
+
+    if not args.dir.is_dir():
+        raise ValueError(f"{args.dir} is not a folder; give the outputs folder or a sweep folder")
+    rows = [r.row() for r in find_runs(args.dir)]
+    if args.status:
+        rows = [r for r in rows if r["status"] == args.status]
+    if args.grep:
+        rows = [r for r in rows if args.grep in r["overrides"] or args.grep in str(r["name"])]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        row["overrides"] = row["overrides"] if len(row["overrides"]) <= 60 else row["overrides"][:57] + "..."
+        row["started"] = str(row["started"])[:19].replace("T", " ")
+    print(format_table(rows, ["started", "name", "sweep", "overrides", "status", "epochs", "duration_s", "metric",
+                              "best_score", "best_epoch"]))
+    print(f"\n{len(rows)} runs under {args.dir}")
+    return 0
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from ganlab.judging.compare import FILES, compare, format_comparison, write_figures
+    from ganlab.record.catalog import find_runs, is_study, is_sweep
+
+    missing = [p for p in args.paths if not p.is_dir()]
+    if missing:
+        raise ValueError(f"{missing[0]} is not a folder; give a sweep folder or run folders")
+    if args.out and not args.json:
+        if args.out.exists() and not args.out.is_dir():
+            raise RunFolderError(f"--out {args.out} is a file; compare writes a folder of figures. Name a new folder")
+        for name in FILES:
+            check_user_output(args.out / name, args.force)
+    runs = [run for path in args.paths for run in find_runs(path)]
+    if len(runs) < 2:
+        raise ValueError(f"found {len(runs)} run under {', '.join(map(str, args.paths))}; compare needs two or more")
+    study = len(args.paths) == 1 and is_study(args.paths[0])
+    out = args.out or (args.paths[0] / "compare" if len(args.paths) == 1 and (is_sweep(args.paths[0]) or study)
+                       else Path("outputs") / "compare" / f"{datetime.now():%Y-%m-%d_%H-%M-%S}")
+    comparison = compare(runs)
+    if study:
+        comparison.warnings.append(f"note: {args.paths[0]} is a study run until settled; its answers, tested at each "
+                                   f"look's level, are in study.json (ganlab study --dir {args.paths[0]} prints them). "
+                                   f"This one-look comparison does not account for the looks.")
+    if args.json:
+        import json
+
+        print(json.dumps(comparison.as_json(), indent=2, default=str))
+        return 0
+    text = format_comparison(comparison)
+    figures = write_figures(comparison, out)
+    (out / "compare.txt").write_text(text + "\n")
+    print(text)
+    print("\nfigures: " + ", ".join(str(f) for f in figures))
+    return 0
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    from ganlab.training.resume import resume_run
+
+    summary = resume_run(args.run_dir, args.overrides)
+    print(args.run_dir)
+    return 0 if summary["status"] == "completed" else 1
+
+
+def study_command(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from ganlab.judging.study import Design, Study
+    from ganlab.training.sweep import sweep_name
+
+    if not args.overrides:
+        if not args.dir:
+            raise ValueError("give the overrides to compare (e.g. +exp=baseline,label_smoothing), or --dir DIR to "
+                             "continue a study")
+        study = Study.load(args.dir)
+        study.design.max_minutes = args.max_minutes or study.design.max_minutes
+        study.design.min_effect = args.min_effect or study.design.min_effect
+    else:
+        design = Design(list(args.overrides), args.max_seeds, args.per_round, args.min_effect, args.max_minutes,
+                        first_seed=args.first_seed)
+        folder = args.dir or Path("outputs/studies") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{sweep_name(design.overrides)}"
+        study = Study.start(folder, design)
+    try:
+        study.run()
+    except KeyboardInterrupt:
+        print(f"ganlab: study interrupted; its runs are kept. Continue with: ganlab study --dir {study.folder}",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from ganlab.judging.report import write_report
+
+    if args.out:
+        check_user_output(args.out, args.force)
+    print(write_report(args.path, args.out))
+    return 0
+
+
+COMMANDS = {"runs": runs_command, "compare": compare_command, "study": study_command, "report": report_command,
+            "sample": sample_command, "eval": eval_command, "resume": resume_command, "sweep": sweep_command}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

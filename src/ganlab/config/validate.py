@@ -1,0 +1,162 @@
+"""The check of a composed config: every value and combination, before anything is built.
+
+Each part's option checks its own keys (registered beside its builder); here the keys every run
+has, and the combinations across parts. Raises ConfigError with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from omegaconf import DictConfig, OmegaConf
+
+from ganlab.config.schema import LOGGERS
+from ganlab.parts.registry import (
+    DATASETS,
+    DISCRIMINATORS,
+    GENERATORS,
+    LOSSES,
+    PARTS,
+    ConfigError,
+    check,
+    check_choice,
+    check_positive,
+    check_range,
+)
+
+DEVICES = ("auto", "cpu", "cuda")
+CONDITIONING_G = ("concat", "cbn")
+CONDITIONING_D = ("none", "projection", "acgan")
+
+
+def holds_images(data: DictConfig) -> bool:
+    return DATASETS[data.name].schema.holds_images
+
+
+def fits_points(registry, name: str) -> bool:
+    """Whether the network option `name` models points (1-D/2-D data), as its class says."""
+    return registry[name].build.fits_points
+
+
+def is_conditional(cfg: DictConfig) -> bool:
+    """A class-conditional GAN: D conditions on the class (and so G takes one)."""
+    return cfg.discriminator.get("conditioning", "none") != "none"
+
+
+def _unknown_keys(node: DictConfig, prefix: str = "") -> None:
+    """Keys added with `+key=value` that no schema knows are refused (they would be stored and ignored)."""
+    schema = OmegaConf.get_type(node)
+    known = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    for key in node:
+        if known is not None and key not in known:
+            raise ConfigError(f"+{prefix}{key} is not a setting ganlab knows, so it would be ignored; the keys of "
+                              f"{prefix.rstrip('.') or 'the root config'} are: {', '.join(sorted(known))}")
+        value = node._get_node(key)
+        if isinstance(value, DictConfig):
+            _unknown_keys(value, f"{prefix}{key}.")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check values and combinations of a composed config; raise ConfigError naming the key."""
+    _unknown_keys(cfg)
+    for registry in PARTS:  # each part's name, then that option's own checks
+        registry.validate(cfg[registry.part])
+    for side in ("generator", "discriminator"):
+        _validate_net(side, cfg[side])
+    images = holds_images(cfg.data)
+    if not images:
+        _validate_points(cfg)
+    _validate_conditioning(cfg, images)
+    _validate_loss(cfg)
+    _validate_optim(cfg.optim)
+    _validate_trainer(cfg.trainer)
+    _validate_metrics(cfg.metrics)
+    check_choice("logger.name", cfg.logger.name, tuple(LOGGERS))
+
+
+def _validate_conditioning(cfg: DictConfig, images: bool) -> None:
+    g, d = cfg.generator, cfg.discriminator
+    check_choice("generator.conditioning", g.conditioning, CONDITIONING_G)
+    check_choice("discriminator.conditioning", d.conditioning, CONDITIONING_D)
+    check(d.class_weight >= 0, f"discriminator.class_weight={d.class_weight} must be >= 0")
+    if not is_conditional(cfg):
+        return
+    check(images, f"discriminator.conditioning={d.conditioning} needs classes, but data={cfg.data.name} holds points "
+                  f"without labels; use a labelled image dataset (digits, mnist, fashion_mnist, cifar10, or a "
+                  f"folder with a subfolder per class) or discriminator.conditioning=none")
+    check(g.conditioning != "cbn" or g.norm in ("batch", "layer"),
+          f"generator.conditioning=cbn conditions G's norm layers, but generator.norm={g.norm} has none; "
+          f"use generator.norm=batch (or layer), or generator.conditioning=concat")
+
+
+def _validate_net(side: str, net: DictConfig) -> None:
+    """What every network shares; an option's own keys are checked by its registered check."""
+    from ganlab.parts.networks.layers import ACTIVATIONS, NORMS
+
+    check_choice(f"{side}.activation", net.activation, tuple(ACTIVATIONS))
+    check_choice(f"{side}.norm", net.norm, NORMS)
+    check_range(f"{side}.dropout", net.dropout, 0.0, 1.0, high_open=True)
+    check(net.width >= 1, f"{side}.width={net.width} must be >= 1")
+    check(net.depth >= 0, f"{side}.depth={net.depth} must be >= 0")
+    if "z_dim" in net:
+        check(net.z_dim >= 1, f"{side}.z_dim={net.z_dim} must be >= 1")
+
+
+def _validate_points(cfg: DictConfig) -> None:
+    """Data of points (1-D/2-D): networks that model points, no image augmentation."""
+    nets = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}
+    wrong = [side for side, registry in nets.items() if not fits_points(registry, cfg[side].name)]
+    fixes = [f"{side}={next(n for n in nets[side].names() if fits_points(nets[side], n))}" for side in wrong]
+    (dims,) = DATASETS[cfg.data.name].schema.sample_shape(cfg.data)
+    check(not wrong, f"data={cfg.data.name} holds {dims}-D points, not images, so {cfg[wrong[0]].name if wrong else ''} "
+                     f"cannot model it; add {' '.join(fixes)}")
+    check(cfg.augment.name == "none",
+          f"augment={cfg.augment.name} transforms images, but data={cfg.data.name} holds points; use augment=none")
+
+
+def _validate_loss(cfg: DictConfig) -> None:
+    loss = cfg.loss
+    check(loss.n_critic >= 1, f"loss.n_critic={loss.n_critic} must be >= 1")
+    for key in ("r1_gamma", "r2_gamma"):
+        check(loss[key] >= 0, f"loss.{key}={loss[key]} must be >= 0 (0: off)")
+    check(loss.reg_every >= 1, f"loss.reg_every={loss.reg_every} must be >= 1")
+    if LOSSES[loss.name].build.gradient_penalty:
+        with_penalty = [n for n in LOSSES.names() if not LOSSES[n].build.gradient_penalty]
+        check(loss.r1_gamma == 0 and loss.r2_gamma == 0,
+              f"loss={loss.name} with loss.r1_gamma/r2_gamma: {loss.name} has its own gradient penalty; "
+              f"use R1/R2 with {', '.join(with_penalty)}")
+        check(cfg.discriminator.norm != "batch",
+              f"loss={loss.name} with discriminator.norm=batch: batch norm mixes samples, which breaks the "
+              "per-sample gradient penalty; use discriminator.norm=layer (or none, spectral)")
+        check(cfg.trainer.precision != "fp16",
+              f"loss={loss.name} with trainer.precision=fp16: the gradient penalty would need its own loss scaling; "
+              "use trainer.precision=bf16 (or 32)")
+
+
+def _validate_optim(optim: DictConfig) -> None:
+    check_positive("optim.lr", optim.lr)
+    check_positive("optim.d_lr_mult", optim.d_lr_mult)
+    check_positive("optim.g_lr_mult", optim.g_lr_mult)
+    check(optim.weight_decay >= 0, f"optim.weight_decay={optim.weight_decay} must be >= 0")
+
+
+def _validate_trainer(trainer: DictConfig) -> None:
+    check(trainer.epochs >= 1, f"trainer.epochs={trainer.epochs} must be >= 1")
+    check(trainer.steps is None or trainer.steps >= 1, f"trainer.steps={trainer.steps} must be >= 1 (or null)")
+    check(trainer.batch_size >= 1, f"trainer.batch_size={trainer.batch_size} must be >= 1")
+    check(trainer.n_critic >= 1, f"trainer.n_critic={trainer.n_critic} must be >= 1")
+    check_choice("trainer.device", trainer.device, DEVICES)
+    for key in ("log_every", "sample_every", "checkpoint_every", "n_grid"):
+        check(trainer[key] >= 1, f"trainer.{key}={trainer[key]} must be >= 1")
+    check_positive("trainer.checkpoint_minutes", trainer.checkpoint_minutes)
+    check_range("trainer.ema_decay", trainer.ema_decay, 0.0, 1.0, high_open=True)
+    check(trainer.ema_start >= 0, f"trainer.ema_start={trainer.ema_start} must be >= 0")
+    check(trainer.threads is None or trainer.threads >= 1, f"trainer.threads={trainer.threads} must be >= 1 (or null)")
+    check_choice("trainer.precision", trainer.precision, ("32", "bf16", "fp16", "auto"))
+
+
+def _validate_metrics(metrics: DictConfig) -> None:
+    for key in ("every", "classifier_steps", "nearest_k"):
+        check(metrics[key] >= 1, f"metrics.{key}={metrics[key]} must be >= 1")
+    check(metrics.n_samples >= 2 * metrics.nearest_k + 2,
+          f"metrics.n_samples={metrics.n_samples} is too few; use at least {2 * metrics.nearest_k + 2} (default 2000)")

@@ -1,0 +1,223 @@
+"""`ganlab study`: a comparison run in rounds of seeds until every verdict is settled.
+
+Each round trains every swept setting on the next seeds (one Hydra sweep folder per round, in
+parallel like any sweep), then looks: compare at the level that the round's share of the seed
+budget spends (stats.look_level), so that all the looks together keep the false "better/worse" rate
+at alpha. A value is settled when it is beyond noise, or (given --min-effect) when its pairs rule
+out a difference that large at 80% power; a settled answer stays settled. The study stops when
+every answer is settled or a budget (seeds, minutes) is spent. study.json holds the design and
+every look; the same command continues an interrupted study, reusing every run already made."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from ganlab.judging import stats
+from ganlab.record.catalog import STUDY_STATE, RunRecord, find_runs
+from ganlab.record.run_folder import RunFolderError, atomic_write
+from ganlab.training.sweep import place, resume_sweep, run_ganlab, settings
+
+STATE = STUDY_STATE
+DONE = ("completed", "failed", "diverged")  # a run whose score (or failure) is final
+OPEN = "open"
+
+
+class StudyError(RunFolderError):
+    """The study cannot start or go on; the message names the problem and the fix."""
+
+
+@dataclass
+class Design:
+    """What a study asks and what it may spend; fixed once it starts (the looks' levels depend on it),
+    but for the time budget and the minimum effect."""
+    overrides: list[str]  # `ganlab train` overrides; the swept ones (a,b,...) are the question
+    max_seeds: int = 12
+    per_round: int = 2
+    min_effect: Optional[float] = None  # a difference of the primary score smaller than this is an answer too
+    max_minutes: Optional[float] = None
+    alpha: float = stats.ALPHA
+    first_seed: int = 1
+
+    def check(self) -> None:
+        if not 2 <= self.max_seeds <= 1000:
+            raise StudyError(f"--max-seeds {self.max_seeds}: give 2 to 1000 seeds per value")
+        if not 1 <= self.per_round <= self.max_seeds:
+            raise StudyError(f"--per-round {self.per_round}: give 1 to --max-seeds ({self.max_seeds})")
+        if self.min_effect is not None and not self.min_effect > 0:
+            raise StudyError(f"--min-effect {self.min_effect}: give a positive difference of the primary score")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise StudyError(f"--max-minutes {self.max_minutes}: give a positive number of minutes")
+        if any(o.lstrip("+~").startswith("seed=") for o in self.overrides):
+            raise StudyError("a study picks the seeds itself: leave seed= out (--first-seed N starts them elsewhere)")
+        if any(o.startswith("hydra.") for o in self.overrides):
+            raise StudyError("a study places its runs itself: leave hydra.* settings out (--dir PATH names its folder)")
+        if len(settings(self.overrides)) < 2:
+            raise StudyError(f"nothing to compare in '{' '.join(self.overrides)}': sweep a key over two or more "
+                             f"values, e.g. optim.lr=1e-4,2e-4 or +exp=baseline,label_smoothing")
+
+    def seeds(self, done: int, count: int) -> list[int]:
+        """The `count` seeds after the first `done` (never past the budget)."""
+        return [self.first_seed + i for i in range(done, min(done + count, self.max_seeds))]
+
+
+@dataclass
+class Look:
+    seeds: int  # seeds per value so far
+    level: float  # the level this look's tests were held to (its share of alpha)
+    minutes: float  # the study's wall time so far
+    answers: dict[str, str]  # "key=value vs best" -> better/worse beyond noise | smaller than X | open
+    text: str = ""  # compare's table at this look
+
+
+@dataclass
+class Study:
+    folder: Path
+    design: Design
+    looks: list[Look] = field(default_factory=list)
+    minutes: float = 0.0  # wall time over every session of this study
+    stopped: str = ""  # why it stopped, once it has
+
+    # ------------------------------------------------------------------ state on disk
+    @classmethod
+    def start(cls, folder: Path, design: Design) -> "Study":
+        """A new study in `folder`, or the one already there (whose design must be the same)."""
+        design.check()
+        if (folder / STATE).is_file():
+            study = cls.load(folder)
+            fixed = ("overrides", "max_seeds", "per_round", "first_seed", "alpha")
+            changed = [k for k in fixed if getattr(study.design, k) != getattr(design, k)]
+            if changed:
+                raise StudyError(f"{folder} holds a study whose {', '.join(changed)} differ from these; a design is "
+                                 f"fixed once started. Continue it with: ganlab study --dir {folder}, or choose a "
+                                 f"new --dir")
+            study.design.max_minutes, study.design.min_effect = design.max_minutes, design.min_effect
+            return study
+        if folder.exists() and any(folder.iterdir()):
+            raise StudyError(f"{folder} is not empty and holds no study ({STATE}); choose a new --dir")
+        study = cls(folder, design)
+        study.save()
+        return study
+
+    @classmethod
+    def load(cls, folder: Path) -> "Study":
+        try:
+            state = json.loads((folder / STATE).read_text())
+            looks = [Look(**look) for look in state.pop("looks")]
+            return cls(folder, Design(**state.pop("design")), looks, **state)
+        except FileNotFoundError:
+            raise StudyError(f"{folder} holds no study ({STATE}); start one with: ganlab study OVERRIDES --dir "
+                             f"{folder}") from None
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+            raise StudyError(f"{folder / STATE} cannot be read ({e.__class__.__name__}: {e}); move it away and run "
+                             f"the study's command again (its runs are kept and reused)") from None
+
+    def save(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        state = {"design": asdict(self.design), "looks": [asdict(look) for look in self.looks],
+                 "minutes": round(self.minutes, 3), "stopped": self.stopped}
+        atomic_write(self.folder / STATE, lambda tmp: tmp.write_text(json.dumps(state, indent=2) + "\n"))
+
+    # ------------------------------------------------------------------ runs
+    def runs(self) -> list[RunRecord]:
+        return [r for r in find_runs(self.folder) if r.path.parent != self.folder]
+
+    def seeds_done(self, runs: list[RunRecord]) -> int:
+        """How many seeds, from the first, have a finished run (a score or a failure) of every setting."""
+        keys = {k for k, _ in settings(self.design.overrides)[0]}
+        done = {place(r, keys) for r in runs if r.status in DONE}
+        wanted = settings(self.design.overrides)
+        seeds = self.design.seeds(0, self.design.max_seeds)
+        return next((i for i, seed in enumerate(seeds) if any((s, seed) not in done for s in wanted)), len(seeds))
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, say: Callable[[str], None] = print) -> str:
+        """Rounds and looks until settled or out of budget; returns why it stopped."""
+        d = self.design
+        say(f"study {self.folder}: {' '.join(d.overrides)}\n  up to {d.max_seeds} seeds per value in rounds of "
+            f"{d.per_round}" + (f"; differences below {d.min_effect:g} settle too" if d.min_effect else "")
+            + (f"; {d.max_minutes:g} min budget" if d.max_minutes else "")
+            + (f"; continuing after {len(self.looks)} looks, {self.minutes:.1f} min" if self.looks else ""))
+        while True:
+            runs = self.runs()
+            seeds = self.seeds_done(runs)
+            if seeds >= 2 and (not self.looks or self.looks[-1].seeds < seeds):
+                self._look(runs, seeds, say)
+            if self.looks and self.looks[-1].seeds == seeds and OPEN not in self.looks[-1].answers.values():
+                return self._stop("every answer is settled", say)
+            if seeds >= d.max_seeds:
+                return self._stop(f"the seed budget is spent ({d.max_seeds} seeds per value)", say)
+            if d.max_minutes and self.minutes >= d.max_minutes:
+                return self._stop(f"the time budget is spent ({self.minutes:.1f} of {d.max_minutes:g} min)", say)
+            self._train_round(d.seeds(seeds, d.per_round - seeds % d.per_round), say)
+            if self.seeds_done(self.runs()) == seeds:
+                raise StudyError(f"a round of seeds after {seeds} left runs unfinished (see {self.folder / 'rounds.log'}); "
+                                 f"fix the cause, then continue with: ganlab study --dir {self.folder}")
+
+    def _train_round(self, seeds: list[int], say: Callable[[str], None]) -> None:
+        """Train the round's seeds as one sweep into its own folder; continuing one, complete it in place
+        (its stopped jobs resumed, the jobs it never started trained)."""
+        clock, folder = time.monotonic(), self.folder / f"seeds_{seeds[0]}-{seeds[-1]}"
+        log = self.folder / "rounds.log"
+        say(f"\nround: seeds {seeds[0]}-{seeds[-1]} of {len(settings(self.design.overrides))} settings in {folder} "
+            f"(output in {log})")
+        try:
+            if folder.exists():
+                resume_sweep(folder, say=lambda line: say(f"  {line}"), log=log)
+            elif run_ganlab("train", "-m", *self.design.overrides, f"seed={','.join(map(str, seeds))}",
+                            f"hydra.sweep.dir={folder}", log=log) == 2:
+                said = [line for line in log.read_text(errors="replace").splitlines() if "error" in line.lower()]
+                raise StudyError(f"the round's sweep refused to start: {said[-1] if said else 'see ' + str(log)}; "
+                                 f"the study stopped, nothing was lost")
+        finally:
+            self.minutes += (time.monotonic() - clock) / 60
+            self.save()
+            finished = [r for r in self.runs() if r.path.parent == folder and r.status in DONE]
+            failed = [r for r in finished if r.status != "completed"]
+            say(f"  {len(finished)} runs finished in {(time.monotonic() - clock) / 60:.1f} min"
+                + (f"; {len(failed)} failed or diverged (ranked worst): {', '.join(r.path.name for r in failed)}"
+                   if failed else ""))
+
+    def _look(self, runs: list[RunRecord], seeds: int, say: Callable[[str], None]) -> None:
+        from ganlab.judging.compare import compare, format_comparison
+
+        d, before = self.design, (self.looks[-1].answers if self.looks else {})
+        level = stats.look_level(seeds, self.looks[-1].seeds if self.looks else 0, d.max_seeds, d.alpha)
+        wanted = set(d.seeds(0, seeds))
+        comparison = compare([r for r in runs if r.status in DONE and place(r, set())[1] in wanted], alpha=level)
+        answers = {}
+        for key, factor in comparison.factors.items():
+            for e in factor.effects:
+                name = f"{key}={e.value} vs {factor.values[0].value}"
+                answers[name] = before[name] if before.get(name, OPEN) != OPEN else self._answer(e)
+        self.looks.append(Look(seeds, level, round(self.minutes, 2), answers, format_comparison(comparison)))
+        self.save()
+        say(f"\nlook at {seeds} seeds per value ({self.minutes:.1f} min): tests at level {level:.3g}, alpha spent "
+            f"{stats.spent(seeds / d.max_seeds, d.alpha):.3g} of {d.alpha:g}")
+        for name, answer in answers.items():
+            say(f"  {name}: {answer if answer != OPEN else 'not settled'}")
+
+    def _answer(self, effect) -> str:
+        """beyond noise, smaller than the minimum effect (at 80% power), or open."""
+        if effect.verdict in ("better", "worse"):
+            return f"{effect.verdict} beyond noise"
+        small = self.design.min_effect and stats.rules_out(effect.differences, self.design.min_effect, effect.level,
+                                                            effect.measurement_noise / 2)
+        return f"smaller than {self.design.min_effect:g}" if small else OPEN
+
+    def _stop(self, why: str, say: Callable[[str], None]) -> str:
+        self.stopped = why
+        self.save()
+        say(f"\nstopped: {why}; {self.minutes:.1f} min of training in all")
+        if not self.looks:
+            return why
+        for name, answer in self.looks[-1].answers.items():
+            first = next(look for look in self.looks if look.answers.get(name) == answer)
+            say(f"  {name}: " + (f"{answer} after {first.seeds} seeds per value, {first.minutes:.1f} min"
+                                 if answer != OPEN else f"within noise after {self.looks[-1].seeds} seeds per "
+                                                        f"value (not settled)"))
+        say("\nthe last look:\n" + self.looks[-1].text)
+        return why

@@ -1,0 +1,98 @@
+"""Building blocks shared by the networks: activations, normalisations, init."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn as nn
+from omegaconf import MISSING, DictConfig
+
+from ganlab.parts.registry import check
+
+
+@dataclass
+class NetConfig:
+    name: str = MISSING  # mlp | dcgan | resnet
+    width: int = 64  # mlp: hidden units; dcgan, resnet: channels at full resolution (doubling below)
+    depth: int = 1  # mlp: hidden layers; dcgan: conv blocks per inner resolution; resnet: residual blocks per resolution
+    activation: str = "relu"  # relu | leaky_relu | gelu | elu | silu | tanh
+    norm: str = "batch"  # batch | layer | spectral | none
+    dropout: float = 0.0  # after each hidden block, in [0, 1)
+
+
+@dataclass
+class GeneratorNetConfig(NetConfig):
+    z_dim: int = 64  # noise dimensions
+    # how G takes the class in a conditional GAN (discriminator.conditioning != none): concat (a
+    # learned class embedding joined to z) | cbn (conditional batch norm: per-class gain and bias)
+    conditioning: str = "concat"
+
+
+@dataclass
+class DiscriminatorNetConfig(NetConfig):
+    # none | projection (Miyato & Koyama 2018) | acgan (an auxiliary classifier, Odena et al. 2017);
+    # anything but none makes the GAN class-conditional, with labels from the dataset
+    conditioning: str = "none"
+    class_weight: float = 1.0  # acgan: weight of the class loss in D's and G's losses
+
+
+ACTIVATIONS = {
+    "relu": lambda: nn.ReLU(),
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "gelu": lambda: nn.GELU(),
+    "elu": lambda: nn.ELU(),
+    "silu": lambda: nn.SiLU(),
+    "tanh": lambda: nn.Tanh(),
+}
+NORMS = ("batch", "layer", "spectral", "none")
+
+
+def check_depth(cfg: DictConfig, prefix: str) -> None:
+    check(cfg.depth >= 1, f"{prefix}.depth={cfg.depth} must be >= 1")
+
+
+def activation(name: str) -> nn.Module:
+    return ACTIVATIONS[name]()
+
+
+def normalised(layer: nn.Module, norm: str, features: int, conv: bool) -> list[nn.Module]:
+    """`layer` followed by the normalisation `norm` over its `features` outputs.
+
+    "layer" on a conv normalises over channels and positions together (GroupNorm with one group),
+    which is the layer norm WGAN-GP recommends for critics; "spectral" rescales the layer's weight.
+    """
+    if norm == "spectral":
+        return [nn.utils.parametrizations.spectral_norm(layer)]
+    after = norm_layer(norm, features, conv)
+    return [layer] if after is None else [layer, after]
+
+
+def norm_layer(norm: str, features: int, conv: bool) -> nn.Module | None:
+    """The layer that normalises `features` activations for `norm` (None for spectral and none,
+    which leave activations alone)."""
+    if norm == "batch":
+        return nn.BatchNorm2d(features) if conv else nn.BatchNorm1d(features)
+    if norm == "layer":
+        return nn.GroupNorm(1, features) if conv else nn.LayerNorm(features)
+    return None
+
+
+def block(layer: nn.Module, features: int, net, conv: bool, *, norm: bool = True) -> list[nn.Module]:
+    """layer -> norm -> activation -> dropout, as the network config `net` asks."""
+    modules = normalised(layer, net.norm if norm else "none", features, conv)
+    modules.append(activation(net.activation))
+    if net.dropout > 0:
+        modules.append(nn.Dropout(net.dropout))
+    return modules
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """Weights from N(0, 0.02), norm scales from N(1, 0.02), as in Radford et al. (2015)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
+        nn.init.normal_(weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm, nn.LayerNorm)) and module.weight is not None:
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)

@@ -1,0 +1,80 @@
+"""Fully connected G and D for 1-D/2-D points or flattened images."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from ganlab.parts.networks.layers import DiscriminatorNetConfig, GeneratorNetConfig, block, dcgan_init
+from ganlab.parts.registry import DISCRIMINATORS, GENERATORS
+
+
+@dataclass
+class MLPGeneratorConfig(GeneratorNetConfig):
+    name: str = "mlp"
+    width: int = 128
+    depth: int = 3
+    norm: str = "none"
+    z_dim: int = 16
+
+
+@dataclass
+class MLPDiscriminatorConfig(DiscriminatorNetConfig):
+    name: str = "mlp"
+    width: int = 128
+    depth: int = 3
+    activation: str = "leaky_relu"
+    norm: str = "none"
+
+
+def _hidden(in_features: int, cfg) -> tuple[list[nn.Module], int]:
+    layers, features = [], in_features
+    for _ in range(cfg.depth):
+        layers += block(nn.Linear(features, cfg.width), cfg.width, cfg, conv=False)
+        features = cfg.width
+    return layers, features
+
+
+@GENERATORS.register("mlp", MLPGeneratorConfig)
+class MLPGenerator(nn.Module):
+    fits_points = True  # models 1-D/2-D points as well as (flattened) images
+
+    def __init__(self, cfg, sample_shape: tuple[int, ...]):
+        super().__init__()
+        self.z_dim, self.sample_shape = cfg.z_dim, tuple(sample_shape)
+        layers, features = _hidden(cfg.z_dim, cfg)
+        layers.append(nn.Linear(features, math.prod(sample_shape)))
+        if len(sample_shape) == 3:  # images live in [-1, 1]; points are unbounded
+            layers.append(nn.Tanh())
+        self.body = nn.Sequential(*layers)
+        if len(sample_shape) == 3:
+            self.apply(dcgan_init)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.body(z).view(-1, *self.sample_shape)
+
+
+@DISCRIMINATORS.register("mlp", MLPDiscriminatorConfig)
+class MLPDiscriminator(nn.Module):
+    fits_points = True  # models 1-D/2-D points as well as (flattened) images
+
+    def __init__(self, cfg, sample_shape: tuple[int, ...]):
+        super().__init__()
+        layers, features = _hidden(math.prod(sample_shape), cfg)
+        head = nn.Linear(features, 1)
+        head = nn.utils.parametrizations.spectral_norm(head) if cfg.norm == "spectral" else head
+        self.body = nn.Sequential(nn.Flatten(), *layers, head)
+
+    @property
+    def head(self) -> nn.Module:
+        return self.body[-1]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the linear head scores (a conditional D projects the class onto it)."""
+        return self.body[:-1](x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).squeeze(1)

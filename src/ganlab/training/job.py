@@ -1,0 +1,247 @@
+"""One training job: check the config, build the parts it names, train, write the summary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from ganlab.config import ConfigError, is_conditional, validate
+from ganlab.parts.data import Dataset, DatasetError, load_dataset
+from ganlab.parts.networks.conditional import build_discriminator, build_generator
+from ganlab.parts.registry import DISCRIMINATORS, GENERATORS, LOSSES, OPTIMIZERS
+from ganlab.quality import build_evaluator
+from ganlab.record.run_folder import RunFolder, RunFolderError
+from ganlab.record.summary import Summary
+from ganlab.training.precision import apply_speedups
+from ganlab.training.step import GAN, NonFiniteLossError
+from ganlab.training.sweep import threads_for
+from ganlab.training.trainer import Trainer, steps_per_epoch
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device=cuda but no CUDA GPU is visible; use trainer.device=auto or cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("trainer.precision=fp16 needs a CUDA GPU; on the CPU use trainer.precision=bf16")
+
+
+def class_count(cfg: DictConfig, data: Dataset) -> int:
+    """The number of classes a conditional GAN is trained on (0: unconditional)."""
+    if not is_conditional(cfg):
+        return 0
+    if data.labels is None:
+        raise DatasetError(f"discriminator.conditioning={cfg.discriminator.conditioning} needs classes, but the "
+                           f"images of data={cfg.data.name} have none; put each class's images in its own subfolder "
+                           f"of data.root, or use discriminator.conditioning=none")
+    return data.n_classes
+
+
+def build_gan(cfg: DictConfig, sample_shape: tuple[int, ...], device: torch.device, n_classes: int = 0) -> GAN:
+    generator = build_generator(cfg.generator, sample_shape, n_classes).to(device)
+    discriminator = build_discriminator(cfg.discriminator, sample_shape, n_classes).to(device)
+    return GAN(generator, discriminator, LOSSES.build(cfg.loss),
+               opt_g=OPTIMIZERS.build(cfg.optim, generator.parameters(), cfg.optim.g_lr_mult),
+               opt_d=OPTIMIZERS.build(cfg.optim, discriminator.parameters(), cfg.optim.d_lr_mult))
+
+
+def check_memory(cfg: DictConfig) -> None:
+    """Refuse, naming the key, settings whose tensors cannot fit in the memory available now."""
+    from ganlab.record.checkpoints import sample_shape
+    from ganlab.training.memory import network_values, require, sample_values
+
+    shape = sample_shape(cfg)
+    if "n_samples" in cfg.data:
+        require(4 * sample_values(cfg.data.n_samples, shape), f"data.n_samples={cfg.data.n_samples}",
+                "lower data.n_samples")
+    nets = (network_values(lambda: GENERATORS.build(cfg.generator, shape))
+            + network_values(lambda: DISCRIMINATORS.build(cfg.discriminator, shape)))
+    require(nets, f"generator.width={cfg.generator.width} with discriminator.width={cfg.discriminator.width}",
+            "lower the widths or depths")
+    require(2 * sample_values(cfg.trainer.n_grid, shape), f"trainer.n_grid={cfg.trainer.n_grid}",
+            "lower trainer.n_grid (default 64)")
+    if cfg.metrics.enabled:
+        require(3 * sample_values(cfg.metrics.n_samples, shape), f"metrics.n_samples={cfg.metrics.n_samples}",
+                "lower metrics.n_samples (default 2000)")
+
+
+def n_params(net: torch.nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
+          restart: bool = False, jobs: int = 1) -> dict[str, Any]:
+    """Train the GAN that `cfg` describes into a new folder `run_dir`, continue it from the
+    checkpoint state `resume`, or (`restart`) start over a run killed before its first checkpoint;
+    `jobs` share the machine's cores (a parallel sweep: fewer threads, no progress bar). The config
+    is never changed: what .hydra/config.yaml says is what ran. Return the run's summary."""
+    validate(cfg)
+    device = resolve_device(cfg.trainer.device)
+    check_precision(cfg.trainer.precision, device)
+    threads = threads_for(cfg, jobs)
+    if resume is not None and not cfg.trainer.threads and resume.get("threads"):
+        threads = resume["threads"]  # what the run started with (a sweep's job: cores // jobs), for the same numbers
+    if threads:
+        torch.set_num_threads(threads)
+    check_memory(cfg)
+    seed_everything(cfg.seed)
+    data = load_dataset(cfg.data, cfg.seed).to(device)
+    n_classes = class_count(cfg, data)
+    if steps_per_epoch(len(data), cfg.trainer) == 0:
+        raise ConfigError(f"data={cfg.data.name} has {len(data)} samples, fewer than trainer.batch_size="
+                          f"{cfg.trainer.batch_size} x trainer.n_critic={cfg.trainer.n_critic}; lower trainer.batch_size")
+    run = (RunFolder(run_dir).reopen(resume["step"]) if resume is not None
+           else RunFolder(run_dir).restart() if restart else RunFolder(run_dir).create())
+    evaluator = build_evaluator(cfg, data) if cfg.metrics.enabled else None
+    seed_everything(cfg.seed)  # the same networks whether or not the evaluator was just built
+    gan = build_gan(cfg, data.sample_shape, device, n_classes)
+    apply_speedups(cfg.trainer, gan.generator, gan.discriminator, data.is_image)
+    trainer = Trainer(gan, data, run, cfg, device, evaluator, purge_step=resume and resume["step"],
+                      progress_bar=cfg.trainer.progress and jobs == 1)  # parallel jobs' bars would garble
+    if resume is not None:
+        trainer.restore(resume)
+        log.info("resuming %s at step %d (epoch %d)", run.path, resume["step"], resume["epoch"])
+    log.info("run %s in %s on %s (%d torch threads, precision %s)", cfg.name, run.path, device,
+             torch.get_num_threads(), trainer.gan_step.precision.mode)
+    log.info("G %s: %s params; D %s: %s params; loss %s; %d steps of %d per epoch",
+             cfg.generator.name, f"{n_params(gan.generator):,}", cfg.discriminator.name,
+             f"{n_params(gan.discriminator):,}", cfg.loss.name, trainer.total_steps, trainer.steps_per_epoch)
+
+    clock, now = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
+    summary = Summary.read(run.path, strict=False) if resume is not None else Summary()
+    summary.setdefault("started", now)
+    summary.update(name=cfg.name, status="running", device=str(device), precision=trainer.gan_step.precision.mode,
+                   total_steps=trainer.total_steps)
+    summary.pop("error", None)
+    if resume is not None or restart:
+        summary.setdefault("resumed", []).append({"at": now, "step": resume["step"] if resume else 0})
+    summary.write(run.path)
+    try:
+        with stop_on_signals(trainer, worker=jobs > 1):
+            trainer.fit()
+        summary["status"] = "completed"
+        if evaluator is not None and trainer.evaluation.best:
+            summary["at_the_floor"] = trainer.evaluation.floor_check()
+    except NonFiniteLossError as e:  # a result, not a crash: stop cleanly, keep the last good checkpoint
+        last_good = run.checkpoints / "last.pt"
+        diagnosis = trainer.doctor.divergence(trainer.step, trainer.step / trainer.steps_per_epoch, str(e),
+                                              _relative(run, last_good))
+        log.error("diagnosis: %s", diagnosis.line())
+        summary.update(status="diverged", error=str(e))
+    except KeyboardInterrupt:
+        summary["status"] = "interrupted"
+        raise
+    except Exception as e:
+        summary.update(status="failed", error=f"{e.__class__.__name__}: {e}")
+        raise
+    finally:
+        summary.update(_progress_summary(trainer, run, trainer.elapsed + time.perf_counter() - clock))
+        try:
+            summary.write(run.path)
+        except RunFolderError as e:  # the disk is full or read-only: say so, keep the original error
+            log.error("%s", e)
+        if trainer.logger:
+            trainer.logger.close(summary["status"])
+        run.release()
+        log.info("%s after %d steps (%d epochs) in %.1f s", summary["status"], summary["steps_done"],
+                 summary["epochs_done"], summary["duration_s"])
+    return summary
+
+
+@contextmanager
+def stop_on_signals(trainer: Trainer, worker: bool = False) -> Iterator[None]:
+    """SIGINT (Ctrl-C) and SIGTERM ask the trainer to checkpoint after its current step and stop; so
+    does, for a parallel sweep's `worker`, the end of the sweep's process (killed, say): no job
+    outlives its sweep."""
+    def ask_to_stop(signum, frame):
+        trainer.stop_signal = signal.Signals(signum).name
+
+    done, sweep = threading.Event(), os.getppid()
+
+    def watch_the_sweep() -> None:
+        while not done.wait(1.0):
+            if os.getppid() != sweep:  # the sweep's process ended: this worker was handed to another parent
+                trainer.stop_signal = "the sweep's end"
+                return
+
+    if worker:
+        threading.Thread(target=watch_the_sweep, daemon=True).start()
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        done.set()
+        return
+    previous = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        done.set()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _progress_summary(trainer: Trainer, run: RunFolder, seconds: float) -> dict[str, Any]:
+    gan, evaluator, evaluation = trainer.gan, trainer.evaluator, trainer.evaluation
+    out: dict[str, Any] = {
+        "epochs_done": trainer.epoch, "steps_done": trainer.step, "duration_s": round(seconds, 2),
+        "final": trainer.recorder.last_row, "last_samples": _relative(run, run.sample_path(trainer.epoch)),
+        "checkpoint": _relative(run, run.checkpoints / "last.pt"),
+        "params": {"generator": n_params(gan.generator), "discriminator": n_params(gan.discriminator)},
+        "diagnoses": trainer.doctor.as_list(),
+    }
+    if evaluator is not None:
+        best, last = evaluation.best, evaluation.last_eval
+        out["quality"] = {"metric": evaluator.primary, "final": last, "best": best,
+                          "best_vs_last": _best_vs_last(best, last),
+                          "best_checkpoint": _relative(run, run.checkpoints / "best.pt"),
+                          "floor": evaluator.floor,
+                          "scored_with": {**evaluator.info, "generator": "ema" if trainer.ema else "raw"},
+                          "eval_seconds": round(evaluation.seconds, 2),
+                          "eval_share": round(evaluation.seconds / seconds, 3) if seconds > 0 else None}
+        if best.get("per_class"):
+            out["quality"]["weakest_class"] = weakest_class(best["per_class"])
+    return out
+
+
+def weakest_class(per_class: list[dict]) -> dict:
+    """The class a conditional G draws worst: the highest fd to the real images of that class."""
+    scored = [c for c in per_class if c["fd"] == c["fd"]] or per_class  # fd is NaN for classes never drawn
+    return max(scored, key=lambda c: c["fd"])
+
+
+def _best_vs_last(best: dict, last: dict) -> dict | None:
+    """How much worse the last evaluation is than the best (0 when the last is the best)."""
+    metric = best.get("metric")
+    if not metric or metric not in last:
+        return None
+    gap = last[metric] - best["score"]
+    return {"best_epoch": best["epoch"], "last_epoch": last["epoch"], "gap": round(gap, 6),
+            "relative": round(gap / best["score"], 4) if best["score"] > 0 else None}
+
+
+def _relative(run: RunFolder, path: Path) -> str | None:
+    return str(path.relative_to(run.path)) if path.exists() else None

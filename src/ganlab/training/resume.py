@@ -1,0 +1,137 @@
+"""`ganlab resume RUN_DIR [key=value ...]`: continue a run from checkpoints/last.pt, bit for bit."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ganlab.config import ConfigError
+from ganlab.config.schema import HOW_NOT_WHAT
+from ganlab.record.checkpoints import CheckpointError, find_run, load_checkpoint
+
+# What a resume may change: how (not what) it runs, how long to train, and how often it records.
+RESUMABLE = (*HOW_NOT_WHAT, "trainer.epochs", "trainer.steps", "trainer.sample_every", "trainer.checkpoint_every",
+             "trainer.checkpoint_minutes")
+
+
+def differences(a: Any, b: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """The dotted keys whose values differ between two plain config trees."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: dict[str, tuple[Any, Any]] = {}
+        for key in sorted(set(a) | set(b), key=str):
+            out.update(differences(a.get(key), b.get(key), f"{prefix}{key}."))
+        return out
+    return {} if a == b else {prefix.rstrip("."): (a, b)}
+
+
+def _describe(diffs: dict[str, tuple[Any, Any]], left: str, right: str) -> str:
+    return "; ".join(f"{k} ({left} {a!r}, {right} {b!r})" for k, (a, b) in diffs.items())
+
+
+def with_later_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A config saved by an earlier ganlab, with the settings added since at their defaults, which
+    change nothing (checkpoint_minutes, ema_decay, r1_gamma, augment, conditioning, ...): such a run still resumes."""
+    from ganlab.config.schema import TrainerConfig
+    from ganlab.parts.augment import AugmentConfig
+    from ganlab.parts.losses import LossConfig
+    from ganlab.parts.networks.layers import DiscriminatorNetConfig, GeneratorNetConfig
+
+    config.setdefault("augment", dataclasses.asdict(AugmentConfig()))
+    for group, schema in (("trainer", TrainerConfig), ("loss", LossConfig), ("augment", AugmentConfig),
+                          ("generator", GeneratorNetConfig), ("discriminator", DiscriminatorNetConfig)):
+        node = config.get(group)
+        if isinstance(node, dict):
+            for f in dataclasses.fields(schema):
+                if f.name not in node and f.default is not dataclasses.MISSING:
+                    node[f.name] = f.default
+    return config
+
+
+def requested_config(run_dir: Path, saved: dict[str, Any], overrides: list[str]) -> DictConfig:
+    """The run's saved config with the resume's overrides, refusing changes a resume cannot honour."""
+    saved = with_later_settings(saved)
+    folder_config = run_dir / ".hydra" / "config.yaml"
+    if folder_config.is_file():
+        written = OmegaConf.to_container(OmegaConf.load(folder_config), resolve=True)
+        if not isinstance(written, dict) or not written:
+            raise ConfigError(f"{folder_config} is empty or not a config; the checkpoint holds the config the run "
+                              f"used: move the file away and resume again")
+        written = with_later_settings(written)
+        mismatch = {k: v for k, v in differences(written, saved).items() if k not in RESUMABLE}
+        if mismatch:
+            raise CheckpointError(f"{run_dir / 'checkpoints' / 'last.pt'} was not written by this run's config "
+                                  f"(.hydra/config.yaml); keys differ: {_describe(mismatch, 'run', 'checkpoint')}")
+    requested = OmegaConf.create(saved)
+    for override in overrides:
+        key, sep, _ = override.partition("=")
+        if not sep or OmegaConf.select(requested, key, default=KeyError) is KeyError:
+            raise ConfigError(f"{override!r} is not key=value for a key of this run's config "
+                              f"(e.g. trainer.epochs=100)")
+        OmegaConf.update(requested, key, OmegaConf.select(_typed(override), key))
+    changed = {k: v for k, v in differences(saved, OmegaConf.to_container(requested)).items() if k not in RESUMABLE}
+    if changed:
+        raise ConfigError(f"a resume continues the run it resumes; these keys differ from the checkpoint: "
+                          f"{_describe(changed, 'checkpoint', 'requested')}. Only {', '.join(RESUMABLE)} may change; "
+                          f"start a new run for the rest")
+    return requested
+
+
+def _typed(override: str) -> DictConfig:
+    """One key=value override, checked against the config schema's type (trainer.epochs=abc or 1.5 fail
+    as they do for `ganlab train`)."""
+    from ganlab.config import TrainConfig
+
+    try:
+        return OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.from_dotlist([override]))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{override!r}: {str(e).splitlines()[0]}") from None
+
+
+@contextmanager
+def log_to(run_dir: Path) -> Iterator[None]:
+    """Append the resumed session's log to the run's train.log, and show it on the console."""
+    formatter = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    handlers = (logging.FileHandler(run_dir / "train.log", mode="a"), logging.StreamHandler())
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
+
+
+def resume_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """Continue a run from checkpoints/last.pt; a run killed before its first checkpoint starts over
+    in its folder with its own config and seed (so it ends as an uninterrupted run would)."""
+    from ganlab.config import validate
+    from ganlab.training.job import train
+
+    run_dir = find_run(run_dir)
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.exists():
+        state = load_checkpoint(last)
+        cfg = requested_config(run_dir, state["config"], overrides)
+    else:
+        saved = run_dir / ".hydra" / "config.yaml"
+        if not saved.is_file():
+            raise CheckpointError(f"{run_dir} holds neither checkpoints/last.pt nor .hydra/config.yaml; nothing to "
+                                  f"resume from")
+        state, cfg = None, requested_config(run_dir, OmegaConf.to_container(OmegaConf.load(saved), resolve=True),
+                                            overrides)
+    validate(cfg)
+    with log_to(run_dir):
+        if state is None:
+            logging.getLogger("ganlab").warning("%s has no checkpoint yet (killed before its first one): starting "
+                                                "it over in the same folder with the same config and seed", run_dir)
+        return train(cfg, run_dir, resume=state, restart=state is None)
