@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ganlab.judging import stats
-from ganlab.judging.compare import compare, format_comparison
+from ganlab.judging.compare import compare
+from ganlab.judging.verdict import format_comparison
 from ganlab.record.catalog import RunRecord
 
 
@@ -164,7 +165,7 @@ def test_keys_that_always_change_together_are_one_change_paired_by_seed():
 
 
 def test_the_curves_colour_runs_by_their_setting_wherever_the_seed_sits_in_the_overrides():
-    from ganlab.judging.compare import _colours
+    from ganlab.judging.figures import _colours
 
     runs = [run(1.0, epochs=e, seed=s, exp=x) for e, x in (("10", "a"), ("3", "b"), ("10", "b")) for s in range(3)]
     colours = _colours(compare(runs))

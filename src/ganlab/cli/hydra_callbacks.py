@@ -71,7 +71,8 @@ class SweepSummary(Callback):
 
 def print_verdict(sweep_dir: Path) -> None:
     """compare's verdict on each swept key, when the jobs have scores to compare."""
-    from ganlab.judging.compare import compare, verdicts
+    from ganlab.judging.compare import compare
+    from ganlab.judging.verdict import verdicts
     from ganlab.record.catalog import find_runs
 
     try:

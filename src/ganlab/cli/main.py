@@ -5,45 +5,32 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ganlab import CONF_DIR
 from ganlab.config import ConfigError, register_configs
 from ganlab.parts.data import DatasetError, DatasetNotFoundError
+from ganlab.quality.scores import better
 from ganlab.record.checkpoints import CheckpointError
-from ganlab.record.run_folder import RunFolderError, check_user_output
+from ganlab.record.run_folder import EVALUATED, RunFolderError, check_user_output, eval_json
 
 # Errors of the commands that read a run: one line, no traceback.
 READ_ERRORS = (CheckpointError, ConfigError, DatasetError, DatasetNotFoundError, RunFolderError, ValueError, OSError)
 
-USAGE = """usage: ganlab COMMAND [ARGS]
-
-Run, measure and compare GAN experiments composed from Hydra configs.
-
-commands:
-  train     train a GAN: ganlab train [key=value ...] [group=option ...] [+exp=NAME] [-m]
-            (ganlab train --help lists the config groups and every setting)
-  runs      list the runs and sweeps under outputs/ (or DIR), newest first: ganlab runs [DIR] [--status S]
-  compare   which change helped: ganlab compare SWEEP_DIR (or several run folders)
-  study     compare values in rounds of seeds until the answer is settled:
-            ganlab study +exp=baseline,label_smoothing [--max-seeds 12] [--min-effect 0.2] [--max-minutes 60]
-  report    one self-contained HTML page for a run or a sweep: ganlab report PATH
-  resume    continue a run from its last checkpoint, bit for bit: ganlab resume RUN_DIR [trainer.epochs=N]
-  sample    write samples of a trained run: ganlab sample RUN_DIR --n 64 --out grid.png (or FILE.npz)
-            (--class K: a conditional run's class K; --interpolate: strips between latents;
-            --truncation PSI: the truncation trick)
-  eval      recompute a checkpoint's quality scores beside the real-vs-real floor: ganlab eval RUN_DIR
-  sweep     rebuild a sweep's table (sweep.csv) from its job folders and print it: ganlab sweep SWEEP_DIR
-            (--resume: complete an interrupted sweep in place)
-            (ganlab COMMAND --help for each)
-
-examples:
+ABOUT = "Run, measure and compare GAN experiments composed from Hydra configs."
+TRAIN_LINE = ("train a GAN: ganlab train [group=option ...] [key=value ...] [+exp=NAME] [-m]\n"
+              "(ganlab train --help lists the config groups and every setting)")
+EXAMPLES = """examples:
   ganlab train                                  DCGAN on the bundled 8x8 digits (~20 s on a CPU)
   ganlab train loss=wgan_gp discriminator.norm=layer
   ganlab train data=ring8 generator=mlp discriminator=mlp
   ganlab train -m optim.lr=1e-4,2e-4 seed=1,2,3
   ganlab train -m '+exp=glob(*)'               every study of the seed notes, in parallel
 """
+
 
 TRAIN_HELP = """ganlab train: compose a GAN from config groups, train it with one loop, and write a run folder
 (metrics.csv, samples/, history.png, checkpoints/, summary.json, train.log).
@@ -93,92 +80,42 @@ def train_help(args: list[str]) -> str:
                              with_overrides=f"; shown with {' '.join(overrides)}" if overrides else "")
 
 
-STUDY_HELP = ("Train the swept values (e.g. +exp=baseline,label_smoothing) on rounds of seeds and look after each: "
-              "stop when every value is beyond noise (or ruled out below --min-effect) or a budget is spent. Repeated "
-              "looks spend alpha (the false 'better/worse' rate stays at 5%). Run the same command, or ganlab study "
-              "--dir DIR, to continue an interrupted study.")
-
-
-def add_study_arguments(study: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    study.add_argument("overrides", nargs="*", help="ganlab train overrides with one or more swept keys")
-    study.add_argument("--dir", type=Path, help="the study's folder (default: outputs/studies/<date>_<time>_<name>); "
-                                                "one that holds a study is continued")
-    study.add_argument("--max-seeds", type=int, default=12, help="seeds per value at most (default 12)")
-    study.add_argument("--per-round", type=int, default=2, help="seeds per value added each round (default 2)")
-    study.add_argument("--min-effect", type=float, help="a difference of the primary score below this settles too "
-                                                        "(at 80%% power)")
-    study.add_argument("--max-minutes", type=float, help="stop starting rounds after this much training time")
-    study.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
-    return study
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: `run(args)` returns the exit status; `arguments(parser)` declares what it takes."""
+    run: Callable[[argparse.Namespace], int]
+    arguments: Callable[[argparse.ArgumentParser], None]
+    help: str  # one line, in `ganlab --help`
+    description: str = ""  # `ganlab COMMAND --help`
+    intermixed: bool = False  # overrides and options in any order
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganlab", add_help=False)
     commands = parser.add_subparsers(dest="command")
-    sample = commands.add_parser("sample", help="write samples of a trained run",
-                                 description="Write N samples of a run's generator as a PNG grid (a plot for 1-D/2-D "
-                                             "data) or an .npz array in data space.")
-    sample.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
-    sample.add_argument("--n", type=int, default=64, help="how many samples (default 64)")
-    sample.add_argument("--out", type=Path, required=True, help="FILE.png or FILE.npz (a new file)")
-    sample.add_argument("--force", action="store_true", help="replace --out if it exists")
-    sample.add_argument("--checkpoint", choices=("best", "last"), default="best", help="default: best")
-    sample.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
-    sample.add_argument("--class", dest="choice", metavar="K",
-                        help="a conditional run: draw class K (its index or name), or all (one row per class, the "
-                             "default)")
-    sample.add_argument("--interpolate", type=int, nargs="?", const=8, metavar="STEPS",
-                        help="rows of STEPS images (default 8) between random latents, spherically: N // STEPS rows")
-    sample.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
-                        help="scale the latents towards their mean: 1 (default) is plain sampling, smaller gives "
-                             "more typical, less varied samples; the same --seed keeps each image's place")
-    evaluate = commands.add_parser("eval", help="recompute a checkpoint's quality scores",
-                                   description="Recompute the quality scores of a run's checkpoint, print them "
-                                               "beside the real-vs-real floor, write RUN_DIR/eval_<checkpoint>.json.")
-    evaluate.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
-    evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best", help="default: best")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
-    runs = commands.add_parser("runs", help="list runs and sweeps",
-                               description="List the runs (and sweep jobs) under DIR, newest first.")
-    runs.add_argument("dir", type=Path, nargs="?", default=Path("outputs"), help="default: outputs")
-    runs.add_argument("--status", help="only runs with this status (completed, failed, diverged, ...)")
-    runs.add_argument("--grep", help="only runs whose overrides or name contain this text")
-    runs.add_argument("--json", action="store_true", help="print JSON rows for scripts")
-    comp = commands.add_parser("compare", help="which change helped, over a sweep or several runs",
-                               description="Compare each swept key's values within cells that share every other "
-                                           "swept setting and the seed (paired): median difference, interval, "
-                                           "p-value, verdict in words; curves, best grids, a heat map for two keys.")
-    comp.add_argument("paths", type=Path, nargs="+", help="a sweep folder, or several run folders")
-    comp.add_argument("--json", action="store_true", help="print the comparison as JSON (no figures)")
-    comp.add_argument("--out", type=Path, help="folder for the figures (default: SWEEP/compare or "
-                                               "outputs/compare/<date>_<time>); refused if it holds compare's files")
-    comp.add_argument("--force", action="store_true", help="replace compare's files in --out if they exist")
-    report = commands.add_parser("report", help="one self-contained HTML page for a run or a sweep",
-                                 description="Write PATH/report.html (or --out): summary, diagnoses, plots, the "
-                                             "sample grid of every epoch, and for a sweep the comparison.")
-    report.add_argument("path", type=Path, help="a run folder or a sweep folder")
-    report.add_argument("--out", type=Path, help="the HTML file (default: PATH/report.html); a new file")
-    report.add_argument("--force", action="store_true", help="replace --out if it exists")
-    resume = commands.add_parser("resume", help="continue a run from its last checkpoint",
-                                 description="Continue a run from checkpoints/last.pt: networks, optimisers, "
-                                             "counters, RNG states and data order, so it ends as if never stopped. "
-                                             "Overrides may extend it (trainer.epochs=200) but not change it.")
-    resume.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
-    resume.add_argument("overrides", nargs="*", help="e.g. trainer.epochs=200")
-    add_study_arguments(commands.add_parser("study", help="compare values in rounds of seeds until the answer is "
-                                                         "settled", description=STUDY_HELP))
-    sweep = commands.add_parser("sweep", help="rebuild a sweep's table",
-                                description="Rebuild SWEEP_DIR/sweep.csv from the job folders and print it.")
-    sweep.add_argument("sweep_dir", type=Path, help="a sweep folder (outputs/sweeps/...)")
-    sweep.add_argument("--resume", action="store_true", help="complete an interrupted sweep in place: resume its "
-                                                             "stopped jobs and train the ones it never started")
+    for name, command in COMMANDS.items():
+        command.arguments(commands.add_parser(name, help=command.help, description=command.description or None))
     return parser
+
+
+def usage() -> str:
+    """`ganlab --help`: every subcommand's line and usage, from the parser itself."""
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    lines = ["usage: ganlab COMMAND [ARGS]", "", ABOUT, "", "commands:"]
+    lines += [f"  {'train':<9} {line}" if i == 0 else f"  {'':<9} {line}" for i, line in enumerate(TRAIN_LINE.splitlines())]
+    for name, command in COMMANDS.items():
+        synopsis = " ".join(subparsers.choices[name].format_usage().split()[1:])
+        lines.append(f"  {name:<9} {command.help}")
+        lines += textwrap.wrap(synopsis, 110, initial_indent=" " * 12, subsequent_indent=" " * 14)
+    lines += ["  (ganlab COMMAND --help for each)", "", EXAMPLES]
+    return "\n".join(lines)
+
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(usage())
         return 0
     command, rest = argv[0], argv[1:]
     if command == "train":
@@ -228,19 +165,38 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ganlab: error: unknown command {command!r}; choose one of: train, {', '.join(COMMANDS)} "
               f"(ganlab --help)", file=sys.stderr)
         return 2
-    if command == "study":  # its overrides and options may come in any order
-        parser = add_study_arguments(argparse.ArgumentParser(prog="ganlab study", description=STUDY_HELP))
+    spec = COMMANDS[command]
+    if spec.intermixed:  # its overrides and options may come in any order
+        parser = argparse.ArgumentParser(prog=f"ganlab {command}", description=spec.description)
+        spec.arguments(parser)
         args = argparse.Namespace(**vars(parser.parse_intermixed_args(rest)), command=command)
     else:
         args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[command](args)
+        return spec.run(args)
     except READ_ERRORS as e:
         print(f"ganlab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ganlab: interrupted; continue with: ganlab resume {getattr(args, 'run_dir', '')}", file=sys.stderr)
         return 130
+
+
+def sample_arguments(sample: argparse.ArgumentParser) -> None:
+    sample.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
+    sample.add_argument("--n", type=int, default=64, help="how many samples (default 64)")
+    sample.add_argument("--out", type=Path, required=True, help="FILE.png or FILE.npz (a new file)")
+    sample.add_argument("--force", action="store_true", help="replace --out if it exists")
+    sample.add_argument("--checkpoint", choices=EVALUATED, default="best", help="default: best")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    sample.add_argument("--class", dest="choice", metavar="K",
+                        help="a conditional run: draw class K (its index or name), or all (one row per class, the "
+                             "default)")
+    sample.add_argument("--interpolate", type=int, nargs="?", const=8, metavar="STEPS",
+                        help="rows of STEPS images (default 8) between random latents, spherically: N // STEPS rows")
+    sample.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
+                        help="scale the latents towards their mean: 1 (default) is plain sampling, smaller gives "
+                             "more typical, less varied samples; the same --seed keeps each image's place")
 
 
 def sample_command(args: argparse.Namespace) -> int:
@@ -254,12 +210,18 @@ def sample_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def eval_arguments(evaluate: argparse.ArgumentParser) -> None:
+    evaluate.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
+    evaluate.add_argument("--checkpoint", choices=EVALUATED, default="best", help="default: best")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+
+
 def eval_command(args: argparse.Namespace) -> int:
     from ganlab.judging.sampling import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.run_dir, args.checkpoint, args.seed)
     print(f"{result['checkpoint']} (epoch {result['epoch']}, step {result['step']}); "
-          f"lower {result['metric']} is better\n")
+          f"{better(result['metric'])}\n")
     width = max(len(k) for k in result["scores"])
     print(f"{'score':<{width}}  {'this run':>10}  {'+- se':>8}  {'real vs real':>12}")
     for key, value in result["scores"].items():
@@ -272,8 +234,14 @@ def eval_command(args: argparse.Namespace) -> int:
     info = result["scored_with"]
     print(f"\nscored in the {info['feature_space']}" + (f" (hash {info['hash']}, test accuracy {info['test_accuracy']})"
                                                         if "hash" in info else ""))
-    print(Path(args.run_dir) / f"eval_{args.checkpoint}.json")
+    print(Path(args.run_dir) / eval_json(args.checkpoint))
     return 0
+
+
+def sweep_arguments(sweep: argparse.ArgumentParser) -> None:
+    sweep.add_argument("sweep_dir", type=Path, help="a sweep folder (outputs/sweeps/...)")
+    sweep.add_argument("--resume", action="store_true", help="complete an interrupted sweep in place: resume its "
+                                                             "stopped jobs and train the ones it never started")
 
 
 def sweep_command(args: argparse.Namespace) -> int:
@@ -295,6 +263,13 @@ def sweep_command(args: argparse.Namespace) -> int:
           + (f"\n{len(waiting)} stopped or not started: complete them with ganlab sweep {sweep_dir} --resume"
              if waiting else ""))
     return 0 if not args.resume or not failed_jobs(rows) else 1
+
+
+def runs_arguments(runs: argparse.ArgumentParser) -> None:
+    runs.add_argument("dir", type=Path, nargs="?", default=Path("outputs"), help="default: outputs")
+    runs.add_argument("--status", help="only runs with this status (completed, failed, diverged, ...)")
+    runs.add_argument("--grep", help="only runs whose overrides or name contain this text")
+    runs.add_argument("--json", action="store_true", help="print JSON rows for scripts")
 
 
 def runs_command(args: argparse.Namespace) -> int:
@@ -322,10 +297,20 @@ def runs_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare_arguments(comp: argparse.ArgumentParser) -> None:
+    comp.add_argument("paths", type=Path, nargs="+", help="a sweep folder, or several run folders")
+    comp.add_argument("--json", action="store_true", help="print the comparison as JSON (no figures)")
+    comp.add_argument("--out", type=Path, help="folder for the figures (default: SWEEP/compare or "
+                                               "outputs/compare/<date>_<time>); refused if it holds compare's files")
+    comp.add_argument("--force", action="store_true", help="replace compare's files in --out if they exist")
+
+
 def compare_command(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from ganlab.judging.compare import FILES, compare, format_comparison, write_figures
+    from ganlab.judging.compare import compare
+    from ganlab.judging.figures import FILES, write_figures
+    from ganlab.judging.verdict import format_comparison
     from ganlab.record.catalog import find_runs, is_study, is_sweep
 
     missing = [p for p in args.paths if not p.is_dir()]
@@ -360,12 +345,29 @@ def compare_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def resume_arguments(resume: argparse.ArgumentParser) -> None:
+    resume.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
+    resume.add_argument("overrides", nargs="*", help="e.g. trainer.epochs=200")
+
+
 def resume_command(args: argparse.Namespace) -> int:
     from ganlab.training.resume import resume_run
 
     summary = resume_run(args.run_dir, args.overrides)
     print(args.run_dir)
     return 0 if summary["status"] == "completed" else 1
+
+
+def study_arguments(study: argparse.ArgumentParser) -> None:
+    study.add_argument("overrides", nargs="*", help="ganlab train overrides with one or more swept keys")
+    study.add_argument("--dir", type=Path, help="the study's folder (default: outputs/studies/<date>_<time>_<name>); "
+                                                "one that holds a study is continued")
+    study.add_argument("--max-seeds", type=int, default=12, help="seeds per value at most (default 12)")
+    study.add_argument("--per-round", type=int, default=2, help="seeds per value added each round (default 2)")
+    study.add_argument("--min-effect", type=float, help="a difference of the primary score below this settles too "
+                                                        "(at 80%% power)")
+    study.add_argument("--max-minutes", type=float, help="stop starting rounds after this much training time")
+    study.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
 
 
 def study_command(args: argparse.Namespace) -> int:
@@ -395,6 +397,12 @@ def study_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def report_arguments(report: argparse.ArgumentParser) -> None:
+    report.add_argument("path", type=Path, help="a run folder or a sweep folder")
+    report.add_argument("--out", type=Path, help="the HTML file (default: PATH/report.html); a new file")
+    report.add_argument("--force", action="store_true", help="replace --out if it exists")
+
+
 def report_command(args: argparse.Namespace) -> int:
     from ganlab.judging.report import write_report
 
@@ -404,8 +412,34 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"runs": runs_command, "compare": compare_command, "study": study_command, "report": report_command,
-            "sample": sample_command, "eval": eval_command, "resume": resume_command, "sweep": sweep_command}
+COMMANDS = {  # `ganlab train` is the Hydra app (train_app.py); these are the others, in `ganlab --help` order
+    "runs": Command(runs_command, runs_arguments, "list the runs and sweeps under outputs/ (or DIR), newest first",
+                    "List the runs (and sweep jobs) under DIR, newest first."),
+    "compare": Command(compare_command, compare_arguments, "which change helped, over a sweep or several runs",
+                       "Compare each swept key's values within cells that share every other swept setting and the "
+                       "seed (paired): median difference, interval, p-value, verdict in words; curves, best grids, "
+                       "a heat map for two keys."),
+    "study": Command(study_command, study_arguments, "compare values in rounds of seeds until the answer is settled",
+                     "Train the swept values (e.g. +exp=baseline,label_smoothing) on rounds of seeds and look after "
+                     "each: stop when every value is beyond noise (or ruled out below --min-effect) or a budget is "
+                     "spent. Repeated looks spend alpha (the false 'better/worse' rate stays at 5%). Run the same "
+                     "command, or ganlab study --dir DIR, to continue an interrupted study.", intermixed=True),
+    "report": Command(report_command, report_arguments, "one self-contained HTML page for a run or a sweep",
+                      "Write PATH/report.html (or --out): summary, diagnoses, plots, the sample grid of every epoch, "
+                      "and for a sweep the comparison."),
+    "resume": Command(resume_command, resume_arguments, "continue a run from its last checkpoint, bit for bit",
+                      "Continue a run from checkpoints/last.pt: networks, optimisers, counters, RNG states and data "
+                      "order, so it ends as if never stopped. Overrides may extend it (trainer.epochs=200) but not "
+                      "change it."),
+    "sample": Command(sample_command, sample_arguments, "write samples of a trained run (a grid, an .npz, "
+                      "interpolations, a class)", "Write N samples of a run's generator as a PNG grid (a plot for "
+                      "1-D/2-D data) or an .npz array in data space."),
+    "eval": Command(eval_command, eval_arguments, "recompute a checkpoint's quality scores beside the real-vs-real "
+                    "floor", "Recompute the quality scores of a run's checkpoint, print them beside the real-vs-real "
+                    "floor, write RUN_DIR/eval_<checkpoint>.json."),
+    "sweep": Command(sweep_command, sweep_arguments, "rebuild a sweep's table; --resume completes an interrupted "
+                     "sweep in place", "Rebuild SWEEP_DIR/sweep.csv from the job folders and print it."),
+}
 
 
 if __name__ == "__main__":

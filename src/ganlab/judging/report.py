@@ -228,7 +228,9 @@ def run_section(record: RunRecord, heading: str = "h1") -> str:
 
 # ---------------------------------------------------------------------------------- sweep
 def sweep_section(folder: Path, runs: list[RunRecord]) -> str:
-    from ganlab.judging.compare import compare, format_comparison, verdicts, write_figures
+    from ganlab.judging.compare import compare
+    from ganlab.judging.figures import write_figures
+    from ganlab.judging.verdict import format_comparison, verdicts
 
     rows = [{**r.row(), "job": r.path.name} for r in sorted(runs, key=lambda r: r.path.name)]
     parts = [f"<h1>Sweep {esc(folder.name)}</h1><p class='muted'>{esc(folder)}: {len(runs)} jobs</p>"]

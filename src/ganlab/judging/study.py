@@ -182,7 +182,8 @@ class Study:
                    if failed else ""))
 
     def _look(self, runs: list[RunRecord], seeds: int, say: Callable[[str], None]) -> None:
-        from ganlab.judging.compare import compare, format_comparison
+        from ganlab.judging.compare import compare
+        from ganlab.judging.verdict import format_comparison
 
         d, before = self.design, (self.looks[-1].answers if self.looks else {})
         level = stats.look_level(seeds, self.looks[-1].seeds if self.looks else 0, d.max_seeds, d.alpha)
