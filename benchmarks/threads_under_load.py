@@ -2,7 +2,7 @@
 with OpenMP's passive wait policy (ganlab's default) and its active one, idle and beside one and two
 busy processes, interleaved, median of the rounds.
 
-    python benchmarks/threads_under_load.py [--rounds 3] [--epochs 10]
+    python benchmarks/threads_under_load.py [--rounds 3] [--epochs 10] [--busy 0 1 2]
 
 Each run is `ganlab train` (digits, metrics off) in a fresh process; a busy process is a Python
 loop. Prints each median and, per load, the default's time over the best setting's.
@@ -39,13 +39,22 @@ def timed_run(extra: list[str], policy: str, epochs: int) -> float:
     return seconds
 
 
+def processor() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown processor"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--busy", type=int, nargs="+", default=[0, 1, 2], help="busy processes beside the runs")
     args = parser.parse_args()
-    print(f"{os.cpu_count()} cores; digits, {args.epochs} epochs, metrics off; median of {args.rounds} rounds")
-    for busy in (0, 1, 2):
+    print(f"{os.cpu_count()} cores ({processor()}); digits, {args.epochs} epochs, metrics off; "
+          f"median of {args.rounds} rounds")
+    for busy in args.busy:
         hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
         try:
             times: dict[str, list[float]] = {label: [] for label in SETTINGS}
