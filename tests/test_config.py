@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from ganlab import CONF_DIR
-from ganlab.config import ConfigError, validate
+from ganlab.config import ConfigError, compose_train, validate
 from tests.conftest import ganlab, make_cfg
 
 GROUPS = ["data", "generator", "discriminator", "loss", "optim", "trainer"]
@@ -127,9 +127,10 @@ def test_the_cpu_preset_sizes_any_image_run_and_command_line_values_still_win():
     assert make_cfg().trainer.precision == "32" and make_cfg().generator.depth == 2
 
 
-def test_every_option_and_study_composes_as_before_the_package_was_regrouped():
+def test_every_option_and_study_composes_as_before_the_package_was_regrouped(monkeypatch):
     """tests/fixtures/composed_configs.json was written by the code before the move into folders
-    (issue 22): the same overrides compose to the same config, key for key."""
+    (issue 22): the same overrides compose to the same config, key for key, every interpolation
+    resolved (the run's name and trainer.n_critic are now written so that a user's own parts have them)."""
     import json
     from pathlib import Path
 
@@ -139,6 +140,7 @@ def test_every_option_and_study_composes_as_before_the_package_was_regrouped():
                     for o in options(g)]
     assert set(before) <= set(cases)  # no option was lost
     for overrides, expected in before.items():
-        cfg = OmegaConf.to_container(make_cfg(*overrides.split()), resolve=False)
+        monkeypatch.delenv("GANLAB_CACHE", raising=False)  # the fixture has the default cache folder
+        cfg = OmegaConf.to_container(compose_train(*overrides.split()), resolve=True)
         cfg.pop("hydra", None)
         assert cfg == expected, overrides

@@ -10,7 +10,7 @@ import ganlab
 
 PACKAGE = Path(ganlab.__file__).parent
 # lowest first: a folder may import from itself and from the folders before it
-LAYERS = ["parts", "config", "record", "quality", "training", "judging", "cli"]
+LAYERS = ["parts", "config", "record", "quality", "training", "judging", "cli", "api"]
 
 
 def module_name(path: Path) -> str:

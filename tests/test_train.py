@@ -127,8 +127,8 @@ def test_non_finite_loss_stops_the_run_cleanly_as_diverged_and_keeps_the_last_go
     calls, real_loss = [], WGANGPLoss.g_loss
 
     def nan_from_the_fourth_step(self, fake):
-        calls.append(1)
-        return real_loss(self, fake) * (float("nan") if len(calls) >= 4 else 1.0)
+        calls.append(1)  # the first call is the contract check's dry batch, before training
+        return real_loss(self, fake) * (float("nan") if len(calls) >= 5 else 1.0)
 
     monkeypatch.setattr(WGANGPLoss, "g_loss", nan_from_the_fourth_step)
     summary = train(make_cfg(*TINY_POINTS, "loss=wgan_gp", "trainer.epochs=8", "trainer.checkpoint_every=1",

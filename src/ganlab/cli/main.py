@@ -13,6 +13,7 @@ from typing import Callable
 from ganlab import CONF_DIR
 from ganlab.config import ConfigError, register_configs
 from ganlab.parts.data import DatasetError, DatasetNotFoundError
+from ganlab.parts.registry import PARTS
 from ganlab.quality.scores import better
 from ganlab.record.checkpoints import CheckpointError
 from ganlab.record.run_folder import EVALUATED, RunFolderError, check_user_output, eval_json
@@ -72,6 +73,8 @@ def train_help(args: list[str]) -> str:
     for d in (d for d in dirs if d.is_dir()):
         for f in d.glob("*/**/*.yaml"):
             options.setdefault(f.parent.relative_to(d).as_posix(), set()).add(f.stem)
+    for registry in PARTS:  # installed plug-ins' options too
+        options.setdefault(registry.part, set()).update(registry.names())
     lines = [f"{g}: {', '.join(sorted(o))}" for g, o in sorted(options.items())]
     searchpath = [f"hydra.searchpath=[file://{d}]" for d in dirs[1:]]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
@@ -112,8 +115,20 @@ def usage() -> str:
 
 
 
+def importable_here() -> None:
+    """The current folder is importable, as for `python script.py` (a user's `_target_: mynets.MyG`), in
+    this process and in every process it starts (sweep workers, submitit jobs)."""
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if here not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([here, *paths])
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    importable_here()
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0

@@ -13,11 +13,12 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from ganlab import CONF_DIR
 from ganlab.parts.augment import AugmentConfig
 from ganlab.parts.data.images import ImageDataConfig
 from ganlab.parts.data.mixtures import GridDataConfig, RingDataConfig
 from ganlab.parts.losses import LossConfig
-from ganlab.parts.registry import PARTS
+from ganlab.parts.registry import PARTS, option_name
 
 
 # -------------------------------------------------------------------------------- trainer
@@ -106,10 +107,19 @@ def path_safe(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else f"{text[:limit - 9]}~{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
-def register_configs() -> None:
-    """Store the schemas so the YAML files can name them in their defaults lists."""
+def register_resolvers() -> None:
+    """The interpolations ganlab's configs use, for composing and for reading a saved config back."""
     OmegaConf.register_new_resolver("path_safe", path_safe, replace=True)
     OmegaConf.register_new_resolver("how_not_what", lambda: list(HOW_NOT_WHAT), replace=True)
+    OmegaConf.register_new_resolver("part_name", lambda key, _root_: option_name(_root_[key]), replace=True)
+
+
+register_resolvers()  # on import: any module that reads a run's config imports this package
+
+
+def register_configs() -> None:
+    """Store the schemas so the YAML files can name them in their defaults lists."""
+    register_resolvers()
     cs = ConfigStore.instance()
     cs.store(group="schema", name="train", node=TrainConfig)
     for (group, name), node in SCHEMAS.items():
@@ -117,13 +127,15 @@ def register_configs() -> None:
     for registry in PARTS:
         for name in registry.names():
             cs.store(group=f"schema/{registry.part}", name=name, node=registry[name].schema)
+            if not (CONF_DIR / registry.part / f"{name}.yaml").is_file():  # a plug-in's option: its schema is its file
+                node = OmegaConf.structured(registry[name].schema)
+                node.name = name
+                cs.store(group=registry.part, name=name, node=node)
 
 
 def compose_train(*overrides: str) -> DictConfig:
     """The root config composed with `overrides` as `ganlab train` would see it (for scripts and tests)."""
     from hydra import compose, initialize_config_dir
-
-    from ganlab import CONF_DIR
 
     register_configs()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):

@@ -16,12 +16,15 @@ from ganlab.parts.registry import (
     DISCRIMINATORS,
     GENERATORS,
     LOSSES,
+    OPTIMIZERS,
     PARTS,
     ConfigError,
     check,
     check_choice,
     check_positive,
     check_range,
+    is_custom,
+    option_name,
 )
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -57,16 +60,18 @@ def _unknown_keys(node: DictConfig, prefix: str = "") -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check values and combinations of a composed config; raise ConfigError naming the key."""
+    """Check values and combinations of a composed config; raise ConfigError naming the key. A user's
+    part (`_target_`) is checked for its import and arguments here, and on a dry batch before training."""
     _unknown_keys(cfg)
     for registry in PARTS:  # each part's name, then that option's own checks
         registry.validate(cfg[registry.part])
     for side in ("generator", "discriminator"):
-        _validate_net(side, cfg[side])
-    images = holds_images(cfg.data)
-    if not images:
+        if not is_custom(cfg[side]):
+            _validate_net(side, cfg[side])
+    images = None if is_custom(cfg.data) else holds_images(cfg.data)  # a user's data: known once loaded
+    if images is False:
         _validate_points(cfg)
-    _validate_conditioning(cfg, images)
+    _validate_conditioning(cfg, images is not False)
     _validate_loss(cfg)
     _validate_optim(cfg.optim)
     _validate_trainer(cfg.trainer)
@@ -76,11 +81,16 @@ def validate(cfg: DictConfig) -> None:
 
 def _validate_conditioning(cfg: DictConfig, images: bool) -> None:
     g, d = cfg.generator, cfg.discriminator
-    check_choice("generator.conditioning", g.conditioning, CONDITIONING_G)
-    check_choice("discriminator.conditioning", d.conditioning, CONDITIONING_D)
-    check(d.class_weight >= 0, f"discriminator.class_weight={d.class_weight} must be >= 0")
+    if not is_custom(g):
+        check_choice("generator.conditioning", g.conditioning, CONDITIONING_G)
+    if not is_custom(d):
+        check_choice("discriminator.conditioning", d.conditioning, CONDITIONING_D)
+        check(d.class_weight >= 0, f"discriminator.class_weight={d.class_weight} must be >= 0")
     if not is_conditional(cfg):
         return
+    check(not is_custom(g), f"discriminator.conditioning={d.conditioning} wraps ganlab's networks in a class-conditional "
+                            f"GAN; generator._target_={g.get('_target_')} is your own: give it ganlab's generator, or "
+                            f"use discriminator.conditioning=none")
     check(images, f"discriminator.conditioning={d.conditioning} needs classes, but data={cfg.data.name} holds points "
                   f"without labels; use a labelled image dataset (digits, mnist, fashion_mnist, cifar10, or a "
                   f"folder with a subfolder per class) or discriminator.conditioning=none")
@@ -105,7 +115,8 @@ def _validate_net(side: str, net: DictConfig) -> None:
 def _validate_points(cfg: DictConfig) -> None:
     """Data of points (1-D/2-D): networks that model points, no image augmentation."""
     nets = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}
-    wrong = [side for side, registry in nets.items() if not fits_points(registry, cfg[side].name)]
+    wrong = [side for side, registry in nets.items()
+             if not is_custom(cfg[side]) and not fits_points(registry, cfg[side].name)]
     fixes = [f"{side}={next(n for n in nets[side].names() if fits_points(nets[side], n))}" for side in wrong]
     (dims,) = DATASETS[cfg.data.name].schema.sample_shape(cfg.data)
     check(not wrong, f"data={cfg.data.name} holds {dims}-D points, not images, so {cfg[wrong[0]].name if wrong else ''} "
@@ -115,29 +126,29 @@ def _validate_points(cfg: DictConfig) -> None:
 
 
 def _validate_loss(cfg: DictConfig) -> None:
-    loss = cfg.loss
-    check(loss.n_critic >= 1, f"loss.n_critic={loss.n_critic} must be >= 1")
+    loss, knob, name = cfg.loss, lambda key: LOSSES.knob(cfg.loss, key), option_name(cfg.loss)
+    check(knob("n_critic") >= 1, f"loss.n_critic={knob('n_critic')} must be >= 1")
     for key in ("r1_gamma", "r2_gamma"):
-        check(loss[key] >= 0, f"loss.{key}={loss[key]} must be >= 0 (0: off)")
-    check(loss.reg_every >= 1, f"loss.reg_every={loss.reg_every} must be >= 1")
-    if LOSSES[loss.name].build.gradient_penalty:
+        check(knob(key) >= 0, f"loss.{key}={knob(key)} must be >= 0 (0: off)")
+    check(knob("reg_every") >= 1, f"loss.reg_every={knob('reg_every')} must be >= 1")
+    if getattr(LOSSES.kind(loss), "gradient_penalty", False):
         with_penalty = [n for n in LOSSES.names() if not LOSSES[n].build.gradient_penalty]
-        check(loss.r1_gamma == 0 and loss.r2_gamma == 0,
-              f"loss={loss.name} with loss.r1_gamma/r2_gamma: {loss.name} has its own gradient penalty; "
+        check(knob("r1_gamma") == 0 and knob("r2_gamma") == 0,
+              f"loss={name} with loss.r1_gamma/r2_gamma: {name} has its own gradient penalty; "
               f"use R1/R2 with {', '.join(with_penalty)}")
-        check(cfg.discriminator.norm != "batch",
-              f"loss={loss.name} with discriminator.norm=batch: batch norm mixes samples, which breaks the "
+        check(cfg.discriminator.get("norm") != "batch",
+              f"loss={name} with discriminator.norm=batch: batch norm mixes samples, which breaks the "
               "per-sample gradient penalty; use discriminator.norm=layer (or none, spectral)")
         check(cfg.trainer.precision != "fp16",
-              f"loss={loss.name} with trainer.precision=fp16: the gradient penalty would need its own loss scaling; "
+              f"loss={name} with trainer.precision=fp16: the gradient penalty would need its own loss scaling; "
               "use trainer.precision=bf16 (or 32)")
 
 
 def _validate_optim(optim: DictConfig) -> None:
-    check_positive("optim.lr", optim.lr)
-    check_positive("optim.d_lr_mult", optim.d_lr_mult)
-    check_positive("optim.g_lr_mult", optim.g_lr_mult)
-    check(optim.weight_decay >= 0, f"optim.weight_decay={optim.weight_decay} must be >= 0")
+    for key in ("lr", "d_lr_mult", "g_lr_mult"):
+        check_positive(f"optim.{key}", OPTIMIZERS.knob(optim, key))
+    if not is_custom(optim):
+        check(optim.weight_decay >= 0, f"optim.weight_decay={optim.weight_decay} must be >= 0")
 
 
 def _validate_trainer(trainer: DictConfig) -> None:

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import MISSING, DictConfig
 
-from ganlab.parts.registry import LOSSES, check, check_range
+from ganlab.parts.registry import LOSSES, ConfigError, check, check_range
 
 
 @dataclass
@@ -194,3 +194,39 @@ class LazyRegulariser:
         r1 = self.r1_gamma * scale * squared_gradient_norm(d, real) if self.r1_gamma else zero
         r2 = self.r2_gamma * scale * squared_gradient_norm(d, fake) if self.r2_gamma else zero
         return r1, r2
+
+
+class UserLoss(GANLoss):
+    """A user's loss object that is not a GANLoss: its d_loss and g_loss, and whatever else of GANLoss's
+    it defines (critic, columns, penalty, ...); GANLoss's defaults for the rest."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        for name in ("probabilities", "threshold", "critic", "columns", "gradient_penalty"):
+            if hasattr(inner, name):
+                setattr(self, name, getattr(inner, name))
+
+    def d_loss(self, real, fake):
+        return self.inner.d_loss(real, fake)
+
+    def g_loss(self, fake):
+        return self.inner.g_loss(fake)
+
+    def penalty(self, d, real, fake):
+        return self.inner.penalty(d, real, fake) if hasattr(self.inner, "penalty") else super().penalty(d, real, fake)
+
+
+def as_gan_loss(loss) -> GANLoss:
+    if isinstance(loss, GANLoss):
+        return loss
+    missing = [m for m in ("d_loss", "g_loss") if not callable(getattr(loss, m, None))]
+    if missing:
+        raise ConfigError(f"loss {type(loss).__module__}.{type(loss).__qualname__} has no {' or '.join(missing)}; a loss "
+                          f"needs d_loss(real_scores, fake_scores) and g_loss(fake_scores), each returning a scalar "
+                          f"tensor (docs/parts.md)")
+    return UserLoss(loss)
+
+
+# ganlab's own keys of any loss (a user's `loss._target_` included), with their defaults.
+LOSSES.knobs = {key: field.default for key, field in LossConfig.__dataclass_fields__.items() if key != "name"}
+LOSSES.custom = lambda target, args, cfg: as_gan_loss(target(**args))

@@ -47,3 +47,10 @@ def adam(cfg: DictConfig, params, lr_mult: float) -> torch.optim.Optimizer:
                      lambda cfg, prefix: check_range(f"{prefix}.alpha", cfg.alpha, 0.0, 1.0, high_open=True))
 def rmsprop(cfg: DictConfig, params, lr_mult: float) -> torch.optim.Optimizer:
     return torch.optim.RMSprop(params, lr=cfg.lr * lr_mult, alpha=cfg.alpha, weight_decay=cfg.weight_decay)
+
+
+# ganlab's own keys of any optimiser, a user's (`optim._target_: torch.optim.SGD`) included; the user's
+# class gets the parameters, lr (optim.lr times the network's multiplier) and its own arguments.
+OPTIMIZERS.knobs = {key: OptimConfig.__dataclass_fields__[key].default for key in ("lr", "d_lr_mult", "g_lr_mult")}
+OPTIMIZERS.custom = lambda target, args, cfg, params, lr_mult: target(
+    params, lr=OPTIMIZERS.knob(cfg, "lr") * lr_mult, **args)

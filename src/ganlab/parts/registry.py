@@ -1,5 +1,6 @@
 """One registry per swappable part: the names a config may pick, each with its builder, its schema
-and its value checks.
+and its value checks; and a user's own part, named by its import path (`_target_: mynets.MyG`, with
+its arguments beside it, as Hydra's instantiate has it).
 
 The builders (`LOSSES.build(cfg.loss)`), the config store (a schema per name, which each YAML file
 names in its defaults list) and `config.validate` all read these, so adding an option is one
@@ -10,6 +11,7 @@ them when first imported; a registry imports them when it is first asked.
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import pkgutil
 from dataclasses import dataclass
@@ -41,6 +43,61 @@ def check_positive(key: str, value: float) -> None:
     check(math.isfinite(value) and value > 0, f"{key}={value} must be > 0")
 
 
+TARGET = "_target_"
+PLUGIN_GROUP = "ganlab.parts"  # pyproject: [project.entry-points."ganlab.parts"] mine = "mypackage.ganlab_parts"
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every installed plug-in's module (once): it registers its options like ganlab's own."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=PLUGIN_GROUP):
+        try:
+            entry.load()
+        except Exception as e:
+            raise ConfigError(f"the ganlab plug-in {entry.name} ({entry.value}, from the package "
+                              f"{entry.dist.name if entry.dist else '?'}) failed to load ({type(e).__name__}: {e}); "
+                              f"reinstall or uninstall it") from None
+
+
+def is_custom(cfg) -> bool:
+    """A user's part named by its import path, not a registered option."""
+    return TARGET in cfg
+
+
+def option_name(cfg) -> str:
+    """A registered option's name, or a user's part's class (or function) name."""
+    return str(cfg[TARGET]).rsplit(".", 1)[-1] if is_custom(cfg) else cfg.name
+
+
+def import_target(path: str, key: str) -> Callable:
+    """The class or function at `path`; ConfigError in one line naming the module when it cannot be imported."""
+    parts, first_error = str(path).split("."), None
+    for cut in range(len(parts) - 1, 0, -1):  # the longest importable module, then attributes (a.b.Class.Inner)
+        try:
+            found = importlib.import_module(".".join(parts[:cut]))
+        except ImportError as e:
+            first_error = first_error or e
+            continue
+        try:
+            for name in parts[cut:]:
+                found = getattr(found, name)
+            return found
+        except AttributeError as e:
+            first_error = e
+            break
+    cause = first_error or ValueError("not a dotted path: module.Class")
+    raise ConfigError(f"{key}._target_={path} cannot be imported ({type(cause).__name__}: "
+                      f"{str(cause).splitlines()[0][:160]}); ganlab imports it from the current folder and "
+                      f"PYTHONPATH: run from the folder that holds {parts[0]}.py (or its package), add that folder "
+                      f"to PYTHONPATH, or pip install the package")
+
+
 @dataclass(frozen=True)
 class Option:
     build: Callable  # build(cfg, ...) -> the part
@@ -52,6 +109,11 @@ class Registry:
     def __init__(self, part: str, *modules: str):
         self.part, self.modules = part, modules  # the config group, and the modules or packages defining its options
         self._options: dict[str, Option] = {}
+        # Set by the part's module: ganlab's own keys for any option of the part (e.g. loss.r1_gamma) with
+        # their defaults, never passed to a user's part; and how a user's part is built, custom(target,
+        # arguments, cfg, *build arguments), where plain target(**arguments) is not enough.
+        self.knobs: dict[str, Any] = {}
+        self.custom: Optional[Callable] = None
 
     def register(self, name: str, schema: type, check: Optional[Callable] = None) -> Callable:
         """Decorator: `@LOSSES.register("hinge", LossConfig)` on a class or function taking the config node."""
@@ -61,6 +123,7 @@ class Registry:
         return add
 
     def _load(self) -> dict[str, Option]:
+        load_plugins()
         for name in self.modules:
             module = importlib.import_module(name)
             for sub in pkgutil.iter_modules(getattr(module, "__path__", [])):  # a package: each of its modules
@@ -74,11 +137,45 @@ class Registry:
         return self._load()[name]
 
     def build(self, cfg, *args, **kwargs):
-        """The part that `cfg` (its config node) names."""
-        return self[cfg.name].build(cfg, *args, **kwargs)
+        """The part that `cfg` (its config node) names: a registered option, or a user's `_target_`."""
+        if not is_custom(cfg):
+            return self[cfg.name].build(cfg, *args, **kwargs)
+        self._load()
+        target = import_target(cfg[TARGET], self.part)
+        if self.custom:
+            return self.custom(target, self.arguments(cfg), cfg, *args, **kwargs)
+        return target(**self.arguments(cfg))
+
+    def arguments(self, cfg) -> dict[str, Any]:
+        """A user's part's own arguments: its node less `_target_`, `name` and ganlab's knobs."""
+        from omegaconf import OmegaConf
+
+        self._load()
+        node = OmegaConf.to_container(cfg, resolve=True)
+        return {k: v for k, v in node.items() if k not in (TARGET, "name", *self.knobs)}
+
+    def knob(self, cfg, key: str) -> Any:
+        """One of ganlab's own keys of this part, at its default where a user's part leaves it out."""
+        self._load()
+        return cfg[key] if key in cfg else self.knobs[key]
+
+    def kind(self, cfg) -> Any:
+        """What builds the part (a registered class, or a user's target): where its class attributes live."""
+        return import_target(cfg[TARGET], self.part) if is_custom(cfg) else self[cfg.name].build
 
     def validate(self, cfg) -> None:
-        """`cfg.name` is a registered option and its values pass the option's checks."""
+        """`cfg.name` is a registered option and its values pass the option's checks; or a user's target
+        can be imported and takes the arguments given."""
+        if is_custom(cfg):
+            target = import_target(cfg[TARGET], self.part)
+            try:
+                inspect.signature(target).bind_partial(**self.arguments(cfg))
+            except TypeError as e:
+                raise ConfigError(f"{self.part}._target_={cfg[TARGET]} does not take these arguments ({e}); it takes "
+                                  f"{inspect.signature(target)}") from None
+            except ValueError:  # a builtin without a signature: its call will say
+                pass
+            return
         check_choice(f"{self.part}.name", cfg.name, self.names())
         option = self[cfg.name]
         if option.check:

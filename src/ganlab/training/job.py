@@ -18,9 +18,10 @@ import torch
 from omegaconf import DictConfig
 
 from ganlab.config import ConfigError, is_conditional, validate
+from ganlab.parts.contract import BATCH, check_parts
 from ganlab.parts.data import Dataset, DatasetError, load_dataset
 from ganlab.parts.networks.conditional import build_discriminator, build_generator
-from ganlab.parts.registry import DISCRIMINATORS, GENERATORS, LOSSES, OPTIMIZERS
+from ganlab.parts.registry import DISCRIMINATORS, GENERATORS, LOSSES, OPTIMIZERS, is_custom, option_name
 from ganlab.quality import build_evaluator
 from ganlab.record.run_folder import RunFolder, RunFolderError
 from ganlab.record.summary import Summary
@@ -66,8 +67,17 @@ def build_gan(cfg: DictConfig, sample_shape: tuple[int, ...], device: torch.devi
     generator = build_generator(cfg.generator, sample_shape, n_classes).to(device)
     discriminator = build_discriminator(cfg.discriminator, sample_shape, n_classes).to(device)
     return GAN(generator, discriminator, LOSSES.build(cfg.loss),
-               opt_g=OPTIMIZERS.build(cfg.optim, generator.parameters(), cfg.optim.g_lr_mult),
-               opt_d=OPTIMIZERS.build(cfg.optim, discriminator.parameters(), cfg.optim.d_lr_mult))
+               opt_g=OPTIMIZERS.build(cfg.optim, generator.parameters(), OPTIMIZERS.knob(cfg.optim, "g_lr_mult")),
+               opt_d=OPTIMIZERS.build(cfg.optim, discriminator.parameters(), OPTIMIZERS.knob(cfg.optim, "d_lr_mult")))
+
+
+def check_contract(cfg: DictConfig, data: Dataset, device: torch.device, n_classes: int) -> None:
+    """G, D and the loss on a dry batch of the data (parts/contract.py), before a run folder is claimed;
+    the random streams are left as they were, so the run is the same with or without the check."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        gan = build_gan(cfg, data.sample_shape, device, n_classes)
+        check_parts(gan.generator, gan.discriminator, gan.loss, data.x[:BATCH].to(device),
+                    data.labels[:BATCH].to(device) if n_classes else None)
 
 
 def check_memory(cfg: DictConfig) -> None:
@@ -75,14 +85,17 @@ def check_memory(cfg: DictConfig) -> None:
     from ganlab.record.checkpoints import sample_shape
     from ganlab.training.memory import network_values, require, sample_values
 
+    if is_custom(cfg.data):  # its shape is known once it is loaded
+        return
     shape = sample_shape(cfg)
     if "n_samples" in cfg.data:
         require(4 * sample_values(cfg.data.n_samples, shape), f"data.n_samples={cfg.data.n_samples}",
                 "lower data.n_samples")
-    nets = (network_values(lambda: GENERATORS.build(cfg.generator, shape))
-            + network_values(lambda: DISCRIMINATORS.build(cfg.discriminator, shape)))
-    require(nets, f"generator.width={cfg.generator.width} with discriminator.width={cfg.discriminator.width}",
-            "lower the widths or depths")
+    if not (is_custom(cfg.generator) or is_custom(cfg.discriminator)):  # a user's may not build on the meta device
+        nets = (network_values(lambda: GENERATORS.build(cfg.generator, shape))
+                + network_values(lambda: DISCRIMINATORS.build(cfg.discriminator, shape)))
+        require(nets, f"generator.width={cfg.generator.width} with discriminator.width={cfg.discriminator.width}",
+                "lower the widths or depths")
     require(2 * sample_values(cfg.trainer.n_grid, shape), f"trainer.n_grid={cfg.trainer.n_grid}",
             "lower trainer.n_grid (default 64)")
     if cfg.metrics.enabled:
@@ -115,6 +128,7 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
     if steps_per_epoch(len(data), cfg.trainer) == 0:
         raise ConfigError(f"data={cfg.data.name} has {len(data)} samples, fewer than trainer.batch_size="
                           f"{cfg.trainer.batch_size} x trainer.n_critic={cfg.trainer.n_critic}; lower trainer.batch_size")
+    check_contract(cfg, data, device, n_classes)
     run = (RunFolder(run_dir).reopen(resume["step"]) if resume is not None
            else RunFolder(run_dir).restart() if restart else RunFolder(run_dir).create())
     evaluator = build_evaluator(cfg, data) if cfg.metrics.enabled else None
@@ -129,8 +143,8 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
     log.info("run %s in %s on %s (%d torch threads, precision %s)", cfg.name, run.path, device,
              torch.get_num_threads(), trainer.gan_step.precision.mode)
     log.info("G %s: %s params; D %s: %s params; loss %s; %d steps of %d per epoch",
-             cfg.generator.name, f"{n_params(gan.generator):,}", cfg.discriminator.name,
-             f"{n_params(gan.discriminator):,}", cfg.loss.name, trainer.total_steps, trainer.steps_per_epoch)
+             option_name(cfg.generator), f"{n_params(gan.generator):,}", option_name(cfg.discriminator),
+             f"{n_params(gan.discriminator):,}", option_name(cfg.loss), trainer.total_steps, trainer.steps_per_epoch)
 
     clock, now = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     summary = Summary.read(run.path, strict=False) if resume is not None else Summary()

@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig
 
 from ganlab.parts.losses import LOSS_COLUMNS
+from ganlab.parts.registry import LOSSES
 from ganlab.quality.diagnose import Diagnostician
 from ganlab.quality.scores import better
 from ganlab.record.pictures import plot_history
@@ -29,7 +30,7 @@ class Recorder:
         self.last_row: dict = {}
         # columns that mean nothing for this run are left blank
         self.blank = {*(set(LOSS_COLUMNS) - set(gan_step.gan.loss.columns)),
-                      *(name for name in ("r1", "r2") if not cfg.loss[f"{name}_gamma"]),
+                      *(name for name in ("r1", "r2") if not LOSSES.knob(cfg.loss, f"{name}_gamma")),
                       *(() if cfg.discriminator.get("conditioning") == "acgan" else ("class_loss",))}
 
     def add(self, stats: torch.Tensor) -> None:

@@ -46,7 +46,7 @@ def with_later_settings(config: dict[str, Any]) -> dict[str, Any]:
     for group, schema in (("trainer", TrainerConfig), ("loss", LossConfig), ("augment", AugmentConfig),
                           ("generator", GeneratorNetConfig), ("discriminator", DiscriminatorNetConfig)):
         node = config.get(group)
-        if isinstance(node, dict):
+        if isinstance(node, dict) and "_target_" not in node:  # a user's part has only its own arguments
             for f in dataclasses.fields(schema):
                 if f.name not in node and f.default is not dataclasses.MISSING:
                     node[f.name] = f.default

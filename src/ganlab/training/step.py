@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from ganlab.parts.augment import DiffAugment
 from ganlab.parts.losses import GANLoss, LazyRegulariser
-from ganlab.parts.registry import AUGMENTATIONS
+from ganlab.parts.registry import AUGMENTATIONS, LOSSES
 from ganlab.training.precision import Precision
 
 STATS = ("loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake", "grad_norm_d", "grad_norm_g",
@@ -46,7 +46,7 @@ class GANStep:
     def __init__(self, gan: GAN, cfg: DictConfig, device: torch.device):
         self.gan, self.device = gan, device
         self.precision = Precision(cfg.trainer.precision, device)
-        self.regulariser = LazyRegulariser(cfg.loss.r1_gamma, cfg.loss.r2_gamma, cfg.loss.reg_every)
+        self.regulariser = LazyRegulariser(*(LOSSES.knob(cfg.loss, k) for k in ("r1_gamma", "r2_gamma", "reg_every")))
         self.augment: Optional[DiffAugment] = AUGMENTATIONS.build(cfg.augment, cfg.trainer.batch_size)
         self.zero = torch.zeros((), device=device)  # the class loss of an unconditional GAN
 

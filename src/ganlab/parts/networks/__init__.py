@@ -1,3 +1,25 @@
 """Generators and discriminators. Each module registers its networks under the names a config picks
 (`generator=dcgan`), built from their config node and the sample shape; D returns one raw score per
 sample. conditional.py wraps any of them for a class-conditional GAN."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch.nn as nn
+
+from ganlab.parts.registry import DISCRIMINATORS, GENERATORS, ConfigError
+
+
+def user_network(target, args: dict, cfg, shape: tuple[int, ...]) -> nn.Module:
+    """A user's network (`generator._target_: mynets.MyG`): its own arguments, and the data's sample
+    shape too when its signature asks for `sample_shape`."""
+    if "sample_shape" in inspect.signature(target).parameters and "sample_shape" not in args:
+        args = {**args, "sample_shape": tuple(shape)}
+    net = target(**args)
+    if not isinstance(net, nn.Module):
+        raise ConfigError(f"{cfg._target_} returned a {type(net).__name__}, not a torch.nn.Module")
+    return net
+
+
+GENERATORS.custom = DISCRIMINATORS.custom = user_network

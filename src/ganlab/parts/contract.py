@@ -1,0 +1,76 @@
+"""What each part must do, checked on a dry batch before a run folder is claimed (docs/parts.md).
+
+G takes a batch of latents (N, G.z_dim) (and class labels (N,) in a conditional GAN) and returns N
+samples of the data's shape: images in [-1, 1], points unbounded. D takes N samples (and labels) and
+returns one finite score per sample, (N,) or (N, 1). A loss's d_loss(real_scores, fake_scores) and
+g_loss(fake_scores) return finite scalars. A part that breaks this gets one line naming its class,
+what was expected and what came back.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+from ganlab.parts.registry import ConfigError
+
+BATCH = 4
+
+
+def _name(part: Any) -> str:
+    kind = part if isinstance(part, type) else type(part)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _call(part: Any, role: str, *args: Any) -> Any:
+    try:
+        return part(*args)
+    except Exception as e:
+        raise ConfigError(f"{role} {_name(part)} failed on a dry batch of {BATCH} ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:200]})") from None
+
+
+def check_parts(generator: torch.nn.Module, discriminator: torch.nn.Module, loss: Any, real: torch.Tensor,
+                labels: Optional[torch.Tensor] = None) -> None:
+    """G, D and the loss against a real batch `real` (and its `labels` for a conditional GAN)."""
+    shape = tuple(real.shape[1:])
+    z_dim = getattr(generator, "z_dim", None)
+    if not isinstance(z_dim, int) or z_dim < 1:
+        raise ConfigError(f"generator {_name(generator)} has no z_dim (found {z_dim!r}); give it an attribute z_dim, "
+                          f"the size of the latent vector it takes")
+    real, y = real[:BATCH], None if labels is None else labels[:BATCH]
+    with torch.no_grad():
+        z = torch.randn(len(real), z_dim, device=real.device)
+        fake = _call(generator, "generator", *([z] if y is None else [z, y]))
+        expected = f"a tensor of shape ({len(real)}, {', '.join(map(str, shape))})"
+        if not isinstance(fake, torch.Tensor) or tuple(fake.shape) != (len(real), *shape):
+            got = tuple(fake.shape) if isinstance(fake, torch.Tensor) else type(fake).__name__
+            raise ConfigError(f"generator {_name(generator)}: for {len(real)} latents of size {z_dim} it should return "
+                              f"{expected} (the data's samples), but returned {got}")
+        _finite(fake, "generator", generator)
+        if len(shape) == 3 and fake.abs().max() > 1.0 + 1e-3:
+            raise ConfigError(f"generator {_name(generator)} returns values up to {fake.abs().max():.3g}; images live in "
+                              f"[-1, 1] (end G with a tanh)")
+        scores = {}
+        for which, batch in (("real", real), ("generated", fake)):
+            out = _call(discriminator, "discriminator", *([batch] if y is None else [batch, y]))
+            if not isinstance(out, torch.Tensor) or out.numel() != len(batch) or out.dim() > 2:
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise ConfigError(f"discriminator {_name(discriminator)}: for {len(batch)} {which} samples it should "
+                                  f"return one score per sample, shape ({len(batch)},) or ({len(batch)}, 1), but "
+                                  f"returned {got}")
+            _finite(out, "discriminator", discriminator)
+            scores[which] = out.reshape(-1).float()
+    for method, args in (("d_loss", (scores["real"], scores["generated"])), ("g_loss", (scores["generated"],))):
+        value = _call(getattr(loss, method), f"loss {method} of", *args)
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ConfigError(f"loss {_name(getattr(loss, 'inner', loss))}.{method} should return a scalar tensor, "
+                              f"but returned {got}")
+        _finite(value, f"loss {method} of", getattr(loss, "inner", loss))
+
+
+def _finite(x: torch.Tensor, role: str, part: Any) -> None:
+    if not torch.isfinite(x).all():
+        raise ConfigError(f"{role} {_name(part)} returned non-finite values (NaN or inf) on a dry batch of {BATCH}")
