@@ -92,6 +92,9 @@ def import_target(path: str, key: str) -> Callable:
             first_error = e
             break
     cause = first_error or ValueError("not a dotted path: module.Class")
+    if parts[0] == "__main__":
+        raise ConfigError(f"{key}._target_={path} was defined in a notebook or script (__main__), so only that session "
+                          f"can build it; to use it here, move it into a module (mynets.py) and import it from there")
     raise ConfigError(f"{key}._target_={path} cannot be imported ({type(cause).__name__}: "
                       f"{str(cause).splitlines()[0][:160]}); ganlab imports it from the current folder and "
                       f"PYTHONPATH: run from the folder that holds {parts[0]}.py (or its package), add that folder "

@@ -1,0 +1,213 @@
+"""Your own GAN in the lab: networks, losses and optimisers of your own by import path (`_target_`),
+checked on a dry batch before a folder is claimed; installed plug-ins; first-class runs in new
+processes (sweep workers, resume, sample, compare)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from tests.conftest import QUICK_METRICS, ganlab, run_cli
+
+NETS = """\
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class MyG(nn.Module):
+    def __init__(self, z_dim=8, hidden=32, sample_shape=(1, 8, 8), out_scale=1.0, extra_dim=0):
+        super().__init__()
+        self.z_dim, self.shape, self.out_scale = z_dim, tuple(sample_shape), out_scale
+        size = 1
+        for s in self.shape:
+            size *= s
+        self.net = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU(), nn.Linear(hidden, size + extra_dim), nn.Tanh())
+
+    def forward(self, z):
+        out = self.net(z) * self.out_scale
+        return out.view(len(z), *self.shape) if out.shape[1] == torch.Size(self.shape).numel() else out
+
+
+class MyD(nn.Module):
+    def __init__(self, hidden=32, sample_shape=(1, 8, 8), scores=1, nan=False):
+        super().__init__()
+        size = 1
+        for s in sample_shape:
+            size *= s
+        self.nan = nan
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(size, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, scores))
+
+    def forward(self, x):
+        out = self.net(x)
+        return out * float("nan") if self.nan else out
+
+
+class MyHinge:
+    \"\"\"A loss that is not a GANLoss: d_loss and g_loss are all it needs.\"\"\"
+    def __init__(self, margin=1.0):
+        self.margin = margin
+
+    def d_loss(self, real, fake):
+        return F.relu(self.margin - real).mean() + F.relu(self.margin + fake).mean()
+
+    def g_loss(self, fake):
+        return -fake.mean()
+"""
+
+SMALL = ["trainer.epochs=2", "trainer.batch_size=32", "trainer.log_every=5", "trainer.progress=false",
+         "trainer.threads=1", "metrics.every=1", *QUICK_METRICS]
+
+
+def project(tmp_path: Path, **files: str) -> tuple[Path, str]:
+    """A user's folder: a module of their own (a fresh name, so no test sees another's) and a
+    --config-dir whose files name its classes; `files` maps group/option to YAML text, where MOD
+    stands for the module's name."""
+    module = f"nets_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(NETS)
+    for name, text in files.items():
+        path = tmp_path / "myconf" / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).replace("MOD", module))
+    return tmp_path / "myconf", module
+
+
+OWN = {"generator/mine": "_target_: MOD.MyG\nhidden: 32\n", "discriminator/mine": "_target_: MOD.MyD\n",
+       "loss/mine": "_target_: MOD.MyHinge\nmargin: 0.5\n"}
+CHOSEN = ["generator=mine", "discriminator=mine", "loss=mine"]
+
+
+def test_own_networks_and_loss_train_in_a_sweep_resume_in_a_new_process_and_sample(tmp_path):
+    conf, module = project(tmp_path, **OWN)
+    sweep = tmp_path / "sweep"
+    out = run_cli("train", "-m", "--config-dir", str(conf), *CHOSEN, *SMALL, "seed=1,2", f"hydra.sweep.dir={sweep}",
+                  cwd=tmp_path)  # the joblib workers import the user's module from the current folder
+    assert out.returncode == 0, out.stderr[-2000:]
+    jobs = sorted(p for p in sweep.iterdir() if (p / "summary.json").is_file())
+    assert len(jobs) == 2 and all(json.loads((j / "summary.json").read_text())["status"] == "completed" for j in jobs)
+    saved = OmegaConf.load(jobs[0] / ".hydra" / "config.yaml")
+    assert saved.generator == {"_target_": f"{module}.MyG", "hidden": 32} and saved.loss.margin == 0.5
+    checkpoint = torch.load(jobs[0] / "checkpoints" / "last.pt", weights_only=True)
+    assert checkpoint["config"]["generator"]["_target_"] == f"{module}.MyG"
+    assert (jobs[0] / "metrics.csv").read_text().splitlines()[0].startswith("step")
+
+    resumed = run_cli("resume", str(jobs[0]), "trainer.epochs=3", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((jobs[0] / "summary.json").read_text())["epochs_done"] == 3
+    sampled = run_cli("sample", str(jobs[0]), "--n", "16", "--out", str(tmp_path / "s.png"), cwd=tmp_path)
+    assert sampled.returncode == 0 and (tmp_path / "s.png").is_file()
+    compared = run_cli("compare", str(sweep), "--json", cwd=tmp_path)
+    assert compared.returncode == 0 and json.loads(compared.stdout)["runs"] == 2
+
+    # from a folder where the module cannot be imported: one line that names it and the fix
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    lost = run_cli("sample", str(jobs[0]), "--n", "4", "--out", str(elsewhere / "x.png"), cwd=elsewhere)
+    assert lost.returncode == 2 and "Traceback" not in lost.stderr
+    assert f"generator._target_={module}.MyG cannot be imported" in lost.stderr and "PYTHONPATH" in lost.stderr
+
+
+BROKEN = [
+    ({"generator/mine": "_target_: MOD.MyG\nwidth: 64\n"},
+     "generator._target_=MOD.MyG does not take these arguments (got an unexpected keyword argument 'width')"),
+    ({"generator/mine": "_target_: MOD.MyG\nextra_dim: 3\n"},
+     "generator MOD.MyG: for 4 latents of size 8 it should return a tensor of shape (4, 1, 8, 8)"),
+    ({"generator/mine": "_target_: MOD.MyG\nout_scale: 3.0\n"}, "images live in [-1, 1] (end G with a tanh)"),
+    ({"discriminator/mine": "_target_: MOD.MyD\nscores: 2\n"},
+     "discriminator MOD.MyD: for 4 real samples it should return one score per sample, shape (4,) or (4, 1), but "
+     "returned (4, 2)"),
+    ({"discriminator/mine": "_target_: MOD.MyD\nnan: true\n"}, "discriminator MOD.MyD returned non-finite values"),
+    ({"loss/mine": "_target_: MOD.MyD\n"}, "loss MOD.MyD has no d_loss or g_loss"),
+    ({"generator/mine": "_target_: MOD.NoSuchG\n"}, "generator._target_=MOD.NoSuchG cannot be imported"),
+]
+
+
+@pytest.mark.parametrize("files,message", BROKEN, ids=["arguments", "shape", "range", "scores", "nan", "loss", "import"])
+def test_a_part_that_breaks_its_contract_gets_one_line_and_leaves_no_folder(tmp_path, files, message):
+    conf, module = project(tmp_path, **{**OWN, **files})
+    run = tmp_path / "run"
+    out = ganlab("train", "--config-dir", str(conf), *CHOSEN, *SMALL, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert message.replace("MOD", module) in out.stderr and "Traceback" not in out.stderr
+    assert not run.exists()
+
+
+def test_an_optimiser_of_ones_own_gets_the_parameters_and_the_learning_rate(tmp_path):
+    conf, _ = project(tmp_path, **{"optim/sgd": "_target_: torch.optim.SGD\nmomentum: 0.9\nlr: 0.01\n"})
+    run = tmp_path / "run"
+    out = ganlab("train", "--config-dir", str(conf), "optim=sgd", "+optim.g_lr_mult=2", *SMALL,
+                 "generator.width=8", "discriminator.width=8", "trainer.steps=4", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    d_group, g_group = state["opt_d"]["param_groups"][0], state["opt_g"]["param_groups"][0]
+    assert (d_group["lr"], g_group["lr"], g_group["momentum"]) == (0.01, 0.02, 0.9)
+
+
+PLUGIN = """\
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+
+from ganlab.parts.losses import GANLoss, LossConfig
+from ganlab.parts.registry import LOSSES, check
+
+
+@dataclass
+class SoftplusHingeConfig(LossConfig):
+    name: str = "softplus_hinge"
+    margin: float = 1.0  # where the hinge bends
+
+
+def check_margin(cfg, prefix):
+    check(cfg.margin > 0, f"{prefix}.margin={cfg.margin} must be > 0")
+
+
+@LOSSES.register("softplus_hinge", SoftplusHingeConfig, check_margin)
+class SoftplusHinge(GANLoss):
+    def __init__(self, cfg):
+        self.margin = cfg.margin
+
+    def d_loss(self, real, fake):
+        return F.softplus(self.margin - real).mean() + F.softplus(self.margin + fake).mean()
+
+    def g_loss(self, fake):
+        return -fake.mean()
+"""
+
+
+def test_an_installed_plugin_is_seen_by_every_ganlab_process(tmp_path):
+    """A package with a `ganlab.parts` entry point, installed onto the path (its dist-info holds the
+    entry point, as pip writes it): its loss is listed, composed with its schema and validated."""
+    site = tmp_path / "site"
+    (site / "ganlab_softplus").mkdir(parents=True)
+    (site / "ganlab_softplus" / "__init__.py").write_text(PLUGIN)
+    info = site / "ganlab_softplus-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ganlab-softplus\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[ganlab.parts]\nsoftplus = ganlab_softplus\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    cli = [sys.executable, "-m", "ganlab.cli"]
+
+    def run(*args):
+        import subprocess
+
+        return subprocess.run([*cli, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+
+    assert "softplus_hinge" in next(line for line in run("train", "--help").stdout.splitlines()
+                                    if line.startswith("loss:"))
+    out = run("train", "loss=softplus_hinge", "loss.margin=0.5", *SMALL, "generator.width=8",
+              "discriminator.width=8", "trainer.steps=4", f"hydra.run.dir={tmp_path / 'run'}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "margin: 0.5" in (tmp_path / "run" / ".hydra" / "config.yaml").read_text()
+    bad = run("train", "loss=softplus_hinge", "loss.margin=-1", f"hydra.run.dir={tmp_path / 'bad'}")
+    assert bad.returncode == 2 and "loss.margin=-1.0 must be > 0" in bad.stderr and not (tmp_path / "bad").exists()
+    typo = run("train", "loss=softplus_hinge", "loss.margn=1", f"hydra.run.dir={tmp_path / 'typo'}")
+    assert typo.returncode == 2 and "margin" in typo.stderr
