@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import textwrap
 import uuid
@@ -15,7 +16,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from tests.conftest import QUICK_METRICS, ganlab, run_cli
+from tests.conftest import QUICK_METRICS, REPO, ganlab, run_cli
 
 NETS = """\
 import torch
@@ -151,48 +152,20 @@ def test_an_optimiser_of_ones_own_gets_the_parameters_and_the_learning_rate(tmp_
     assert (d_group["lr"], g_group["lr"], g_group["momentum"]) == (0.01, 0.02, 0.9)
 
 
-PLUGIN = """\
-from dataclasses import dataclass
-
-import torch.nn.functional as F
-
-from ganlab.parts.losses import GANLoss, LossConfig
-from ganlab.parts.registry import LOSSES, check
-
-
-@dataclass
-class SoftplusHingeConfig(LossConfig):
-    name: str = "softplus_hinge"
-    margin: float = 1.0  # where the hinge bends
-
-
-def check_margin(cfg, prefix):
-    check(cfg.margin > 0, f"{prefix}.margin={cfg.margin} must be > 0")
-
-
-@LOSSES.register("softplus_hinge", SoftplusHingeConfig, check_margin)
-class SoftplusHinge(GANLoss):
-    def __init__(self, cfg):
-        self.margin = cfg.margin
-
-    def d_loss(self, real, fake):
-        return F.softplus(self.margin - real).mean() + F.softplus(self.margin + fake).mean()
-
-    def g_loss(self, fake):
-        return -fake.mean()
-"""
+PLUGIN = REPO / "examples" / "plugin"  # the plug-in the README installs
 
 
 def test_an_installed_plugin_is_seen_by_every_ganlab_process(tmp_path):
     """A package with a `ganlab.parts` entry point, installed onto the path (its dist-info holds the
     entry point, as pip writes it): its loss is listed, composed with its schema and validated."""
     site = tmp_path / "site"
-    (site / "ganlab_softplus").mkdir(parents=True)
-    (site / "ganlab_softplus" / "__init__.py").write_text(PLUGIN)
+    shutil.copytree(PLUGIN / "ganlab_softplus", site / "ganlab_softplus")
     info = site / "ganlab_softplus-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ganlab-softplus\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[ganlab.parts]\nsoftplus = ganlab_softplus\n")
+    declared = (PLUGIN / "pyproject.toml").read_text().split('[project.entry-points."ganlab.parts"]')[1].strip()
+    declared = declared.replace('"', '')  # TOML's quotes; entry_points.txt has none
+    (info / "entry_points.txt").write_text(f"[ganlab.parts]\n{declared}\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     cli = [sys.executable, "-m", "ganlab.cli"]
 
@@ -211,3 +184,10 @@ def test_an_installed_plugin_is_seen_by_every_ganlab_process(tmp_path):
     assert bad.returncode == 2 and "loss.margin=-1.0 must be > 0" in bad.stderr and not (tmp_path / "bad").exists()
     typo = run("train", "loss=softplus_hinge", "loss.margn=1", f"hydra.run.dir={tmp_path / 'typo'}")
     assert typo.returncode == 2 and "margin" in typo.stderr
+
+
+def test_the_readmes_own_gan_example_trains(tmp_path):
+    out = ganlab("train", "--config-dir", "myconf", *CHOSEN, *SMALL, f"hydra.run.dir={tmp_path / 'run'}",
+                 cwd=REPO / "examples" / "own_gan")
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
