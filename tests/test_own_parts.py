@@ -52,6 +52,17 @@ class MyD(nn.Module):
         return out * float("nan") if self.nan else out
 
 
+def stripes(n=320, side=8, scale=1.0):
+    # images of horizontal or vertical stripes (two classes), in [-1, 1] times scale
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % 2
+    phase = torch.rand(n, 1, generator=g) * 6.28
+    line = torch.sin(torch.arange(side).float() + phase)
+    x = torch.where(labels.view(n, 1, 1) == 0, line.unsqueeze(2).expand(n, side, side),
+                    line.unsqueeze(1).expand(n, side, side))
+    return (x.unsqueeze(1) * scale, labels)
+
+
 class MyHinge:
     \"\"\"A loss that is not a GANLoss: d_loss and g_loss are all it needs.\"\"\"
     def __init__(self, margin=1.0):
@@ -73,6 +84,7 @@ def project(tmp_path: Path, **files: str) -> tuple[Path, str]:
     --config-dir whose files name its classes; `files` maps group/option to YAML text, where MOD
     stands for the module's name."""
     module = f"nets_{uuid.uuid4().hex[:8]}"
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / f"{module}.py").write_text(NETS)
     for name, text in files.items():
         path = tmp_path / "myconf" / f"{name}.yaml"
@@ -191,3 +203,20 @@ def test_the_readmes_own_gan_example_trains(tmp_path):
                  cwd=REPO / "examples" / "own_gan")
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
+
+
+def test_data_of_ones_own_is_trained_scored_and_sampled(tmp_path):
+    conf, module = project(tmp_path, **OWN, **{"data/stripes": "_target_: MOD.stripes\nn: 320\n"})
+    run = tmp_path / "run"
+    out = ganlab("train", "--config-dir", str(conf), *CHOSEN, "data=stripes", *SMALL, f"hydra.run.dir={run}",
+                 cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["name"] == "stripes_MyHinge" and summary["quality"]["best"]["score"] > 0  # its own yardstick
+    sampled = ganlab("sample", str(run), "--n", "8", "--out", str(tmp_path / "s.npz"), cwd=tmp_path)
+    assert sampled.returncode == 0 and __import__("numpy").load(tmp_path / "s.npz")["images"].shape == (8, 8, 8, 1)
+    conf, module = project(tmp_path / "bad", **OWN, **{"data/stripes": "_target_: MOD.stripes\nscale: 3\n"})
+    bad = ganlab("train", "--config-dir", str(conf), *CHOSEN, "data=stripes", *SMALL, f"hydra.run.dir={run}2",
+                 cwd=tmp_path / "bad")
+    assert bad.returncode == 2 and "data stripes: its images should be finite and in [-1, 1]" in bad.stderr
+    assert not (tmp_path / "run2").exists()

@@ -104,12 +104,12 @@ def write_samples(run_dir: Path, out: Path, n: int, which: str = "best", seed: i
     if not out.parent.is_dir():
         raise ValueError(f"--out {out}: the folder {out.parent} does not exist")
     generator, cfg, state = load_generator(run_dir, which)
-    if interpolate is not None and len(sample_shape(cfg)) != 3:
+    if interpolate is not None and len(sample_shape(cfg, state)) != 3:
         raise ValueError(f"--interpolate draws strips of images, but {run_dir} models {cfg.data.name} points; "
                          f"sample without --interpolate")
     classes = state.get("classes")
     count, per_row, labels = layout(n, classes, chosen_class(classes, choice, run_dir), interpolate)
-    require(2 * sample_values(count, sample_shape(cfg)) + count * generator.z_dim, f"--n {n}", "ask for fewer samples")
+    require(2 * sample_values(count, sample_shape(cfg, state)) + count * generator.z_dim, f"--n {n}", "ask for fewer samples")
     samples = generate(generator, latents(generator.z_dim, count, seed, interpolate, truncation), labels)
     if out.suffix == ".png":
         if samples.dim() == 4:

@@ -15,8 +15,10 @@ from typing import Optional
 import torch
 from omegaconf import DictConfig, open_dict
 
+from ganlab.config import ConfigError
 from ganlab.parts.data import Dataset, DatasetNotFoundError, data_schema, load_dataset
 from ganlab.parts.data.mixtures import sample_mixture
+from ganlab.parts.registry import is_custom
 from ganlab.quality import scores
 from ganlab.quality.classifier import TrainedClassifier, load_or_train, sealed, unsealed
 from ganlab.record.run_folder import atomic_write
@@ -197,7 +199,7 @@ class MixtureEvaluator(Evaluator):
 
 def other_split(data_cfg: DictConfig) -> Optional[Dataset]:
     """The split the run does not train on (the test split, usually), when it can be read."""
-    if not data_schema(data_cfg).has_splits:
+    if is_custom(data_cfg) or not data_schema(data_cfg).has_splits:
         return None
     other = data_cfg.copy()
     with open_dict(other):
@@ -214,7 +216,10 @@ def other_split(data_cfg: DictConfig) -> Optional[Dataset]:
 
 def yardstick_config(data_cfg: DictConfig) -> DictConfig:
     """The data the scores of every run on this dataset are measured against: its full training split
-    at the run's image size and channels, whatever the run's subset (data.limit) or split."""
+    at the run's image size and channels, whatever the run's subset (data.limit) or split. A user's
+    data is its own yardstick."""
+    if is_custom(data_cfg):
+        return data_cfg
     full = data_cfg.copy()
     with open_dict(full):
         full.limit = None
@@ -228,6 +233,9 @@ def build_evaluator(cfg: DictConfig, data: Dataset) -> Evaluator:
     one yardstick per dataset (never the run's own subset, seed or settings)."""
     m = cfg.metrics
     if not data.is_image:
+        if data.modes is None:
+            raise ConfigError(f"data {data.name} holds points without known modes, which the point scores count; "
+                              f"return a ganlab.parts.data.Dataset with modes and std, or set metrics.enabled=false")
         return MixtureEvaluator(data, m.n_samples)
     full = yardstick_config(cfg.data)
     if full != cfg.data:  # a subset (data.limit) or the test split: score against the full training split

@@ -58,8 +58,11 @@ def checkpoint_path(run_dir: Path, which: str) -> Path:
     return path
 
 
-def sample_shape(cfg: DictConfig) -> tuple[int, ...]:
-    """The shape of one sample of the run's data, from its config alone."""
+def sample_shape(cfg: DictConfig, state: dict[str, Any] | None = None) -> tuple[int, ...]:
+    """The shape of one sample of the run's data: as its checkpoint `state` recorded it (a user's data
+    is known only once loaded), else from its config."""
+    if state and "sample_shape" in state:
+        return tuple(state["sample_shape"])
     return data_schema(cfg.data).sample_shape(cfg.data)
 
 
@@ -68,7 +71,7 @@ def load_generator(run_dir: Path, which: str = "best") -> tuple[torch.nn.Module,
     path = checkpoint_path(run_dir, which)
     state = load_checkpoint(path)
     cfg = OmegaConf.create(state["config"])
-    generator = build_generator(cfg.generator, sample_shape(cfg), len(state.get("classes") or []))
+    generator = build_generator(cfg.generator, sample_shape(cfg, state), len(state.get("classes") or []))
     try:  # the EMA generator where the run kept one: it is what the run's grids and scores came from
         generator.load_state_dict(state.get("generator_ema", state["generator"]))
     except RuntimeError as e:

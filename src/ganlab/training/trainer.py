@@ -45,6 +45,7 @@ class Trainer:
         self.step = 0  # G steps done
         self.epoch = 0  # epochs completed
         self.steps_per_epoch = steps_per_epoch(len(data), t)
+        self.sample_shape = data.sample_shape
         self.total_steps = t.steps or t.epochs * self.steps_per_epoch
         self.elapsed = 0.0  # seconds of training before this session (a resumed run)
         self.stop_signal: str | None = None  # set by SIGINT / SIGTERM: checkpoint and stop
@@ -119,6 +120,7 @@ class Trainer:
         self.gan_step.check_weights(self.step)
         self.run.save_checkpoint({
             "format": CHECKPOINT_FORMAT, "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "sample_shape": list(self.sample_shape),
             "step": self.step, "epoch": self.epoch, "finished": finished,
             **({"classes": self.classes} if self.classes else {}),
             "elapsed": time.perf_counter() - self.start, "rng": rng_state(),

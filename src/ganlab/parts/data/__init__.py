@@ -8,6 +8,8 @@ from typing import ClassVar, Optional
 import torch
 from omegaconf import DictConfig
 
+from ganlab.parts.registry import DATASETS, ConfigError, option_name
+
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset's files are missing; the message names the files and where to put them."""
@@ -64,8 +66,41 @@ class Dataset:
         return self
 
 
-def load_dataset(cfg: DictConfig, seed: int = 0) -> Dataset:
-    """Build the dataset that `cfg` (the `data` config node) names."""
-    from ganlab.parts.registry import DATASETS
+def as_dataset(data, name: str) -> Dataset:
+    """A user's data (`data._target_: mydata.load`, returning a Dataset, a tensor, or (tensor, labels)):
+    images (N, C, H, W) in [-1, 1] or points (N, D), labels (N,) class indices; else one line saying so."""
+    if isinstance(data, Dataset):
+        return data
+    x, labels = data if isinstance(data, tuple) and len(data) == 2 else (data, None)
+    where = f"data {name}"
+    if not isinstance(x, torch.Tensor) or x.dim() not in (2, 4) or not x.is_floating_point() or len(x) < 2:
+        got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ConfigError(f"{where} should give a float tensor of images (N, C, H, W) in [-1, 1] or points (N, D), "
+                          f"or (that tensor, labels); it gave {got}")
+    if not torch.isfinite(x).all() or (x.dim() == 4 and x.abs().max() > 1.0 + 1e-3):
+        raise ConfigError(f"{where}: its images should be finite and in [-1, 1] (x / 127.5 - 1 for bytes); found "
+                          f"values up to {x.abs().max():.3g}")
+    if labels is not None:
+        labels = torch.as_tensor(labels)
+        if labels.shape != (len(x),) or labels.is_floating_point() or labels.min() < 0:
+            raise ConfigError(f"{where}: labels should be N = {len(x)} class indices (0, 1, ...); got "
+                              f"{tuple(labels.shape)} {labels.dtype}")
+    classes = [str(k) for k in range(int(labels.max()) + 1)] if labels is not None else None
+    return Dataset(name=name, x=x.float(), labels=None if labels is None else labels.long(), classes=classes)
 
+
+def load_dataset(cfg: DictConfig, seed: int = 0) -> Dataset:
+    """Build the dataset that `cfg` (the `data` config node) names, or a user's `_target_`."""
     return DATASETS.build(cfg, seed)
+
+
+def _user_data(target, args: dict, cfg: DictConfig, seed: int = 0) -> Dataset:
+    try:
+        data = target(**args)
+    except Exception as e:
+        raise ConfigError(f"data._target_={cfg._target_} failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+                          ) from None
+    return as_dataset(data, option_name(cfg))
+
+
+DATASETS.custom = _user_data
