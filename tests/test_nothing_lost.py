@@ -368,3 +368,10 @@ def test_a_failed_writes_hint_fits_its_cause(tmp_path):
     with pytest.raises(RunFolderError, match="is a folder") as folder:
         atomic_write(tmp_path / "a_folder", lambda tmp: tmp.write_text("{}"))
     assert "disk space" not in str(folder.value)
+
+
+def test_an_interpolation_that_cannot_be_resolved_is_one_line_and_leaves_no_folder(tmp_path):
+    out = ganlab("train", 'trainer.epochs=${oc.decode:"[1,"}', f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "ganlab: error: trainer.epochs: GrammarParseError" in out.stderr and "fix the interpolation" in out.stderr
+    assert not (tmp_path / "run").exists()

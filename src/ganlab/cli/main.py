@@ -10,10 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ganlab import CONF_DIR
-from ganlab.config import ConfigError, register_configs
+from ganlab.config import ConfigError
 from ganlab.parts.data import DatasetError, DatasetNotFoundError
-from ganlab.parts.registry import PARTS
 from ganlab.quality.scores import better
 from ganlab.record.checkpoints import CheckpointError
 from ganlab.record.run_folder import EVALUATED, RunFolderError, check_user_output, eval_json
@@ -31,56 +29,6 @@ EXAMPLES = """examples:
   ganlab train -m optim.lr=1e-4,2e-4 seed=1,2,3
   ganlab train -m '+exp=glob(*)'               every study of the seed notes, in parallel
 """
-
-
-TRAIN_HELP = """ganlab train: compose a GAN from config groups, train it with one loop, and write a run folder
-(metrics.csv, samples/, history.png, checkpoints/, summary.json, train.log).
-
-usage: ganlab train [group=option ...] [key=value ...] [+exp=NAME] [-m] [--cfg job] [--info]
-
-== Config groups (pick with group=option) ==
-{groups}
-
-== Config (change with key=value{with_overrides}) ==
-{config}
-Examples:
-  ganlab train                                   # DCGAN on the bundled 8x8 digits
-  ganlab train loss=wgan_gp discriminator.norm=layer
-  ganlab train data=ring8 generator=mlp discriminator=mlp loss=hinge
-  ganlab train optim.lr=2e-4 optim.d_lr_mult=0.5 optim.g_lr_mult=2
-  ganlab train -m optim.lr=1e-4,2e-4 discriminator.dropout=0.3,0.5
-  ganlab train --cfg job                         # print the composed config, train nothing
-Runs go to outputs/runs/<date>_<time>_<name>/ (move one with hydra.run.dir=PATH).
-Hydra's own options: ganlab train --hydra-help
-"""
-
-def config_dirs(flags: dict[str, str | None]) -> list[Path]:
-    """ganlab's own config folder, then a user's from --config-dir / -cd (its groups add to ganlab's)."""
-    extra = flags.get("--config-dir") or flags.get("-cd")
-    return [CONF_DIR] + ([Path(extra).expanduser().resolve()] if extra else [])
-
-
-def train_help(args: list[str]) -> str:
-    """Help for `ganlab train`: the groups on disk and the config composed with the overrides."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from ganlab.training.sweep import split_hydra_flags
-
-    flags, overrides = split_hydra_flags(args)
-    dirs = config_dirs(flags)
-    options: dict[str, set[str]] = {}  # group (hydra/launcher for a nested one) -> its options
-    for d in (d for d in dirs if d.is_dir()):
-        for f in d.glob("*/**/*.yaml"):
-            options.setdefault(f.parent.relative_to(d).as_posix(), set()).add(f.stem)
-    for registry in PARTS:  # installed plug-ins' options too
-        options.setdefault(registry.part, set()).update(registry.names())
-    lines = [f"{g}: {', '.join(sorted(o))}" for g, o in sorted(options.items())]
-    searchpath = [f"hydra.searchpath=[file://{d}]" for d in dirs[1:]]
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=searchpath + overrides)
-    return TRAIN_HELP.format(groups="\n".join(lines), config=OmegaConf.to_yaml(cfg),
-                             with_overrides=f"; shown with {' '.join(overrides)}" if overrides else "")
 
 
 @dataclass(frozen=True)
@@ -133,49 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     command, rest = argv[0], argv[1:]
-    if command == "train":
-        register_configs()
-        if "--help" in rest or "-h" in rest:
-            print(train_help([a for a in rest if a not in ("--help", "-h")]))
-            return 0
-        from ganlab.cli.train_app import train_app
-        from ganlab.config.advice import advice
-        from ganlab.config.trust import UntrustedConfig, check_config_dir
-        from ganlab.training.sweep import (
-            interrupted_sweep,
-            split_hydra_flags,
-            stop_workers_on_signals,
-            sweep_dir_of,
-            sweep_dir_override,
-        )
+    if command == "train":  # the Hydra app, with ganlab's checks and messages around it
+        from ganlab.cli.train_app import train_command
 
-        flags, overrides = split_hydra_flags(rest)
-        config_dir = flags.get("--config-dir") or flags.get("-cd")
-        try:
-            check_config_dir(Path(config_dir) if config_dir else None, overrides)
-        except UntrustedConfig as e:
-            print(f"ganlab: error: {e}", file=sys.stderr)
-            return 2
-        fix = advice(overrides, check_keys=not config_dir)  # a user's own groups: Hydra's to judge
-        if fix:
-            print(f"ganlab: error: {fix}", file=sys.stderr)
-            return 2
-
-        sys.argv = ["ganlab train", *rest, *sweep_dir_override(rest)]
-        if not {"-m", "--multirun"} & set(rest):
-            train_app()
-            return 0
-        sweep_dir = sweep_dir_of(sys.argv)
-        # joblib's semaphores of workers stopped mid-job: the resource tracker's warning would follow our one line
-        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"),
-                                                              "ignore::UserWarning:multiprocessing.resource_tracker"]))
-        try:
-            with stop_workers_on_signals(sweep_dir):
-                train_app()
-        except KeyboardInterrupt:  # the jobs checkpointed and stopped: one line, not joblib's traceback
-            print(f"ganlab: {interrupted_sweep(sweep_dir)}", file=sys.stderr)
-            return 130
-        return 0
+        return train_command(rest)
     if command not in COMMANDS:
         print(f"ganlab: error: unknown command {command!r}; choose one of: train, {', '.join(COMMANDS)} "
               f"(ganlab --help)", file=sys.stderr)

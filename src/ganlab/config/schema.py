@@ -127,7 +127,7 @@ def register_configs() -> None:
     for registry in PARTS:
         for name in registry.names():
             cs.store(group=f"schema/{registry.part}", name=name, node=registry[name].schema)
-            if not (CONF_DIR / registry.part / f"{name}.yaml").is_file():  # a plug-in's option: its schema is its file
+            if registry[name].plugin and not (CONF_DIR / registry.part / f"{name}.yaml").is_file():  # no YAML needed
                 node = OmegaConf.structured(registry[name].schema)
                 node.name = name
                 cs.store(group=registry.part, name=name, node=node)

@@ -46,6 +46,9 @@ def check_positive(key: str, value: float) -> None:
 TARGET = "_target_"
 PLUGIN_GROUP = "ganlab.parts"  # pyproject: [project.entry-points."ganlab.parts"] mine = "mypackage.ganlab_parts"
 _plugins_loaded = False
+_plugin_loading: Optional[str] = None  # the entry point being imported: what it registers is its
+
+
 
 
 def load_plugins() -> None:
@@ -56,13 +59,17 @@ def load_plugins() -> None:
     _plugins_loaded = True
     from importlib.metadata import entry_points
 
+    global _plugin_loading
     for entry in entry_points(group=PLUGIN_GROUP):
         try:
+            _plugin_loading = entry.name
             entry.load()
         except Exception as e:
             raise ConfigError(f"the ganlab plug-in {entry.name} ({entry.value}, from the package "
                               f"{entry.dist.name if entry.dist else '?'}) failed to load ({type(e).__name__}: {e}); "
                               f"reinstall or uninstall it") from None
+        finally:
+            _plugin_loading = None
 
 
 def is_custom(cfg) -> bool:
@@ -106,6 +113,7 @@ class Option:
     build: Callable  # build(cfg, ...) -> the part
     schema: type  # the dataclass its YAML file names
     check: Optional[Callable] = None  # check(cfg, prefix) raises ConfigError for values this option refuses
+    plugin: Optional[str] = None  # the installed plug-in that registered it (its options need no YAML file)
 
 
 class Registry:
@@ -121,7 +129,7 @@ class Registry:
     def register(self, name: str, schema: type, check: Optional[Callable] = None) -> Callable:
         """Decorator: `@LOSSES.register("hinge", LossConfig)` on a class or function taking the config node."""
         def add(build: Callable) -> Callable:
-            self._options[name] = Option(build, schema, check)
+            self._options[name] = Option(build, schema, check, _plugin_loading)
             return build
         return add
 
