@@ -28,6 +28,7 @@ from ganlab.record.run_folder import HYDRA_DIR, RunFolder, claim_new
 
 log = logging.getLogger("ganlab")
 Part = Union[type, Callable[..., Any], functools.partial, dict, str]
+PART_KEYS = ("data", "generator", "discriminator", "loss", "optim")
 
 
 def compose(*overrides: str, config_dir: Optional[Union[str, Path]] = None) -> DictConfig:
@@ -40,9 +41,7 @@ def compose(*overrides: str, config_dir: Optional[Union[str, Path]] = None) -> D
 
 def target_of(part: Part) -> dict[str, Any]:
     """A part given from Python as a config node: a class or function (its import path), a
-    functools.partial (with its keyword arguments), a dict (a node as is) or a registered name."""
-    if isinstance(part, str):
-        return {"name": part}
+    functools.partial (with its keyword arguments) or a dict (a node as is)."""
     if isinstance(part, dict):
         return dict(part)
     kwargs: dict[str, Any] = {}
@@ -55,18 +54,22 @@ def target_of(part: Part) -> dict[str, Any]:
 
 
 def config(*overrides: Union[str, DictConfig], config_dir=None, **parts: Part) -> DictConfig:
-    """A composed config with `parts` (generator=, discriminator=, loss=, optim=, data=) put in."""
-    cfg = next((o for o in overrides if isinstance(o, DictConfig)), None)
-    cfg = cfg.copy() if cfg is not None else compose(*[o for o in overrides if isinstance(o, str)],
-                                                     config_dir=config_dir)
+    """A composed config with `parts` (generator=, discriminator=, loss=, optim=, data=) put in: a
+    registered name (loss="hinge") composes as the override loss=hinge would, anything else is yours."""
+    unknown = set(parts) - {"seed", *PART_KEYS}
+    if unknown:
+        raise TypeError(f"{', '.join(sorted(unknown))}= is not a part; give data=, generator=, discriminator=, loss=, "
+                        f"optim= or seed=")
+    named = [f"{k}={v}" for k, v in parts.items() if isinstance(v, (str, int))]  # seed=1, loss="hinge"
+    given = next((o for o in overrides if isinstance(o, DictConfig)), None)
+    if given is not None and named:
+        raise TypeError(f"{', '.join(named)}: with a composed config, set these in it (or pass overrides instead)")
+    cfg = given.copy() if given is not None else compose(*[o for o in overrides if isinstance(o, str)], *named,
+                                                         config_dir=config_dir)
     with open_dict(cfg):
         for key, part in parts.items():
-            if key == "seed":
-                cfg.seed = int(part)
-            elif key in ("data", "generator", "discriminator", "loss", "optim"):
+            if not isinstance(part, (str, int)):
                 cfg[key] = OmegaConf.create(target_of(part))
-            else:
-                raise TypeError(f"{key}= is not a part; give data=, generator=, discriminator=, loss=, optim= or seed=")
     return cfg
 
 
@@ -93,7 +96,9 @@ def train(*overrides: Union[str, DictConfig], run_dir: Optional[Union[str, Path]
 
 def _override_value(part: Part) -> str:
     """How a part given from Python is named in overrides.yaml (what compare tells runs apart by)."""
-    node = target_of(part) if not isinstance(part, (int, float)) else {"name": part}
+    if isinstance(part, (str, int)):
+        return str(part)
+    node = target_of(part)
     if "_target_" not in node:
         return str(node.get("name"))
     args = ",".join(f"{k}:{v}" for k, v in node.items() if k != "_target_")

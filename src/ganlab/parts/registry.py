@@ -49,17 +49,14 @@ _plugins_loaded = False
 _plugin_loading: Optional[str] = None  # the entry point being imported: what it registers is its
 
 
-
-
 def load_plugins() -> None:
     """Import every installed plug-in's module (once): it registers its options like ganlab's own."""
-    global _plugins_loaded
+    global _plugins_loaded, _plugin_loading
     if _plugins_loaded:
         return
     _plugins_loaded = True
     from importlib.metadata import entry_points
 
-    global _plugin_loading
     for entry in entry_points(group=PLUGIN_GROUP):
         try:
             _plugin_loading = entry.name
