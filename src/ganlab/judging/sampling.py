@@ -105,7 +105,7 @@ def write_samples(run_dir: Path, out: Path, n: int, which: str = "best", seed: i
         raise ValueError(f"--out {out}: the folder {out.parent} does not exist")
     generator, cfg, state = load_generator(run_dir, which)
     if interpolate is not None and len(sample_shape(cfg, state)) != 3:
-        raise ValueError(f"--interpolate draws strips of images, but {run_dir} models {cfg.data.name} points; "
+        raise ValueError(f"--interpolate draws strips of images, but {run_dir} models points; "
                          f"sample without --interpolate")
     classes = state.get("classes")
     count, per_row, labels = layout(n, classes, chosen_class(classes, choice, run_dir), interpolate)

@@ -58,7 +58,7 @@ def class_count(cfg: DictConfig, data: Dataset) -> int:
         return 0
     if data.labels is None:
         raise DatasetError(f"discriminator.conditioning={cfg.discriminator.conditioning} needs classes, but the "
-                           f"images of data={cfg.data.name} have none; put each class's images in its own subfolder "
+                           f"images of data={option_name(cfg.data)} have none; put each class's images in its own subfolder "
                            f"of data.root, or use discriminator.conditioning=none")
     return data.n_classes
 
@@ -126,7 +126,7 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
     data = load_dataset(cfg.data, cfg.seed).to(device)
     n_classes = class_count(cfg, data)
     if steps_per_epoch(len(data), cfg.trainer) == 0:
-        raise ConfigError(f"data={cfg.data.name} has {len(data)} samples, fewer than trainer.batch_size="
+        raise ConfigError(f"data={option_name(cfg.data)} has {len(data)} samples, fewer than trainer.batch_size="
                           f"{cfg.trainer.batch_size} x trainer.n_critic={cfg.trainer.n_critic}; lower trainer.batch_size")
     check_contract(cfg, data, device, n_classes)
     run = (RunFolder(run_dir).reopen(resume["step"]) if resume is not None
