@@ -139,11 +139,12 @@ BROKEN = [
      "returned (4, 2)"),
     ({"discriminator/mine": "_target_: MOD.MyD\nnan: true\n"}, "discriminator MOD.MyD returned non-finite values"),
     ({"loss/mine": "_target_: MOD.MyD\n"}, "loss MOD.MyD has no d_loss or g_loss"),
+    ({"loss/mine": "_target_: MOD.MyHinge\nmargin: x\n"}, "loss d_loss of MOD.MyHinge failed on a dry batch of 4 (TypeError"),
     ({"generator/mine": "_target_: MOD.NoSuchG\n"}, "generator._target_=MOD.NoSuchG cannot be imported"),
 ]
 
 
-@pytest.mark.parametrize("files,message", BROKEN, ids=["arguments", "shape", "range", "scores", "nan", "loss", "import"])
+@pytest.mark.parametrize("files,message", BROKEN, ids=["arguments", "shape", "range", "scores", "nan", "loss", "loss-fails", "import"])
 def test_a_part_that_breaks_its_contract_gets_one_line_and_leaves_no_folder(tmp_path, files, message):
     conf, module = project(tmp_path, **{**OWN, **files})
     run = tmp_path / "run"

@@ -19,6 +19,8 @@ BATCH = 4
 
 
 def _name(part: Any) -> str:
+    part = getattr(part, "__self__", part)  # a bound method: its object
+    part = getattr(part, "inner", part)  # a user's loss, as ganlab wrapped it
     kind = part if isinstance(part, type) else type(part)
     return f"{kind.__module__}.{kind.__qualname__}"
 
@@ -66,9 +68,9 @@ def check_parts(generator: torch.nn.Module, discriminator: torch.nn.Module, loss
         value = _call(getattr(loss, method), f"loss {method} of", *args)
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            raise ConfigError(f"loss {_name(getattr(loss, 'inner', loss))}.{method} should return a scalar tensor, "
+            raise ConfigError(f"loss {_name(loss)}.{method} should return a scalar tensor, "
                               f"but returned {got}")
-        _finite(value, f"loss {method} of", getattr(loss, "inner", loss))
+        _finite(value, f"loss {method} of", loss)
 
 
 def _finite(x: torch.Tensor, role: str, part: Any) -> None:
