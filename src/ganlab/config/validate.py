@@ -11,8 +11,8 @@ import dataclasses
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab.config.schema import LOGGERS
+from ganlab.parts.data import data_schema
 from ganlab.parts.registry import (
-    DATASETS,
     DISCRIMINATORS,
     GENERATORS,
     LOSSES,
@@ -33,7 +33,7 @@ CONDITIONING_D = ("none", "projection", "acgan")
 
 
 def holds_images(data: DictConfig) -> bool:
-    return DATASETS[data.name].schema.holds_images
+    return data_schema(data).holds_images
 
 
 def fits_points(registry, name: str) -> bool:
@@ -118,7 +118,7 @@ def _validate_points(cfg: DictConfig) -> None:
     wrong = [side for side, registry in nets.items()
              if not is_custom(cfg[side]) and not fits_points(registry, cfg[side].name)]
     fixes = [f"{side}={next(n for n in nets[side].names() if fits_points(nets[side], n))}" for side in wrong]
-    (dims,) = DATASETS[cfg.data.name].schema.sample_shape(cfg.data)
+    (dims,) = data_schema(cfg.data).sample_shape(cfg.data)
     check(not wrong, f"data={cfg.data.name} holds {dims}-D points, not images, so {cfg[wrong[0]].name if wrong else ''} "
                      f"cannot model it; add {' '.join(fixes)}")
     check(cfg.augment.name == "none",

@@ -117,6 +117,7 @@ class Registry:
     def __init__(self, part: str, *modules: str):
         self.part, self.modules = part, modules  # the config group, and the modules or packages defining its options
         self._options: dict[str, Option] = {}
+        self._loaded = False
         # Set by the part's module: ganlab's own keys for any option of the part (e.g. loss.r1_gamma) with
         # their defaults, never passed to a user's part; and how a user's part is built, custom(target,
         # arguments, cfg, *build arguments), where plain target(**arguments) is not enough.
@@ -131,11 +132,13 @@ class Registry:
         return add
 
     def _load(self) -> dict[str, Option]:
-        load_plugins()
-        for name in self.modules:
-            module = importlib.import_module(name)
-            for sub in pkgutil.iter_modules(getattr(module, "__path__", [])):  # a package: each of its modules
-                importlib.import_module(f"{name}.{sub.name}")
+        if not self._loaded:  # once: the package's folder is not read again on every lookup
+            self._loaded = True
+            load_plugins()
+            for name in self.modules:
+                module = importlib.import_module(name)
+                for sub in pkgutil.iter_modules(getattr(module, "__path__", [])):  # a package: each of its modules
+                    importlib.import_module(f"{name}.{sub.name}")
         return self._options
 
     def names(self) -> tuple[str, ...]:
