@@ -135,7 +135,7 @@ BROKEN = [
      "generator MOD.MyG: for 4 latents of size 8 it should return a tensor of shape (4, 1, 8, 8)"),
     ({"generator/mine": "_target_: MOD.MyG\nout_scale: 3.0\n"}, "images live in [-1, 1] (end G with a tanh)"),
     ({"discriminator/mine": "_target_: MOD.MyD\nscores: 2\n"},
-     "discriminator MOD.MyD: for 4 real samples it should return one score per sample, shape (4,) or (4, 1), but "
+     "discriminator MOD.MyD: for 4 real samples it should return one score each, shape (4,) or (4, 1), but "
      "returned (4, 2)"),
     ({"discriminator/mine": "_target_: MOD.MyD\nnan: true\n"}, "discriminator MOD.MyD returned non-finite values"),
     ({"loss/mine": "_target_: MOD.MyD\n"}, "loss MOD.MyD has no d_loss or g_loss"),

@@ -72,6 +72,7 @@ def validate(cfg: DictConfig) -> None:
     if images is False:
         _validate_points(cfg)
     _validate_conditioning(cfg, images is not False)
+    _validate_remedies(cfg)
     _validate_loss(cfg)
     _validate_optim(cfg.optim)
     _validate_trainer(cfg.trainer)
@@ -97,6 +98,20 @@ def _validate_conditioning(cfg: DictConfig, images: bool) -> None:
     check(g.conditioning != "cbn" or g.norm in ("batch", "layer"),
           f"generator.conditioning=cbn conditions G's norm layers, but generator.norm={g.norm} has none; "
           f"use generator.norm=batch (or layer), or generator.conditioning=concat")
+
+
+def _validate_remedies(cfg: DictConfig) -> None:
+    """Packing and the minibatch std layer (parts/networks/packing.py, layers.py)."""
+    d, knob = cfg.discriminator, lambda key: DISCRIMINATORS.knob(cfg.discriminator, key)
+    pack = knob("pack")
+    check(pack >= 1, f"discriminator.pack={pack} must be >= 1 (1: no packing)")
+    check(cfg.trainer.batch_size % pack == 0, f"discriminator.pack={pack} must divide trainer.batch_size="
+                                              f"{cfg.trainer.batch_size}: D judges the batch in packs of {pack}")
+    check(pack == 1 or not is_conditional(cfg), f"discriminator.pack={pack} with discriminator.conditioning="
+                                                f"{d.get('conditioning')}: a pack holds samples of several classes; use one")
+    check(not (knob("minibatch_std") and is_custom(d)),
+          f"discriminator.minibatch_std=true is a layer inside ganlab's networks; discriminator._target_="
+          f"{d.get('_target_')} is your own: add ganlab.parts.networks.layers.MinibatchStd before its head instead")
 
 
 def _validate_net(side: str, net: DictConfig) -> None:

@@ -41,7 +41,8 @@ def check_parts(generator: torch.nn.Module, discriminator: torch.nn.Module, loss
     if not isinstance(z_dim, int) or z_dim < 1:
         raise ConfigError(f"generator {_name(generator)} has no z_dim (found {z_dim!r}); give it an attribute z_dim, "
                           f"the size of the latent vector it takes")
-    real, y = real[:BATCH], None if labels is None else labels[:BATCH]
+    per = getattr(discriminator, "pack", 1)  # PacGAN's D scores packs of samples (parts/networks/packing.py)
+    real, y = real[:BATCH * per], None if labels is None else labels[:BATCH * per]
     with torch.no_grad():
         z = torch.randn(len(real), z_dim, device=real.device)
         fake = _call(generator, "generator", *([z] if y is None else [z, y]))
@@ -57,14 +58,15 @@ def check_parts(generator: torch.nn.Module, discriminator: torch.nn.Module, loss
         scores = {}
         for which, batch in (("real", real), ("generated", fake)):
             out = _call(discriminator, "discriminator", *([batch] if y is None else [batch, y]))
-            if not isinstance(out, torch.Tensor) or out.numel() != len(batch) or out.dim() > 2:
+            n = len(batch) // per
+            if not isinstance(out, torch.Tensor) or out.numel() != n or out.dim() > 2:
                 got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                raise ConfigError(f"discriminator {_name(discriminator)}: for {len(batch)} {which} samples it should "
-                                  f"return one score per sample, shape ({len(batch)},) or ({len(batch)}, 1), but "
-                                  f"returned {got}")
+                raise ConfigError(f"discriminator {_name(discriminator.net if per > 1 else discriminator)}: for {n} "
+                                  f"{which} {'packs' if per > 1 else 'samples'} it should return one score each, "
+                                  f"shape ({n},) or ({n}, 1), but returned {got}")
             _finite(out, "discriminator", discriminator)
             scores[which] = out.reshape(-1).float()
-    for method, args in (("d_loss", (scores["real"], scores["generated"])), ("g_loss", (scores["generated"],))):
+    for method, args in (("d_loss", (scores["real"], scores["generated"])), ("g_loss", (scores["generated"], scores["real"])[:1 + loss.pairs])):
         value = _call(getattr(loss, method), f"loss {method} of", *args)
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__

@@ -21,7 +21,7 @@ from ganlab.parts.registry import LOSSES, ConfigError, check, check_range
 
 @dataclass
 class LossConfig:
-    name: str = MISSING  # bce | bce_logits | label_smoothing | wgan_gp | hinge | lsgan | minimax
+    name: str = MISSING  # bce | bce_logits | label_smoothing | wgan_gp | hinge | lsgan | minimax | rpgan
     n_critic: int = 1  # recommended D steps per G step (trainer.n_critic defaults to it)
     r1_gamma: float = 0.0  # R1 penalty on real data, (gamma / 2) E||grad D(x)||^2 (0: off; StyleGAN2 uses 1-10)
     r2_gamma: float = 0.0  # the same on generated data (0: off)
@@ -54,6 +54,7 @@ class GANLoss(ABC):
     # a gradient penalty of its own through D, per sample: D may not mix samples (batch norm), fp16
     # would need the penalty's own loss scaling, and R1/R2 would penalise twice
     gradient_penalty = False
+    pairs = False  # relativistic: g_loss(fake, real) also takes D's scores of the real batch, pair by pair
 
     def __init__(self, cfg: DictConfig | None = None):
         """`cfg`: the loss's config node, for the losses that have settings of their own."""
@@ -64,7 +65,7 @@ class GANLoss(ABC):
 
     @abstractmethod
     def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
-        """G's loss on D's raw scores for a generated batch."""
+        """G's loss on D's raw scores for a generated batch (and, when `pairs`, a real one: g_loss(fake, real))."""
 
     def penalty(self, d: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         return real.new_zeros(())
@@ -144,6 +145,22 @@ class LSGANLoss(GANLoss):
         return 0.5 * (fake - 1.0).pow(2).mean()
 
 
+@LOSSES.register("rpgan", LossConfig)
+class RpGANLoss(GANLoss):
+    """Relativistic pairing GAN (Jolicoeur-Martineau 2019), R3GAN's loss (Huang et al. 2024): each real
+    sample is paired with a fake one and D learns by how much the real one is more real,
+    softplus(-(D(x) - D(G(z)))); G the reverse, softplus(-(D(G(z)) - D(x))). With R1 and R2
+    (loss.r1_gamma, loss.r2_gamma) it converges locally (their Theorem); +exp=r3gan is their recipe."""
+    threshold = None  # only score differences matter: split at the batch's midpoint
+    pairs = True
+
+    def d_loss(self, real, fake):
+        return F.softplus(fake - real).mean()
+
+    def g_loss(self, fake, real):
+        return F.softplus(real - fake).mean()
+
+
 def check_gp_weight(cfg: DictConfig, prefix: str) -> None:
     check(cfg.gp_weight >= 0, f"{prefix}.gp_weight={cfg.gp_weight} must be >= 0")
 
@@ -202,15 +219,15 @@ class UserLoss(GANLoss):
 
     def __init__(self, inner):
         self.inner = inner
-        for name in ("probabilities", "threshold", "critic", "columns", "gradient_penalty"):
+        for name in ("probabilities", "threshold", "critic", "columns", "gradient_penalty", "pairs"):
             if hasattr(inner, name):
                 setattr(self, name, getattr(inner, name))
 
     def d_loss(self, real, fake):
         return self.inner.d_loss(real, fake)
 
-    def g_loss(self, fake):
-        return self.inner.g_loss(fake)
+    def g_loss(self, fake, *real):
+        return self.inner.g_loss(fake, *real)
 
     def penalty(self, d, real, fake):
         return self.inner.penalty(d, real, fake) if hasattr(self.inner, "penalty") else super().penalty(d, real, fake)

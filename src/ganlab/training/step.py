@@ -67,7 +67,12 @@ class GANStep:
         requires_grad(g.discriminator, False)
         d = self.critic(y)
         with amp.autocast():
-            loss_g = g.loss.g_loss(d(self.augmented(fake)).float()) + self.class_loss(y)
+            fake_s = d(self.augmented(fake)).float()
+            class_loss = self.class_loss(y)
+            if g.loss.pairs:  # a relativistic loss compares each fake with a real sample
+                with torch.no_grad():
+                    real_s = d(self.augmented(real)).float()
+            loss_g = (g.loss.g_loss(fake_s, real_s) if g.loss.pairs else g.loss.g_loss(fake_s)) + class_loss
         stats["grad_norm_g"] = amp.backward_and_step(loss_g, g.opt_g, g.generator, "g")
         requires_grad(g.discriminator, True)
         stats["loss_g"] = loss_g.detach()

@@ -15,6 +15,7 @@ import torch.nn as nn
 from omegaconf import DictConfig
 
 from ganlab.parts.registry import DISCRIMINATORS, GENERATORS
+from ganlab.parts.networks.packing import Packed, packed_shape
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
 
@@ -109,5 +110,9 @@ def build_generator(cfg: DictConfig, shape: tuple[int, ...], n_classes: int = 0)
 
 
 def build_discriminator(cfg: DictConfig, shape: tuple[int, ...], n_classes: int = 0) -> nn.Module:
-    """The configured D; class-conditional when `n_classes` > 0."""
+    """The configured D; class-conditional when `n_classes` > 0, judging packs of samples when
+    `discriminator.pack` > 1."""
+    pack = DISCRIMINATORS.knob(cfg, "pack")
+    if pack > 1:
+        return Packed(DISCRIMINATORS.build(cfg, packed_shape(shape, pack)), pack)
     return ConditionalDiscriminator(cfg, shape, n_classes) if n_classes else DISCRIMINATORS.build(cfg, shape)

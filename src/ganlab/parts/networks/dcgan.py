@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ganlab.parts.networks.layers import DiscriminatorNetConfig, GeneratorNetConfig, block, check_depth, dcgan_init
+from ganlab.parts.networks.layers import (DiscriminatorNetConfig, GeneratorNetConfig, block, check_depth, dcgan_init,
+                                          minibatch_std)
 from ganlab.parts.registry import DISCRIMINATORS, GENERATORS, check
 
 
@@ -105,8 +106,9 @@ class DCGANDiscriminator(nn.Module):
         for i in range(1, len(widths)):
             down = nn.Conv2d(widths[i - 1], widths[i], k, 2, pad, bias=cfg.norm != "batch")
             layers += block(down, widths[i], cfg, conv=True) + _extra_convs(widths[i], cfg)
-        self.body = nn.Sequential(*layers, nn.Flatten())
-        head = nn.Linear(widths[-1] * sides[-1] ** 2, 1)
+        extra, added = minibatch_std(cfg)
+        self.body = nn.Sequential(*layers, *extra, nn.Flatten())
+        head = nn.Linear((widths[-1] + added) * sides[-1] ** 2, 1)
         self.head = nn.utils.parametrizations.spectral_norm(head) if cfg.norm == "spectral" else head
         self.apply(dcgan_init)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import torch
 import torch.nn as nn
 from omegaconf import MISSING, DictConfig
 
@@ -34,6 +36,9 @@ class DiscriminatorNetConfig(NetConfig):
     # anything but none makes the GAN class-conditional, with labels from the dataset
     conditioning: str = "none"
     class_weight: float = 1.0  # acgan: weight of the class loss in D's and G's losses
+    # Remedies against mode collapse, for any D (docs/guide.md, "Against mode collapse"):
+    pack: int = 1  # PacGAN (Lin et al. 2018): D judges this many samples at once, concatenated (1: off)
+    minibatch_std: bool = False  # StyleGAN's minibatch standard deviation feature before D's head
 
 
 ACTIVATIONS = {
@@ -84,6 +89,27 @@ def block(layer: nn.Module, features: int, net, conv: bool, *, norm: bool = True
     if net.dropout > 0:
         modules.append(nn.Dropout(net.dropout))
     return modules
+
+
+class MinibatchStd(nn.Module):
+    """StyleGAN's minibatch standard deviation (Karras et al. 2018): the standard deviation of each feature
+    over a group of samples, averaged to one number and joined to every sample of the group as one more
+    feature (channel); a collapsed G, whose samples hardly differ, cannot fake it."""
+
+    GROUP = 4  # StyleGAN's group size; a batch it does not divide uses the largest size that does
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        group = math.gcd(n, self.GROUP)
+        y = x.reshape(group, n // group, *x.shape[1:])  # sample i joins the group of i mod n / group
+        y = (y.var(0, unbiased=False) + 1e-8).sqrt().flatten(1).mean(1)  # one number per group
+        y = y.repeat(group).reshape(n, 1, *[1] * (x.dim() - 2)).expand(n, 1, *x.shape[2:])
+        return torch.cat([x, y.to(x.dtype)], 1)
+
+
+def minibatch_std(net) -> tuple[list[nn.Module], int]:
+    """The minibatch std layer and the features it adds, when the network config `net` asks for it."""
+    return ([MinibatchStd()], 1) if net.get("minibatch_std") else ([], 0)
 
 
 def dcgan_init(module: nn.Module) -> None:

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ganlab.parts.networks.layers import DiscriminatorNetConfig, GeneratorNetConfig, block, dcgan_init
-from ganlab.parts.registry import DISCRIMINATORS, GENERATORS
+from ganlab.parts.networks.layers import (DiscriminatorNetConfig, GeneratorNetConfig, block, dcgan_init, minibatch_std,
+                                          norm_layer)
+from ganlab.parts.registry import DISCRIMINATORS, GENERATORS, check
 
 
 @dataclass
@@ -28,6 +29,29 @@ class MLPDiscriminatorConfig(DiscriminatorNetConfig):
     depth: int = 3
     activation: str = "leaky_relu"
     norm: str = "none"
+
+
+@dataclass
+class MaxoutDiscriminatorConfig(DiscriminatorNetConfig):
+    """PacGAN's D for the 2-D mixtures: 3 x 200 maxout units of 5 pieces (Goodfellow et al. 2013)."""
+    name: str = "maxout"
+    width: int = 200  # maxout units per hidden layer
+    depth: int = 3
+    pieces: int = 5  # linear pieces each unit takes the maximum of
+    norm: str = "none"
+    activation: str = "relu"  # unused: the maximum is the activation
+
+
+class Maxout(nn.Module):
+    """`width` units, each the maximum of `pieces` linear functions of the input."""
+
+    def __init__(self, in_features: int, width: int, pieces: int):
+        super().__init__()
+        self.width, self.pieces = width, pieces
+        self.linear = nn.Linear(in_features, width * pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).view(-1, self.width, self.pieces).amax(-1)
 
 
 def _hidden(in_features: int, cfg) -> tuple[list[nn.Module], int]:
@@ -63,10 +87,14 @@ class MLPDiscriminator(nn.Module):
 
     def __init__(self, cfg, sample_shape: tuple[int, ...]):
         super().__init__()
-        layers, features = _hidden(math.prod(sample_shape), cfg)
+        layers, features = self.hidden(math.prod(sample_shape), cfg)
+        extra, added = minibatch_std(cfg)
+        layers, features = layers + extra, features + added
         head = nn.Linear(features, 1)
         head = nn.utils.parametrizations.spectral_norm(head) if cfg.norm == "spectral" else head
         self.body = nn.Sequential(nn.Flatten(), *layers, head)
+
+    hidden = staticmethod(_hidden)
 
     @property
     def head(self) -> nn.Module:
@@ -78,3 +106,24 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x).squeeze(1)
+
+
+def _maxout_hidden(in_features: int, cfg) -> tuple[list[nn.Module], int]:
+    layers, features = [], in_features
+    for _ in range(cfg.depth):
+        unit = Maxout(features, cfg.width, cfg.pieces)
+        if cfg.norm == "spectral":
+            nn.utils.parametrizations.spectral_norm(unit.linear)
+        after = norm_layer(cfg.norm, cfg.width, conv=False)
+        layers += [unit] if after is None else [unit, after]
+        if cfg.dropout > 0:
+            layers.append(nn.Dropout(cfg.dropout))
+        features = cfg.width
+    return layers, features
+
+
+@DISCRIMINATORS.register("maxout", MaxoutDiscriminatorConfig,
+                         lambda cfg, prefix: check(cfg.pieces >= 1, f"{prefix}.pieces={cfg.pieces} must be >= 1"))
+class MaxoutDiscriminator(MLPDiscriminator):
+    """The MLP discriminator with maxout hidden layers."""
+    hidden = staticmethod(_maxout_hidden)

@@ -19,7 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganlab.parts.networks.dcgan import resolutions
-from ganlab.parts.networks.layers import DiscriminatorNetConfig, GeneratorNetConfig, activation, check_depth, norm_layer
+from ganlab.parts.networks.layers import (DiscriminatorNetConfig, GeneratorNetConfig, activation, check_depth,
+                                          minibatch_std, norm_layer)
 from ganlab.parts.registry import DISCRIMINATORS, GENERATORS
 
 
@@ -134,9 +135,10 @@ class ResNetDiscriminator(nn.Module):
         for i, c_out in enumerate(widths):
             blocks.append(DBlock(cfg, channels if i == 0 else widths[i - 1], c_out, down=True, first=i == 0))
             blocks += [DBlock(cfg, c_out, c_out, down=False) for _ in range(cfg.depth - 1)]
-        self.blocks = nn.Sequential(*blocks)
+        extra, added = minibatch_std(cfg)
+        self.blocks = nn.Sequential(*blocks, *extra)
         self.act = activation(cfg.activation)
-        head = nn.Linear(widths[-1], 1)
+        head = nn.Linear(widths[-1] + added, 1)
         nn.init.xavier_uniform_(head.weight)
         self.head = nn.utils.parametrizations.spectral_norm(head) if cfg.norm == "spectral" else head
 
