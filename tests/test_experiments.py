@@ -11,11 +11,12 @@ import pytest
 
 from ganlab import CONF_DIR
 from ganlab.config import validate
+from ganlab.config.validate import holds_images
 from ganlab.training.sweep import write_sweep_table
 from tests.conftest import QUICK_METRICS, make_cfg, run_cli
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "exp").glob("*.yaml"))
-IMAGE_EXPERIMENTS = [e for e in EXPERIMENTS if not e.endswith("_ring")]
+IMAGE_EXPERIMENTS = [e for e in EXPERIMENTS if holds_images(make_cfg(f"+exp={e}").data)]
 # Overrides every study accepts, to train each for a few steps.
 QUICK = ["trainer.steps=2", "trainer.batch_size=16", "trainer.log_every=1", "generator.width=8",
          "discriminator.width=8", *QUICK_METRICS]
@@ -77,6 +78,14 @@ def test_studies_change_what_their_comment_says():
     assert make_cfg("+exp=label_smoothing", "loss.real_target=0.8").loss.real_target == 0.8
     resnet = make_cfg("+exp=resnet")
     assert (resnet.generator.name, resnet.discriminator.name, resnet.discriminator.norm) == ("resnet", "resnet", "spectral")
+    r3gan = make_cfg("+exp=r3gan")
+    assert (r3gan.loss.name, r3gan.loss.r1_gamma, r3gan.loss.r2_gamma, list(r3gan.optim.betas)) == ("rpgan", 1, 1, [0, 0.99])
+    for exp, data, std in (("pacgan_ring", "ring8", 0.01), ("pacgan_grid", "grid25", 0.05)):
+        pacgan = make_cfg(f"+exp={exp}")
+        assert (pacgan.data.name, pacgan.data.std, pacgan.data.n_samples, pacgan.trainer.epochs) == (data, std, 100_000, 400)
+        assert (pacgan.discriminator.name, pacgan.discriminator.width, pacgan.discriminator.pieces) == ("maxout", 200, 5)
+        assert (pacgan.generator.width, pacgan.generator.depth, pacgan.generator.norm, pacgan.generator.z_dim) == (400, 4, "batch", 2)
+        assert (pacgan.optim.lr, list(pacgan.optim.betas), pacgan.trainer.batch_size) == (1e-4, [0.8, 0.999], 100)
     conditional = make_cfg("+exp=conditional")
     assert (conditional.generator.conditioning, conditional.discriminator.conditioning) == ("cbn", "projection")
 

@@ -39,7 +39,7 @@ def advance(data: str, pack: int, seed: int, epochs: int) -> int:
         command = ["ganlab", "resume", str(folder), f"trainer.epochs={epochs}"]
     else:
         command = ["ganlab", "train", f"+exp={DATA[data]}", f"discriminator.pack={pack}", f"seed={seed}",
-                   f"trainer.epochs={epochs}", "trainer.progress=false", f"hydra.run.dir={folder}"]
+                   f"trainer.epochs={epochs}", "trainer.progress=false", "trainer.threads=1", f"hydra.run.dir={folder}"]
     with open(ROOT / "rounds.log", "a") as log:
         return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
 

@@ -183,15 +183,19 @@ class WGANGPLoss(GANLoss):
     def penalty(self, d, real, fake):
         alpha = torch.rand(real.shape[0], *[1] * (real.dim() - 1), device=real.device, dtype=real.dtype)
         x_hat = (alpha * real + (1 - alpha) * fake.detach()).requires_grad_(True)
-        (grad,) = torch.autograd.grad(d(x_hat).sum(), x_hat, create_graph=True)
-        return self.gp_weight * (grad.flatten(1).norm(dim=1) - 1.0).pow(2).mean()
+        scores = d(x_hat)
+        (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+        # one norm per score: per sample, or per pack of samples for a packed D
+        return self.gp_weight * (grad.reshape(len(scores), -1).norm(dim=1) - 1.0).pow(2).mean()
 
 
 def squared_gradient_norm(d: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """E ||grad_x D(x)||^2 over a batch: R1 on real data, R2 on generated data (Mescheder et al. 2018)."""
+    """E ||grad_x D(x)||^2 over D's scores of a batch (each score's own inputs: a sample, or a pack of
+    them for a packed D): R1 on real data, R2 on generated data (Mescheder et al. 2018)."""
     x = x.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(d(x).float().sum(), x, create_graph=True)
-    return grad.flatten(1).pow(2).sum(1).mean()
+    scores = d(x).float()
+    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    return grad.pow(2).sum() / len(scores)
 
 
 class LazyRegulariser:
