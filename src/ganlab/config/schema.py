@@ -52,6 +52,10 @@ class MetricsConfig:
     classifier_steps: int = 1500  # training steps of the per-dataset feature classifier
     cache_dir: str = "~/.cache/ganlab/classifiers"  # where trained classifiers and floors are kept
     enabled: bool = True  # false: no quality scores, no best.pt
+    # Inception FID/KID/IS beside the others (images): the path of torch-fidelity's Inception weights
+    # (weights-inception-2015-12-05-6726825d.pth); null: the torch hub cache's copy if there, else none
+    inception_weights: Optional[str] = None
+    primary: Optional[str] = None  # the score best.pt and compare rank by (null: fd_classifier, swd for points)
 
 
 @dataclass

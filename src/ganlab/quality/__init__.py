@@ -21,6 +21,8 @@ from ganlab.parts.data.mixtures import sample_mixture
 from ganlab.parts.registry import is_custom
 from ganlab.quality import scores
 from ganlab.quality.classifier import TrainedClassifier, load_or_train, sealed, unsealed
+from ganlab.quality.inception import SCORES as INCEPTION_SCORES
+from ganlab.quality.inception import WEIGHTS_FILE, InceptionScores, find_weights
 from ganlab.record.run_folder import atomic_write
 
 log = logging.getLogger(__name__)
@@ -39,10 +41,14 @@ class Evaluator(ABC):
 
     def noise(self, samples: torch.Tensor, draws: int = 20, seed: int = 0) -> dict[str, float]:
         """Every score's standard error over the sampling of the generated samples (bootstrap)."""
-        used = samples[: self.n_scored]
-        g = torch.Generator().manual_seed(seed)
-        scored = [self.score(used[torch.randint(len(used), (len(used),), generator=g)]) for _ in range(draws)]
-        return {k: float(torch.tensor([s[k] for s in scored], dtype=torch.float64).std()) for k in scored[0]}
+        return bootstrap(self.score, samples[: self.n_scored], draws, seed)
+
+
+def bootstrap(score, used: torch.Tensor, draws: int, seed: int) -> dict[str, float]:
+    """The standard deviation of each of score()'s values over `draws` resamples of `used`."""
+    g = torch.Generator().manual_seed(seed)
+    scored = [score(used[torch.randint(len(used), (len(used),), generator=g)]) for _ in range(draws)]
+    return {k: float(torch.tensor([s[k] for s in scored], dtype=torch.float64).std()) for k in scored[0]}
 
 
 def at_the_floor(scores: dict[str, float], noise: dict[str, float], floor: dict[str, float]) -> dict[str, list[str]]:
@@ -58,7 +64,8 @@ def at_the_floor(scores: dict[str, float], noise: dict[str, float], floor: dict[
 class ImageEvaluator(Evaluator):
     primary = "fd_classifier"
 
-    def __init__(self, classifier: TrainedClassifier, data: Dataset, other: Optional[Dataset], n: int, k: int):
+    def __init__(self, classifier: TrainedClassifier, data: Dataset, other: Optional[Dataset], n: int, k: int,
+                 inception_weights: Optional[Path] = None, cache_dir: Path = Path(".")):
         self.classifier, self.k = classifier, k
         index = _subset_index(len(data.x), n, seed=0)
         reference = self.reference_images = data.x[index].cpu()  # training images, the real side
@@ -80,8 +87,27 @@ class ImageEvaluator(Evaluator):
                      "n_generated": self.n_fake, "nearest_k": k,
                      "yardstick": f"{data.name}-{'x'.join(map(str, data.sample_shape))}-{classifier.hash[:12]}"}
         self.floor = self._floor(other, n)
+        self.inception = None
+        if inception_weights is not None:  # the floor's real images: the other split, else another draw of these
+            held_out = _subset(other.x if other is not None else data.x, self.n_fake, seed=1)
+            self.inception = InceptionScores(inception_weights, reference, held_out, cache_dir, self.info["yardstick"])
+            self.floor = {**self.floor, **self.inception.floor}
+            self.info.update(self.inception.info)
 
     def score(self, samples: torch.Tensor) -> dict[str, float]:
+        result = self.classifier_scores(samples)
+        if self.inception is not None:
+            result.update(self.inception.score(samples[: self.n_fake]))
+        return result
+
+    def noise(self, samples: torch.Tensor, draws: int = 20, seed: int = 0) -> dict[str, float]:
+        """As Evaluator.noise; the Inception scores' from their features, computed once."""
+        noise = bootstrap(self.classifier_scores, samples[: self.n_scored], draws, seed)
+        if self.inception is not None:
+            noise.update(self.inception.noise(samples[: self.n_fake], seed))
+        return noise
+
+    def classifier_scores(self, samples: torch.Tensor) -> dict[str, float]:
         features, predicted = self._embed(samples[: self.n_fake])
         result = {**self._scores(self.real_features, features, predicted),
                   "fd_classifier_se": scores.bootstrap_se(self.frechet.distance, features)}
@@ -236,7 +262,7 @@ def build_evaluator(cfg: DictConfig, data: Dataset) -> Evaluator:
         if data.modes is None:
             raise ConfigError(f"data {data.name} holds points without known modes, which the point scores count; "
                               f"return a ganlab.parts.data.Dataset with modes and std, or set metrics.enabled=false")
-        return MixtureEvaluator(data, m.n_samples)
+        return with_primary(MixtureEvaluator(data, m.n_samples), m.primary)
     full = yardstick_config(cfg.data)
     if full != cfg.data:  # a subset (data.limit) or the test split: score against the full training split
         data = load_dataset(full)
@@ -244,4 +270,17 @@ def build_evaluator(cfg: DictConfig, data: Dataset) -> Evaluator:
     cpu = Dataset(data.name, data.x.cpu(), data.labels, data.classes)
     classifier = load_or_train(data.name, cpu.x, cpu.labels, None if other is None else other.x,
                                None if other is None else other.labels, Path(m.cache_dir), m.classifier_steps)
-    return ImageEvaluator(classifier, cpu, other, m.n_samples, m.nearest_k)
+    return with_primary(ImageEvaluator(classifier, cpu, other, m.n_samples, m.nearest_k,
+                                       find_weights(m.inception_weights), Path(m.cache_dir)), m.primary)
+
+
+def with_primary(evaluator: Evaluator, primary: Optional[str]) -> Evaluator:
+    """The evaluator ranking by `primary` (metrics.primary) when given: one of its scores."""
+    if primary:
+        if primary not in evaluator.floor:
+            hint = (f"; the Inception scores need the weights file: metrics.inception_weights=PATH ({WEIGHTS_FILE})"
+                    if primary in INCEPTION_SCORES else "")
+            raise ConfigError(f"metrics.primary={primary} is not a score of this run; its scores: "
+                              f"{', '.join(sorted(evaluator.floor))}{hint}")
+        evaluator.primary = primary
+    return evaluator

@@ -15,7 +15,7 @@ import torch
 # The scores where a higher value is better; every other score is better lower. The one place that
 # says so: the best checkpoint, compare's ranking and agreement, and every figure's title read it.
 HIGHER_IS_BETTER = frozenset({"precision", "recall", "density", "coverage", "classes_covered", "hq_share",
-                              "modes_covered", "accuracy"})
+                              "modes_covered", "accuracy", "is_inception"})
 
 
 def better(name: str) -> str:

@@ -129,9 +129,9 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
         raise ConfigError(f"data={option_name(cfg.data)} has {len(data)} samples, fewer than trainer.batch_size="
                           f"{cfg.trainer.batch_size} x trainer.n_critic={cfg.trainer.n_critic}; lower trainer.batch_size")
     check_contract(cfg, data, device, n_classes)
+    evaluator = build_evaluator(cfg, data) if cfg.metrics.enabled else None  # before the folder: it may refuse
     run = (RunFolder(run_dir).reopen(resume["step"]) if resume is not None
            else RunFolder(run_dir).restart() if restart else RunFolder(run_dir).create())
-    evaluator = build_evaluator(cfg, data) if cfg.metrics.enabled else None
     seed_everything(cfg.seed)  # the same networks whether or not the evaluator was just built
     gan = build_gan(cfg, data.sample_shape, device, n_classes)
     apply_speedups(cfg.trainer, gan.generator, gan.discriminator, data.is_image)
