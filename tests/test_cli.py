@@ -19,7 +19,7 @@ def test_train_help_lists_groups_options_and_examples():
     out = ganlab("train", "--help")
     assert out.returncode == 0
     for text in ("ganlab train", "data: cifar10, digits, fashion_mnist, folder, gauss1d, grid25, mnist, ring8",
-                 "loss: bce, bce_logits, hinge, label_smoothing, lsgan, minimax, wgan_gp", "optim: adam, rmsprop",
+                 "loss: bce, bce_logits, hinge, label_smoothing, lsgan, minimax, rpgan, wgan_gp", "optim: adam, rmsprop",
                  "Examples:", "lr: 0.0002"):
         assert text in out.stdout
     groups = out.stdout.split("== Config (")[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import textwrap
@@ -14,7 +15,7 @@ from ganlab.config import ConfigError
 from ganlab.parts.data import DatasetError, DatasetNotFoundError
 from ganlab.quality.scores import better
 from ganlab.record.checkpoints import CheckpointError
-from ganlab.record.run_folder import EVALUATED, RunFolderError, check_user_output, eval_json
+from ganlab.record.run_folder import EVALUATED, RunFolderError, check_user_output, eval_json, is_run
 
 # Errors of the commands that read a run: one line, no traceback.
 READ_ERRORS = (CheckpointError, ConfigError, DatasetError, DatasetNotFoundError, RunFolderError, ValueError, OSError)
@@ -135,19 +136,49 @@ def sample_command(args: argparse.Namespace) -> int:
 
 
 def eval_arguments(evaluate: argparse.ArgumentParser) -> None:
-    evaluate.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/...)")
-    evaluate.add_argument("--checkpoint", choices=EVALUATED, default="best", help="default: best")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    evaluate.add_argument("path", type=Path, help="a run folder (outputs/runs/...), or samples made by any tool: a "
+                                                  "folder of images or an .npz (give data=NAME)")
+    evaluate.add_argument("overrides", nargs="*", help="for samples: data=NAME (whose yardstick scores them) and "
+                                                       "metrics.* (e.g. metrics.inception_weights=PATH)")
+    evaluate.add_argument("--checkpoint", choices=EVALUATED, default="best", help="a run's checkpoint (default: best)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the noise, or of the samples drawn (default 0)")
+    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def eval_command(args: argparse.Namespace) -> int:
-    from ganlab.judging.sampling import evaluate_checkpoint
+    if is_run(args.path):
+        from ganlab.judging.sampling import evaluate_checkpoint
 
-    result = evaluate_checkpoint(args.run_dir, args.checkpoint, args.seed)
-    print(f"{result['checkpoint']} (epoch {result['epoch']}, step {result['step']}); "
-          f"{better(result['metric'])}\n")
+        if args.overrides:
+            raise ValueError(f"{args.path} is a run: its config says what it is scored against; drop "
+                             f"{' '.join(args.overrides)}")
+        result = evaluate_checkpoint(args.path, args.checkpoint, args.seed)
+        heading = f"{result['checkpoint']} (epoch {result['epoch']}, step {result['step']})"
+    else:
+        from ganlab.config import compose_train
+        from ganlab.judging.outside_samples import evaluate_samples
+        from ganlab.parts.registry import DATASETS
+
+        if not any(o.startswith("data=") for o in args.overrides):
+            raise ValueError(f"{args.path}: name the dataset whose yardstick scores these samples, e.g. "
+                             f"ganlab eval {args.path} data=fashion_mnist")
+        cfg = compose_train(*args.overrides)
+        DATASETS.validate(cfg.data)
+        result = evaluate_samples(args.path, cfg, args.seed)
+        heading = f"{result['n']} samples of {args.path}, against data={cfg.data.name}"
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print_scores(result, heading, "these" if "samples" in result else "this run")
+    if "samples" not in result:
+        print(Path(args.path) / eval_json(args.checkpoint))
+    return 0
+
+
+def print_scores(result: dict, heading: str, column: str) -> None:
+    print(f"{heading}; {better(result['metric'])}\n")
     width = max(len(k) for k in result["scores"])
-    print(f"{'score':<{width}}  {'this run':>10}  {'+- se':>8}  {'real vs real':>12}")
+    print(f"{'score':<{width}}  {column:>10}  {'+- se':>8}  {'real vs real':>12}")
     for key, value in result["scores"].items():
         print(f"{key:<{width}}  {value:>10.4g}  {result['noise'].get(key, float('nan')):>8.2g}  "
               f"{result['floor'].get(key, float('nan')):>12.4g}")
@@ -158,8 +189,6 @@ def eval_command(args: argparse.Namespace) -> int:
     info = result["scored_with"]
     print(f"\nscored in the {info['feature_space']}" + (f" (hash {info['hash']}, test accuracy {info['test_accuracy']})"
                                                         if "hash" in info else ""))
-    print(Path(args.run_dir) / eval_json(args.checkpoint))
-    return 0
 
 
 def sweep_arguments(sweep: argparse.ArgumentParser) -> None:
@@ -358,9 +387,10 @@ COMMANDS = {  # `ganlab train` is the Hydra app (train_app.py); these are the ot
     "sample": Command(sample_command, sample_arguments, "write samples of a trained run (a grid, an .npz, "
                       "interpolations, a class)", "Write N samples of a run's generator as a PNG grid (a plot for "
                       "1-D/2-D data) or an .npz array in data space."),
-    "eval": Command(eval_command, eval_arguments, "recompute a checkpoint's quality scores beside the real-vs-real "
-                    "floor", "Recompute the quality scores of a run's checkpoint, print them beside the real-vs-real "
-                    "floor, write RUN_DIR/eval_<checkpoint>.json."),
+    "eval": Command(eval_command, eval_arguments, "score a checkpoint, or images made by any tool, beside the "
+                    "real-vs-real floor", "Recompute the quality scores of a run's checkpoint, print them beside the "
+                    "real-vs-real floor, write RUN_DIR/eval_<checkpoint>.json; or score a folder of images (or an "
+                    ".npz) made by any tool against a dataset's yardstick: ganlab eval PATH data=NAME.", intermixed=True),
     "sweep": Command(sweep_command, sweep_arguments, "rebuild a sweep's table; --resume completes an interrupted "
                      "sweep in place", "Rebuild SWEEP_DIR/sweep.csv from the job folders and print it."),
 }
