@@ -127,6 +127,10 @@ def test_the_cpu_preset_sizes_any_image_run_and_command_line_values_still_win():
     assert make_cfg().trainer.precision == "32" and make_cfg().generator.depth == 2
 
 
+ADDED_SINCE = {"discriminator": {"pack": 1, "minibatch_std": False},  # issue 24
+               "metrics": {"inception_weights": None, "primary": None}}
+
+
 def test_every_option_and_study_composes_as_before_the_package_was_regrouped(monkeypatch):
     """tests/fixtures/composed_configs.json was written by the code before the move into folders
     (issue 22): the same overrides compose to the same config, key for key, every interpolation
@@ -143,4 +147,7 @@ def test_every_option_and_study_composes_as_before_the_package_was_regrouped(mon
         monkeypatch.delenv("GANLAB_CACHE", raising=False)  # the fixture has the default cache folder
         cfg = OmegaConf.to_container(compose_train(*overrides.split()), resolve=True)
         cfg.pop("hydra", None)
+        for group, keys in ADDED_SINCE.items():  # keys added after the fixture, at their defaults
+            for key, default in keys.items():
+                assert cfg[group].pop(key) == default, (overrides, key)
         assert cfg == expected, overrides
