@@ -21,7 +21,7 @@ from ganlab.config import ConfigError, is_conditional, validate
 from ganlab.parts.contract import BATCH, check_parts
 from ganlab.parts.data import Dataset, DatasetError, load_dataset
 from ganlab.parts.networks.conditional import build_discriminator, build_generator
-from ganlab.parts.registry import DISCRIMINATORS, GENERATORS, LOSSES, OPTIMIZERS, is_custom, option_name
+from ganlab.parts.registry import LOSSES, OPTIMIZERS, is_custom, option_name
 from ganlab.quality import build_evaluator
 from ganlab.record.run_folder import RunFolder, RunFolderError
 from ganlab.record.summary import Summary
@@ -92,8 +92,8 @@ def check_memory(cfg: DictConfig) -> None:
         require(4 * sample_values(cfg.data.n_samples, shape), f"data.n_samples={cfg.data.n_samples}",
                 "lower data.n_samples")
     if not (is_custom(cfg.generator) or is_custom(cfg.discriminator)):  # a user's may not build on the meta device
-        nets = (network_values(lambda: GENERATORS.build(cfg.generator, shape))
-                + network_values(lambda: DISCRIMINATORS.build(cfg.discriminator, shape)))
+        nets = (network_values(lambda: build_generator(cfg.generator, shape))
+                + network_values(lambda: build_discriminator(cfg.discriminator, shape)))
         require(nets, f"generator.width={cfg.generator.width} with discriminator.width={cfg.discriminator.width}",
                 "lower the widths or depths")
     require(2 * sample_values(cfg.trainer.n_grid, shape), f"trainer.n_grid={cfg.trainer.n_grid}",
