@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 from omegaconf import DictConfig
 
-from ganlab.parts.registry import DISCRIMINATORS, GENERATORS
 from ganlab.parts.networks.packing import Packed, packed_shape
+from ganlab.parts.registry import DISCRIMINATORS, GENERATORS
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
 
