@@ -36,15 +36,16 @@ def _describe(diffs: dict[str, tuple[Any, Any]], left: str, right: str) -> str:
 
 def with_later_settings(config: dict[str, Any]) -> dict[str, Any]:
     """A config saved by an earlier ganlab, with the settings added since at their defaults, which
-    change nothing (checkpoint_minutes, ema_decay, r1_gamma, augment, conditioning, ...): such a run still resumes."""
-    from ganlab.config.schema import TrainerConfig
+    change nothing (checkpoint_minutes, ema_decay, r1_gamma, augment, conditioning, pack, metrics.primary, ...): such a run still resumes."""
+    from ganlab.config.schema import MetricsConfig, TrainerConfig
     from ganlab.parts.augment import AugmentConfig
     from ganlab.parts.losses import LossConfig
     from ganlab.parts.networks.layers import DiscriminatorNetConfig, GeneratorNetConfig
 
     config.setdefault("augment", dataclasses.asdict(AugmentConfig()))
-    for group, schema in (("trainer", TrainerConfig), ("loss", LossConfig), ("augment", AugmentConfig),
-                          ("generator", GeneratorNetConfig), ("discriminator", DiscriminatorNetConfig)):
+    for group, schema in (("trainer", TrainerConfig), ("metrics", MetricsConfig), ("loss", LossConfig),
+                          ("augment", AugmentConfig), ("generator", GeneratorNetConfig),
+                          ("discriminator", DiscriminatorNetConfig)):
         node = config.get(group)
         if isinstance(node, dict) and "_target_" not in node:  # a user's part has only its own arguments
             for f in dataclasses.fields(schema):
