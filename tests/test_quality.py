@@ -149,7 +149,7 @@ def test_mode_collapse_on_the_ring_is_diagnosed_in_plain_words(tmp_path):
     summary = train(make_cfg("+exp=mode_collapse_ring", "trainer.steps=1000", "metrics.every=2",
                              "trainer.progress=false", "metrics.n_samples=500"), tmp_path / "r")
     kinds = {d["kind"]: d for d in summary["diagnoses"]}
-    assert "mode_collapse" in kinds and "wgan_gp" in kinds["mode_collapse"]["suggestion"]
+    assert "mode_collapse" in kinds and "discriminator.pack=2" in kinds["mode_collapse"]["suggestion"]
     assert summary["quality"]["final"]["modes_covered"] <= 3
     assert kinds["mode_collapse"]["message"].startswith("G has collapsed onto a few modes")
 

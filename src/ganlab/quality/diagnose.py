@@ -149,8 +149,8 @@ class Diagnostician:
         return Diagnosis("mode_collapse", int(last_two[-1]["step"]), float(last_two[-1]["epoch"]),
                          "G has collapsed onto a few modes: it keeps producing the same few kinds of samples",
                          "; ".join(evidence),
-                         "loss=wgan_gp discriminator.norm=layer (or +exp=wgan_gp_ring on the ring), a lower optim.lr, "
-                         "loss=label_smoothing")
+                         "discriminator.pack=2 (PacGAN; experiments/mode_collapse_remedies), loss=wgan_gp "
+                         "discriminator.norm=layer (or +exp=wgan_gp_ring on the ring), a lower optim.lr")
 
     # -------------------------------------------------------------------------- divergence
     def divergence(self, step: int, epoch: float, what: str, last_good: Optional[str]) -> Diagnosis:
