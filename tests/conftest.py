@@ -1,8 +1,11 @@
-"""Shared helpers: compose the real configs, shrink them to seconds, run the real CLI."""
+"""Shared helpers: compose the real configs, shrink them to seconds, run the real CLI, and make
+once per session (per xdist worker) the small runs that several tests only read."""
 
 from __future__ import annotations
 
 import atexit
+import copy
+import functools
 import io
 import os
 import shutil
@@ -19,9 +22,16 @@ from ganlab.config import compose_train
 
 REPO = Path(__file__).resolve().parents[1]
 # Trained feature classifiers are cached for the whole test session, away from the user's cache;
-# subprocesses (the real CLI) inherit it.
+# subprocesses (the real CLI) inherit it. Each xdist worker has its own: workers never share files.
 os.environ["GANLAB_CACHE"] = tempfile.mkdtemp(prefix="ganlab-test-cache-")
 atexit.register(shutil.rmtree, os.environ["GANLAB_CACHE"], ignore_errors=True)  # leave no cache behind
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Workers share the cores: one torch thread each, here and in the processes the tests start (a
+    # sweep still gives each of its jobs cores // jobs threads itself).
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 # A quick quality evaluation: a classifier trained for 60 steps, 200 samples.
 QUICK_METRICS = ["metrics.classifier_steps=60", "metrics.n_samples=200"]
 # A few G steps of small networks: enough to exercise every file a run writes.
@@ -34,13 +44,35 @@ TINY_POINTS = ["data=ring8", "data.n_samples=256", "generator=mlp", "discriminat
 
 
 def make_cfg(*overrides: str) -> DictConfig:
-    """The real root config composed with `overrides`, as `ganlab train` would see it."""
+    """The real root config composed with `overrides`, as `ganlab train` would see it: composed once
+    per session (Hydra takes a quarter of a second), a fresh copy each call."""
+    return copy.deepcopy(_composed(overrides))
+
+
+@functools.lru_cache(maxsize=None)
+def _composed(overrides: tuple[str, ...]) -> DictConfig:  # interpolations (${oc.env:...}) stay unresolved
     return compose_train(*overrides)
 
 
+@pytest.fixture(scope="session")
+def _session_runs(tmp_path_factory) -> dict:
+    return {"root": tmp_path_factory.mktemp("session-runs")}
+
+
 @pytest.fixture
-def cfg_factory():
-    return make_cfg
+def run_copy(_session_runs, tmp_path):
+    """`run_copy(*overrides)`: a run of `overrides` trained once per session, copied into this test's
+    tmp_path (as tmp_path / name), so that a test may change, resume or break its copy."""
+    from ganlab.training.job import train
+
+    def copy_of(*overrides: str, name: str = "run") -> Path:
+        made = _session_runs.get(overrides)
+        if made is None:
+            made = _session_runs[overrides] = _session_runs["root"] / f"run{len(_session_runs)}"
+            train(make_cfg(*overrides), made)
+        return Path(shutil.copytree(made, tmp_path / name, symlinks=True))
+
+    return copy_of
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 240) -> subprocess.CompletedProcess:

@@ -121,9 +121,18 @@ def register_resolvers() -> None:
 register_resolvers()  # on import: any module that reads a run's config imports this package
 
 
+_registered: Optional[tuple] = None  # the parts last stored: storing them again costs a tenth of a second
+
+
 def register_configs() -> None:
-    """Store the schemas so the YAML files can name them in their defaults lists."""
+    """Store the schemas so the YAML files can name them in their defaults lists (again only when
+    the registered parts changed)."""
+    global _registered
     register_resolvers()
+    parts = tuple((registry.part, name, id(registry[name].schema)) for registry in PARTS for name in registry.names())
+    if parts == _registered:
+        return
+    _registered = parts
     cs = ConfigStore.instance()
     cs.store(group="schema", name="train", node=TrainConfig)
     for (group, name), node in SCHEMAS.items():

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torchvision.utils import save_image  # noqa: E402
@@ -80,16 +81,27 @@ def plot_history(metrics: dict[str, list[float]], path: Path, title: str = "", f
         if name == "D accuracy":
             ax.set_ylim(-0.05, 1.05)
         if name == "Gradient norms":
-            ax.set_yscale("log")
+            _log_scale(ax)
         ax.set_title(name, fontsize=10, loc="left")
         ax.legend(fontsize=8, loc="upper right")
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("G step")
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    # Fixed margins: tight_layout measured every label of every panel, a third of a tiny run's time.
+    inch = 1 / (2.3 * rows)  # of the figure's height
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.45 * inch, top=1 - (0.4 if title else 0.25) * inch,
+                        hspace=0.32)
     fig.savefig(path, dpi=90, format=fmt)
     plt.close(fig)
+
+
+def _log_scale(ax) -> None:
+    """A log y axis labelled in plain numbers (0.1, 1, 10): the default 10^k labels go through
+    matplotlib's mathtext parser, which costs more than the rest of the picture."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
 
 def _quality_panel(ax, quality: dict[str, list[float]], primary: str, floor: float | None, better: str) -> None:
@@ -103,7 +115,7 @@ def _quality_panel(ax, quality: dict[str, list[float]], primary: str, floor: flo
     if floor is not None:
         ax.axhline(floor, color="0.3", ls="--", lw=1, label=f"real vs real floor ({floor:.3g})")
     if all(v > 0 for v in values):
-        ax.set_yscale("log")  # the first evaluations are often 10x the rest
+        _log_scale(ax)  # the first evaluations are often 10x the rest
     ax.set_title("Quality", fontsize=10, loc="left")
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(alpha=0.3)
