@@ -65,6 +65,21 @@ def test_train_from_python_writes_the_folder_the_cli_reads(tmp_path):
         ganlab.train(*SMALL, run_dir=run.path)  # a run folder is never overwritten
 
 
+def test_a_run_of_classes_defined_in_a_notebook_says_so_where_they_cannot_be_imported(tmp_path, monkeypatch):
+    """The fast half of the notebook test below: a class of a notebook's kernel lives in __main__."""
+    import sys
+
+    in_a_notebook = type("NotebookG", (FlatG,), {"__module__": "__main__"})
+    with monkeypatch.context() as kernel:
+        kernel.setattr(sys.modules["__main__"], "NotebookG", in_a_notebook, raising=False)
+        run = ganlab.train(*SMALL, "trainer.steps=2", "metrics.enabled=false", generator=in_a_notebook,
+                           discriminator=FlatD, run_dir=tmp_path / "run")
+    assert run.config.generator["_target_"] == "__main__.NotebookG"
+    lost = ganlab_cli("sample", str(run.path), "--out", str(tmp_path / "x.png"), "--checkpoint", "last")
+    assert lost.returncode == 2 and "defined in a notebook or script (__main__)" in lost.stderr
+
+
+@pytest.mark.slow  # 40 s: six runs in a Jupyter kernel; the API it drives is checked by the tests above
 def test_the_notebook_in_docs_runs_in_a_real_kernel_and_shows_the_verdict(tmp_path):
     notebook = nbformat.read(REPO / "docs" / "your_own_gan.ipynb", as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()

@@ -26,6 +26,7 @@ def slurm_conf(tmp_path_factory) -> str:
     subprocess.run([str(REPO / "tools" / "slurm_down.sh")])
 
 
+@pytest.mark.slow  # 35 s: starts munged, slurmctld and slurmd; submitit's launcher is checked by submitit_local in the default suite
 def test_a_sweep_runs_as_slurm_jobs_and_ends_with_its_table(slurm_conf, tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_CONF", slurm_conf)
     sweep = tmp_path / "sweep"

@@ -7,15 +7,12 @@ import statistics
 from pathlib import Path
 from typing import Optional
 
-import matplotlib
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from ganlab.judging.compare import REPEAT_KEYS, Comparison, score_of  # noqa: E402
-from ganlab.quality.scores import better  # noqa: E402
-from ganlab.record.run_folder import RunFolder  # noqa: E402
+from ganlab.judging.compare import REPEAT_KEYS, Comparison, score_of
+from ganlab.quality.scores import better
+from ganlab.record.plotting import log_scale, plt
+from ganlab.record.run_folder import RunFolder
 
 CURVES = ("loss_d", "loss_g", "acc_real", "acc_fake")  # metrics.csv columns drawn beside the quality score
 
@@ -50,7 +47,7 @@ def plot_curves(c: Comparison, path: Path) -> Path:
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
         ax.set_xlabel("epoch" if ax is axes[4] else "G step")
-    axes[4].set_yscale("log")
+    log_scale(axes[4])
     axes[0].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=80)

@@ -13,14 +13,10 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ganlab.quality.scores import better  # noqa: E402
-from ganlab.record.catalog import RunRecord, find_runs, is_study, is_sweep, load_run  # noqa: E402
-from ganlab.record.run_folder import CLOSEST_PAIRS_PNG, REPORT_HTML, SUMMARY_JSON, RunFolder, RunFolderError  # noqa: E402,E501
+from ganlab.quality.scores import better
+from ganlab.record.catalog import RunRecord, find_runs, is_study, is_sweep, load_run
+from ganlab.record.plotting import log_scale, plt
+from ganlab.record.run_folder import CLOSEST_PAIRS_PNG, REPORT_HTML, SUMMARY_JSON, RunFolder, RunFolderError  # noqa: E501
 
 MAX_GRIDS = 200  # sample grids embedded in a run's slider (evenly spaced beyond that)
 
@@ -139,7 +135,7 @@ def _quality_plot(run: RunFolder, metric: str, floor: float | None) -> str:
     if floor:
         ax.axhline(floor, color="0.4", ls="--", lw=1, label="real vs real")
         ax.legend(fontsize=8)
-    ax.set_yscale("log")
+    log_scale(ax)
     ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} at each evaluation ({better(metric)})")
     ax.grid(alpha=0.3)
     fig.tight_layout()

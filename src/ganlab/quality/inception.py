@@ -72,8 +72,10 @@ class InceptionScores:
             cached = {"weights_sha256": sha, "real": self.real, "floor": floor}
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, lambda tmp: torch.save(cached, tmp))
-        self.real, self.floor = cached["real"], cached["floor"]
-        self.frechet = FrechetReference(self.real)
+        else:
+            self.real = cached["real"]
+            self.frechet = FrechetReference(self.real)
+        self.floor = cached["floor"]
 
     @staticmethod
     def _load(path: Path, sha: str) -> Optional[dict]:

@@ -29,21 +29,36 @@ def as_loss(name: str, value: float) -> float:
 
 
 class FrechetReference:
-    """The real side of the Frechet distance, fitted once: mean, covariance and its square root."""
+    """The real side of the Frechet distance, fitted once: the mean, the trace of the covariance S_r and
+    its square root as S_r^(1/2) = V^T diag(s) V (V: k orthonormal rows, k = min(n, d)). With fewer
+    samples than dimensions (Inception's 2048), everything stays in the k- or n-dimensional span of the
+    samples: exact, and a 2048 x 2048 eigendecomposition is never formed."""
 
     def __init__(self, real: torch.Tensor):
         real = real.double()
-        self.mu, self.cov = real.mean(0), torch.cov(real.T)
-        vals, vecs = torch.linalg.eigh(self.cov)
-        self.root = vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
+        self.mu = real.mean(0)
+        centred = (real - self.mu) / math.sqrt(max(len(real) - 1, 1))  # S_r = centred^T centred
+        self.trace = float(centred.pow(2).sum())
+        if len(real) < real.shape[1]:
+            _, singular, self.basis = torch.linalg.svd(centred, full_matrices=False)
+            self.root_values = singular  # the square roots of S_r's eigenvalues
+        else:
+            values, vectors = torch.linalg.eigh(centred.T @ centred)
+            self.basis, self.root_values = vectors.T, values.clamp(min=0).sqrt()
 
     def distance(self, fake: torch.Tensor) -> float:
         """||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)) of Gaussians fitted to the features."""
         fake = fake.double()
-        mu_f, cov_f = fake.mean(0), torch.cov(fake.T)
-        # Tr((S_r S_f)^(1/2)) = sum of sqrt(eigenvalues of S_r^(1/2) S_f S_r^(1/2)), a symmetric PSD matrix.
-        middle = torch.linalg.eigvalsh(self.root @ cov_f @ self.root).clamp(min=0)
-        value = (self.mu - mu_f).pow(2).sum() + self.cov.trace() + cov_f.trace() - 2 * middle.sqrt().sum()
+        mu_f = fake.mean(0)
+        centred = (fake - mu_f) / math.sqrt(max(len(fake) - 1, 1))  # S_f = centred^T centred
+        # Tr((S_r S_f)^(1/2)) = Tr((S_r^(1/2) S_f S_r^(1/2))^(1/2)) = the sum of the singular values of
+        # centred V^T diag(s): the nonzero eigenvalues of G^T G and G G^T are the same.
+        g = (centred @ self.basis.T) * self.root_values
+        if g.shape[0] > g.shape[1]:
+            root_trace = torch.linalg.eigvalsh(g.T @ g).clamp(min=0).sqrt().sum()
+        else:
+            root_trace = torch.linalg.svdvals(g).sum()
+        value = (self.mu - mu_f).pow(2).sum() + self.trace + centred.pow(2).sum() - 2 * root_trace
         return max(float(value), 0.0)
 
 

@@ -5,14 +5,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import torch
+import torch.nn.functional as F
+from torchvision.utils import save_image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib import ticker  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torchvision.utils import save_image  # noqa: E402
+from ganlab.record.plotting import log_scale, plt
 
 
 def save_image_grid(images: torch.Tensor, path: Path, min_side: int = 32, fmt: str | None = None,
@@ -81,7 +78,7 @@ def plot_history(metrics: dict[str, list[float]], path: Path, title: str = "", f
         if name == "D accuracy":
             ax.set_ylim(-0.05, 1.05)
         if name == "Gradient norms":
-            _log_scale(ax)
+            log_scale(ax)
         ax.set_title(name, fontsize=10, loc="left")
         ax.legend(fontsize=8, loc="upper right")
         ax.grid(alpha=0.3)
@@ -96,13 +93,6 @@ def plot_history(metrics: dict[str, list[float]], path: Path, title: str = "", f
     plt.close(fig)
 
 
-def _log_scale(ax) -> None:
-    """A log y axis labelled in plain numbers (0.1, 1, 10): the default 10^k labels go through
-    matplotlib's mathtext parser, which costs more than the rest of the picture."""
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
-
 
 def _quality_panel(ax, quality: dict[str, list[float]], primary: str, floor: float | None, better: str) -> None:
     steps, values = quality["step"], quality[primary]
@@ -115,7 +105,7 @@ def _quality_panel(ax, quality: dict[str, list[float]], primary: str, floor: flo
     if floor is not None:
         ax.axhline(floor, color="0.3", ls="--", lw=1, label=f"real vs real floor ({floor:.3g})")
     if all(v > 0 for v in values):
-        _log_scale(ax)  # the first evaluations are often 10x the rest
+        log_scale(ax)  # the first evaluations are often 10x the rest
     ax.set_title("Quality", fontsize=10, loc="left")
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(alpha=0.3)
