@@ -102,7 +102,7 @@ def ganlab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     torch start-up per call (for commands that fail fast or train for a moment)."""
     from ganlab.cli import main
 
-    out, err, argv, here = io.StringIO(), io.StringIO(), sys.argv[:], os.getcwd()
+    out, err, argv, path, env, here = io.StringIO(), io.StringIO(), sys.argv[:], sys.path[:], dict(os.environ), os.getcwd()
     try:
         os.chdir(cwd or REPO)
         with redirect_stdout(out), redirect_stderr(err):
@@ -110,7 +110,9 @@ def ganlab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
                 code = main(list(args))
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else int(e.code is not None)
-    finally:
-        sys.argv[:] = argv
+    finally:  # what a command changes for its own process (the import path, PYTHONPATH) ends with it
+        sys.argv[:], sys.path[:] = argv, path
+        os.environ.clear()
+        os.environ.update(env)
         os.chdir(here)
     return subprocess.CompletedProcess(["ganlab", *args], code or 0, out.getvalue(), err.getvalue())

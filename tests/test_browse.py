@@ -15,9 +15,12 @@ from PIL import Image
 from ganlab.judging.report import write_report
 from ganlab.record.catalog import find_runs
 from ganlab.training.job import train
-from tests.conftest import TINY, ganlab, make_cfg, run_cli
+from tests.conftest import TINY, ganlab, make_cfg
 
-SWEEP_ARGS = ["-m", "optim.lr=1e-4,1e-3", "discriminator.dropout=0.0,0.3", "seed=1,2", *TINY[:1],
+# Its module-scoped run is made once: under xdist, this file's tests run on one worker.
+pytestmark = pytest.mark.xdist_group("browse")
+
+SWEEP_ARGS = ["-m", "hydra/launcher=basic", "optim.lr=1e-4,1e-3", "discriminator.dropout=0.0,0.3", "seed=1,2", *TINY[:1],
               "trainer.steps=30", *TINY[1:]]
 
 
@@ -25,7 +28,7 @@ SWEEP_ARGS = ["-m", "optim.lr=1e-4,1e-3", "discriminator.dropout=0.0,0.3", "seed
 def outputs(tmp_path_factory) -> Path:
     """An outputs/ folder with a 2 x 2 x 2-seed sweep and two single runs, made by the real CLI."""
     root = tmp_path_factory.mktemp("project")
-    assert run_cli("train", *SWEEP_ARGS, cwd=root, timeout=600).returncode == 0
+    assert ganlab("train", *SWEEP_ARGS, cwd=root).returncode == 0  # in this process, one job after another
     for extra in (["loss=hinge"], ["loss=lsgan", "trainer.batch_size=5000"]):  # the second fails
         ganlab("train", *TINY, "trainer.steps=10", *extra, cwd=root)
     return root / "outputs"

@@ -58,7 +58,7 @@ def test_image_studies_compose_with_every_image_dataset(exp, data):
 
 def test_the_studies_that_pick_their_data_pick_points():
     for exp in set(EXPERIMENTS) - set(IMAGE_EXPERIMENTS):
-        assert not holds_images(make_cfg(f"+exp={exp}", "data=digits").data), exp
+        assert not holds_images(make_cfg(f"+exp={exp}").data), exp
 
 
 def test_studies_change_what_their_comment_says():
@@ -97,21 +97,12 @@ def test_studies_change_what_their_comment_says():
     assert (conditional.generator.conditioning, conditional.discriminator.conditioning) == ("cbn", "projection")
 
 
-def test_every_study_trains_in_one_parallel_sweep(tmp_path):
-    out = run_cli("train", "-m", "+exp=glob(*)", *QUICK, cwd=tmp_path, timeout=600)
+def test_every_study_trains_in_one_sweep(tmp_path):
+    out = ganlab("train", "-m", "hydra/launcher=basic", "+exp=glob(*)", *QUICK, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = read_csv(sweep_dir(out.stdout) / "sweep.csv")
     assert sorted(r["overrides"].split()[0] for r in rows) == sorted(f"+exp={e}" for e in EXPERIMENTS)
     assert {r["status"] for r in rows} == {"completed"} and all(r["steps"] == "2" for r in rows)
-    job = sweep_dir(out.stdout) / rows[0]["job"]
-    assert "(1 torch threads, precision 32)" in (job / "train.log").read_text()  # 2 parallel jobs on 2 cores: one thread each
-    # ... and the job's config says what ran: sharing the cores changes no key of it
-    import torch
-    from omegaconf import OmegaConf
-
-    saved = OmegaConf.to_container(OmegaConf.load(job / ".hydra" / "config.yaml"), resolve=True)
-    assert torch.load(job / "checkpoints" / "last.pt", weights_only=True)["config"] == saved
-    assert saved["trainer"]["threads"] is None and saved["trainer"]["progress"] is True
 
 
 def test_a_failing_job_is_recorded_and_the_sweep_finishes_the_others(tmp_path):

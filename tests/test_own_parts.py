@@ -115,9 +115,9 @@ def test_own_networks_and_loss_train_in_a_sweep_resume_in_a_new_process_and_samp
     resumed = run_cli("resume", str(jobs[0]), "trainer.epochs=3", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((jobs[0] / "summary.json").read_text())["epochs_done"] == 3
-    sampled = run_cli("sample", str(jobs[0]), "--n", "16", "--out", str(tmp_path / "s.png"), cwd=tmp_path)
+    sampled = ganlab("sample", str(jobs[0]), "--n", "16", "--out", str(tmp_path / "s.png"), cwd=tmp_path)
     assert sampled.returncode == 0 and (tmp_path / "s.png").is_file()
-    compared = run_cli("compare", str(sweep), "--json", cwd=tmp_path)
+    compared = ganlab("compare", str(sweep), "--json", cwd=tmp_path)
     assert compared.returncode == 0 and json.loads(compared.stdout)["runs"] == 2
 
     # from a folder where the module cannot be imported: one line that names it and the fix

@@ -16,7 +16,7 @@ from ganlab.parts.data.mixtures import ring_modes, sample_mixture
 from ganlab.quality import build_evaluator, scores
 from ganlab.quality.diagnose import Diagnostician
 from ganlab.training.job import train
-from tests.conftest import QUICK_METRICS, TINY, TINY_POINTS, ganlab, make_cfg, run_cli
+from tests.conftest import QUICK_METRICS, TINY, TINY_POINTS, ganlab, make_cfg
 
 
 def gaussian(n, d=8, shift=0.0, seed=0):
@@ -276,8 +276,9 @@ def test_eval_recomputes_the_scores_of_a_checkpoint(trained_run):
 
 
 def test_optuna_minimises_the_quality_score(tmp_path):
-    out = run_cli("train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=1",
-                  "optim.lr=interval(1e-4,1e-3)", *TINY[:1], "trainer.steps=4", *TINY[1:], cwd=tmp_path)
+    out = ganlab("train", "-m", "hydra/sweeper=optuna", "hydra/launcher=basic", "hydra.sweeper.n_trials=2",
+                 "hydra.sweeper.n_jobs=1", "optim.lr=interval(1e-4,1e-3)", *TINY[:1], "trainer.steps=4", *TINY[1:],
+                 cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Best value:" in out.stdout + out.stderr
     sweep = next((tmp_path / "outputs" / "sweeps").iterdir())

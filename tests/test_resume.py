@@ -15,11 +15,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from ganlab.record.checkpoints import CheckpointError, load_checkpoint
 from ganlab.record.run_folder import RunFolderError
 from ganlab.training.job import train
 from tests.conftest import QUICK_METRICS, REPO, ganlab, make_cfg, run_cli
+
+# Its module-scoped run is made once: under xdist, this file's tests run on one worker.
+pytestmark = pytest.mark.xdist_group("resume")
 
 # A run of a few seconds in 5 epochs with a checkpoint every epoch and an evaluation every other one.
 RUN = ["trainer.epochs=5", "trainer.batch_size=32", "trainer.log_every=5", "trainer.checkpoint_every=1",
@@ -319,7 +323,11 @@ def test_a_sweeps_job_resumes_with_the_threads_it_started_with_bit_for_bit(tmp_p
     out = run_cli("train", "-m", *kept, "metrics.enabled=false", "trainer.steps=6,12", f"hydra.sweep.dir={sweep}")
     assert out.returncode == 0, out.stderr[-2000:]
     short, long = (next(sweep.glob(f"*trainer.steps={n}*")) for n in (6, 12))
-    assert "(1 torch threads" in (short / "train.log").read_text()
+    assert "(1 torch threads" in (short / "train.log").read_text()  # 2 parallel jobs on 2 cores: one thread each
+    # ... and the job's config says what ran: sharing the cores changes no key of it
+    saved = OmegaConf.to_container(OmegaConf.load(short / ".hydra" / "config.yaml"), resolve=True)
+    assert torch.load(short / "checkpoints" / "last.pt", weights_only=True)["config"] == saved
+    assert saved["trainer"]["threads"] is None and saved["trainer"]["progress"] is True
     out = run_cli("resume", str(short), "trainer.steps=12")
     assert out.returncode == 0, out.stderr[-2000:]
     assert (short / "train.log").read_text().count("(1 torch threads") == 2

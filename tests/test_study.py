@@ -9,6 +9,9 @@ import pytest
 
 from tests.conftest import QUICK_METRICS, ganlab, run_cli
 
+# Its module-scoped run is made once: under xdist, this file's tests run on one worker.
+pytestmark = pytest.mark.xdist_group("study")
+
 # Digits in 2 s a run. lr 1e-6 stays near its start (fd ~95) where 2e-3 reaches ~20-30: a large effect.
 # 2e-3 against 2.0001e-3 is an A/A pair: the same GAN, whose runs part ways after a few steps.
 DIGITS = ["hydra/launcher=basic", "trainer.epochs=3", "trainer.progress=false", "generator.width=8", "discriminator.width=8", *QUICK_METRICS]
