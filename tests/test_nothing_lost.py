@@ -71,10 +71,8 @@ def test_two_trains_started_together_into_one_folder_never_mix(tmp_path):
 
 # ---------------------------------------------- 3, 4. resume after a CSV cut short or left empty
 @pytest.fixture
-def finished_run(tmp_path) -> Path:
-    folder = tmp_path / "run"
-    train(make_cfg(*TINY_POINTS, "trainer.steps=20", "metrics.every=1"), folder)
-    return folder
+def finished_run(run_copy) -> Path:
+    return run_copy(*TINY_POINTS, "trainer.steps=20", "metrics.every=1")
 
 
 def test_resume_drops_a_metrics_row_cut_by_a_kill_and_logs_it_again(finished_run):

@@ -142,7 +142,9 @@ def test_twenty_kill_points_all_resume_bit_for_bit(reference, tmp_path):
 def test_ctrl_c_and_sigterm_checkpoint_mark_interrupted_and_resume_exactly(reference, tmp_path, sig):
     folder = tmp_path / "run"
     process = start_and_wait_for_a_checkpoint(folder)
-    time.sleep(0.5)
+    while logged_step(folder) < STEPS // 2:  # half way, after the first checkpoint: placed by progress, not a clock
+        assert process.poll() is None, "the run ended before the signal"
+        time.sleep(0.005)
     sent = time.time()
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=30)
@@ -319,7 +321,7 @@ def test_a_sweeps_job_resumes_with_the_threads_it_started_with_bit_for_bit(tmp_p
     """A parallel sweep's job trains on cores // jobs torch threads; `ganlab resume` alone on the machine
     would take them all, and another thread count rounds differently."""
     sweep = tmp_path / "sweep"
-    kept = [o for o in RUN if not o.startswith(("trainer.epochs", "trainer.threads", "metrics."))]
+    kept = [o for o in RUN if not o.startswith(("trainer.epochs", "trainer.threads", "trainer.progress", "metrics."))]
     out = run_cli("train", "-m", *kept, "metrics.enabled=false", "trainer.steps=6,12", f"hydra.sweep.dir={sweep}")
     assert out.returncode == 0, out.stderr[-2000:]
     short, long = (next(sweep.glob(f"*trainer.steps={n}*")) for n in (6, 12))

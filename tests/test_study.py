@@ -14,7 +14,7 @@ pytestmark = pytest.mark.xdist_group("study")
 
 # Digits in 2 s a run. lr 1e-6 stays near its start (fd ~95) where 2e-3 reaches ~20-30: a large effect.
 # 2e-3 against 2.0001e-3 is an A/A pair: the same GAN, whose runs part ways after a few steps.
-DIGITS = ["hydra/launcher=basic", "trainer.epochs=3", "trainer.progress=false", "generator.width=8", "discriminator.width=8", *QUICK_METRICS]
+DIGITS = ["hydra/launcher=basic", "trainer.threads=1", "trainer.epochs=3", "trainer.progress=false", "generator.width=8", "discriminator.width=8", *QUICK_METRICS]
 
 
 @pytest.fixture(scope="module")
