@@ -7,11 +7,21 @@ import csv
 import json
 from pathlib import Path
 
+import importlib.util
+
 import pytest
 
 from tests.conftest import TINY_POINTS, ganlab
 
-mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is not installed: pip install -e '.[mlflow]'")
+# Looked up, not imported, at collection (importing mlflow takes a second): the tests import it.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("mlflow") is None,
+                                reason="the mlflow extra is not installed: pip install -e '.[mlflow]'")
+
+
+def mlflow_client(uri: str):
+    import mlflow
+
+    return mlflow.MlflowClient(uri)
 
 
 def csv_rows(path: Path) -> list[dict[str, str]]:
@@ -25,7 +35,7 @@ def test_a_run_is_recorded_with_params_metrics_and_artifacts_and_resumes_into_th
     out = ganlab("train", *TINY_POINTS, "logger=mlflow", f"logger.tracking_uri={uri}", f"hydra.run.dir={run_dir}",
                  cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    client = mlflow.MlflowClient(uri)
+    client = mlflow_client(uri)
     experiment = client.get_experiment_by_name("ganlab")
     [run] = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name == "run"
@@ -59,7 +69,7 @@ def test_a_sweep_is_one_experiment_named_after_its_folder(tmp_path):
     jobs = sorted(p.name for p in sweep.iterdir() if (p / "summary.json").is_file())
     # a path's '/' nests no folders
     assert len(jobs) == 2 and all("metrics.cache_dir=_some_where" in job for job in jobs)
-    client = mlflow.MlflowClient(uri)
+    client = mlflow_client(uri)
     runs = client.search_runs([client.get_experiment_by_name("my_sweep").experiment_id])
     assert sorted(r.info.run_name for r in runs) == jobs
     assert all(r.data.tags["ganlab.sweep"] == str(sweep) for r in runs)
@@ -70,5 +80,5 @@ def test_without_a_tracking_uri_runs_go_to_mlflow_db_in_the_current_folder(tmp_p
     out = ganlab("train", *TINY_POINTS, "trainer.steps=4", "logger=mlflow", f"hydra.run.dir={tmp_path / 'r'}",
                  cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = mlflow_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert len(client.search_runs([client.get_experiment_by_name("ganlab").experiment_id])) == 1

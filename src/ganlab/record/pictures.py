@@ -7,7 +7,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torchvision.utils import save_image
 
 from ganlab.record.plotting import log_scale, plt
 
@@ -15,6 +14,8 @@ from ganlab.record.plotting import log_scale, plt
 def save_image_grid(images: torch.Tensor, path: Path, min_side: int = 32, fmt: str | None = None,
                     nrow: int | None = None) -> None:
     """Images in [-1, 1] as one square-ish grid (or `nrow` a row); small images are enlarged (nearest)."""
+    from torchvision.utils import save_image  # imported when needed: torchvision takes 1.4 s to import
+
     images = images.detach().float().cpu()
     scale = max(1, math.ceil(min_side / images.shape[-1]))
     if scale > 1:
