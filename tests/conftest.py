@@ -118,3 +118,9 @@ def ganlab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         os.chdir(here)
     return subprocess.CompletedProcess(["ganlab", *args], code or 0, out.getvalue(), err.getvalue())
 
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Tests that share a module's fixture (marked xdist_group) first: under xdist each group is one
+    unit of work, the longest there is, and one started last would leave the other workers idle."""
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)  # stable: the order otherwise kept

@@ -317,6 +317,7 @@ def test_a_checkpoint_of_the_first_format_resumes_to_the_weights_of_an_uninterru
     assert (folder / "metrics.csv").read_text().count("\n") == (tmp_path / "new" / "metrics.csv").read_text().count("\n")
 
 
+@pytest.mark.slow  # 25 s: a parallel sweep and a resume, each a process; the threads a sweep's job trains on are checked by test_experiments' failing-job sweep
 def test_a_sweeps_job_resumes_with_the_threads_it_started_with_bit_for_bit(tmp_path):
     """A parallel sweep's job trains on cores // jobs torch threads; `ganlab resume` alone on the machine
     would take them all, and another thread count rounds differently."""
