@@ -56,8 +56,8 @@ def _composed(overrides: tuple[str, ...]) -> DictConfig:  # interpolations (${oc
 
 
 @pytest.fixture(scope="session")
-def _session_runs(tmp_path_factory) -> dict:
-    return {"root": tmp_path_factory.mktemp("session-runs")}
+def _session_runs(tmp_path_factory) -> tuple[Path, dict[tuple[str, ...], Path]]:
+    return tmp_path_factory.mktemp("session-runs"), {}
 
 
 @pytest.fixture
@@ -66,12 +66,14 @@ def run_copy(_session_runs, tmp_path):
     tmp_path (as tmp_path / name), so that a test may change, resume or break its copy."""
     from ganlab.training.job import train
 
+    root, made = _session_runs
+
     def copy_of(*overrides: str, name: str = "run") -> Path:
-        made = _session_runs.get(overrides)
-        if made is None:
-            made = _session_runs[overrides] = _session_runs["root"] / f"run{len(_session_runs)}"
-            train(make_cfg(*overrides), made)
-        return Path(shutil.copytree(made, tmp_path / name, symlinks=True))
+        if overrides not in made:
+            folder = root / f"run{len(made)}"
+            train(make_cfg(*overrides), folder)
+            made[overrides] = folder
+        return Path(shutil.copytree(made[overrides], tmp_path / name, symlinks=True))
 
     return copy_of
 
@@ -117,7 +119,6 @@ def ganlab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         os.environ.update(env)
         os.chdir(here)
     return subprocess.CompletedProcess(["ganlab", *args], code or 0, out.getvalue(), err.getvalue())
-
 
 
 def pytest_collection_modifyitems(items) -> None:
