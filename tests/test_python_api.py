@@ -17,7 +17,7 @@ from ganlab.record.run_folder import RunFolderError
 from tests.conftest import QUICK_METRICS, REPO, run_cli
 from tests.conftest import ganlab as ganlab_cli
 
-SMALL = ["trainer.epochs=2", "trainer.batch_size=32", "trainer.log_every=5", "trainer.progress=false",
+SMALL = ["data.limit=480", "trainer.epochs=2", "trainer.batch_size=32", "trainer.log_every=5", "trainer.progress=false",
          "trainer.threads=1", "metrics.every=1", *QUICK_METRICS]
 
 

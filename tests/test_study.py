@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUICK_METRICS, ganlab, run_cli
+from tests.conftest import QUICK_METRICS, ganlab
 
 # Its module-scoped run is made once: under xdist, this file's tests run on one worker.
 pytestmark = pytest.mark.xdist_group("study")
@@ -21,11 +21,11 @@ DIGITS = ["hydra/launcher=basic", "trainer.threads=1", "trainer.epochs=3", "trai
 def study(tmp_path_factory) -> tuple[Path, str]:
     """At most 8 seeds per value; stopped by its time budget after the first round, then continued."""
     folder = tmp_path_factory.mktemp("study") / "s"
-    first = run_cli("study", *DIGITS, "optim.lr=1e-6,2e-3,2.0001e-3", "--max-seeds", "8", "--min-effect", "30",
-                    "--dir", str(folder), "--max-minutes", "0.01", timeout=300)
+    first = ganlab("study", *DIGITS, "optim.lr=1e-6,2e-3,2.0001e-3", "--max-seeds", "8", "--min-effect", "30",
+                   "--dir", str(folder), "--max-minutes", "0.01")  # in this process; its rounds are processes
     assert first.returncode == 0, first.stdout + first.stderr
     assert "stopped: the time budget is spent" in first.stdout
-    second = run_cli("study", "--dir", str(folder), "--max-minutes", "30", timeout=300)
+    second = ganlab("study", "--dir", str(folder), "--max-minutes", "30")
     assert second.returncode == 0, second.stdout + second.stderr
     return folder, first.stdout + second.stdout
 
@@ -52,12 +52,12 @@ def test_a_continued_study_reuses_its_runs_and_spends_no_more_than_alpha(study):
 
 def test_compare_on_a_study_says_its_answers_are_the_studys_and_follows_them_over_training(study):
     folder, _ = study
-    out = run_cli("compare", str(folder))
+    out = ganlab("compare", str(folder))
     assert out.returncode == 0 and "is a study run until settled" in out.stdout
     assert "come from" not in out.stdout  # its rounds are one study, not a confound
     assert "over training: optim.lr=1e-06 is behind optim.lr=" in out.stdout
     assert (folder / "compare" / "over_training.png").stat().st_size > 5000
-    payload = json.loads(run_cli("compare", str(folder), "--json").stdout)
+    payload = json.loads(ganlab("compare", str(folder), "--json").stdout)
     slow = next(e for e in payload["keys"]["optim.lr"]["effects"] if e["value"] == "1e-06")
     assert slow["course"]["steps"] and len(slow["course"]["low"]) == len(slow["course"]["steps"])
     assert slow["kind"].endswith("ends worse")
