@@ -94,7 +94,6 @@ def plot_history(metrics: dict[str, list[float]], path: Path, title: str = "", f
     plt.close(fig)
 
 
-
 def _quality_panel(ax, quality: dict[str, list[float]], primary: str, floor: float | None, better: str) -> None:
     steps, values = quality["step"], quality[primary]
     ax.plot(steps, values, "o-", color="tab:purple", lw=1.2, ms=3, label=f"{primary} ({better})" if better else primary)

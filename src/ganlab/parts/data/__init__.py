@@ -27,7 +27,9 @@ class DataSchema:
 
     @staticmethod
     def sample_shape(cfg: DictConfig) -> tuple[int, ...]:
-        raise NotImplementedError
+        """The shape of one sample, e.g. (1, 28, 28) or (2,): every dataset's schema says it (images.py,
+        mixtures.py); this base is never asked."""
+        raise NotImplementedError(f"data={cfg.name}: its schema must define sample_shape(cfg), the shape of one sample")
 
 
 def data_schema(cfg: DictConfig) -> type[DataSchema]:
