@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from ganlab.record.checkpoints import CheckpointError, load_checkpoint
 from ganlab.record.run_folder import RunFolderError
@@ -322,15 +321,11 @@ def test_a_sweeps_job_resumes_with_the_threads_it_started_with_bit_for_bit(tmp_p
     """A parallel sweep's job trains on cores // jobs torch threads; `ganlab resume` alone on the machine
     would take them all, and another thread count rounds differently."""
     sweep = tmp_path / "sweep"
-    kept = [o for o in RUN if not o.startswith(("trainer.epochs", "trainer.threads", "trainer.progress", "metrics."))]
+    kept = [o for o in RUN if not o.startswith(("trainer.epochs", "trainer.threads", "metrics."))]
     out = run_cli("train", "-m", *kept, "metrics.enabled=false", "trainer.steps=6,12", f"hydra.sweep.dir={sweep}")
     assert out.returncode == 0, out.stderr[-2000:]
     short, long = (next(sweep.glob(f"*trainer.steps={n}*")) for n in (6, 12))
-    assert "(1 torch threads" in (short / "train.log").read_text()  # 2 parallel jobs on 2 cores: one thread each
-    # ... and the job's config says what ran: sharing the cores changes no key of it
-    saved = OmegaConf.to_container(OmegaConf.load(short / ".hydra" / "config.yaml"), resolve=True)
-    assert torch.load(short / "checkpoints" / "last.pt", weights_only=True)["config"] == saved
-    assert saved["trainer"]["threads"] is None and saved["trainer"]["progress"] is True
+    assert "(1 torch threads" in (short / "train.log").read_text()  # 2 parallel jobs on 2 cores: one thread each (their saved config: test_experiments)
     out = run_cli("resume", str(short), "trainer.steps=12")
     assert out.returncode == 0, out.stderr[-2000:]
     assert (short / "train.log").read_text().count("(1 torch threads") == 2
