@@ -20,8 +20,8 @@ from tests.conftest import TINY, ganlab, make_cfg
 # Its module-scoped run is made once: under xdist, this file's tests run on one worker.
 pytestmark = pytest.mark.xdist_group("browse")
 
-SWEEP_ARGS = ["-m", "hydra/launcher=basic", "optim.lr=1e-4,1e-3", "discriminator.dropout=0.0,0.3", "seed=1,2", *TINY[:1],
-              "trainer.steps=30", *TINY[1:]]
+SWEEP_ARGS = ["-m", "hydra/launcher=basic", "optim.lr=1e-4,1e-3", "discriminator.dropout=0.0,0.3", "seed=1,2", *TINY,
+              "trainer.steps=30"]
 
 
 @pytest.fixture(scope="module")

@@ -277,8 +277,7 @@ def test_eval_recomputes_the_scores_of_a_checkpoint(trained_run):
 
 def test_optuna_minimises_the_quality_score(tmp_path):
     out = ganlab("train", "-m", "hydra/sweeper=optuna", "hydra/launcher=basic", "hydra.sweeper.n_trials=2",
-                 "hydra.sweeper.n_jobs=1", "optim.lr=interval(1e-4,1e-3)", *TINY[:1], "trainer.steps=4", *TINY[1:],
-                 cwd=tmp_path)
+                 "hydra.sweeper.n_jobs=1", "optim.lr=interval(1e-4,1e-3)", *TINY, "trainer.steps=4", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Best value:" in out.stdout + out.stderr
     sweep = next((tmp_path / "outputs" / "sweeps").iterdir())
