@@ -93,3 +93,54 @@ def test_without_the_weights_nothing_changes_and_nothing_is_downloaded(tmp_path,
     with mock.patch("torch.hub.load_state_dict_from_url", side_effect=AssertionError("a download")):
         summary = train(make_cfg(*TINY), tmp_path / "run")
     assert summary["quality"]["metric"] == "fd_classifier" and "fid_inception" not in summary["quality"]["best"]["scores"]
+
+
+class RunsAShellCommand:
+    """What a crafted weights file pickles: unpickling it calls os.system (touching a file)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("kind, says", [
+    ("pickled code", "not a file of plain tensors, refused"),
+    ("random bytes", "not a file of plain tensors, refused"),
+    ("a list", "holds a list, not a network's state dict"),
+    ("a Linear's state dict", "not the weights of torch-fidelity's Inception (Missing key(s)"),
+    ("a wrong shape", "not the weights of torch-fidelity's Inception (size mismatch for fc.weight"),
+])
+def test_a_weights_file_is_read_as_data_and_checked_against_the_network(weights, tmp_path, monkeypatch, kind, says):
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil.pth"
+    if kind == "pickled code":
+        torch.save({"x": RunsAShellCommand(tmp_path / "PWNED")}, evil)
+    elif kind == "random bytes":
+        evil.write_bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8).numpy().tobytes())
+    elif kind == "a list":
+        torch.save([torch.zeros(2)], evil)
+    elif kind == "a Linear's state dict":
+        torch.save(torch.nn.Linear(2, 2).state_dict(), evil)
+    else:
+        state = torch.load(weights, weights_only=True)
+        torch.save({**state, "fc.weight": state["fc.weight"][:, :10]}, evil)
+    real = torch.rand(N, 1, 8, 8) * 2 - 1
+    with pytest.raises(ConfigError) as refused:
+        InceptionScores(evil, real, real, tmp_path, "test")
+    message = str(refused.value)
+    assert message.startswith(f"metrics.inception_weights={evil}: ") and says in message and "\n" not in message
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_run_given_a_crafted_weights_file_stops_in_one_line_and_runs_nothing(tmp_path):
+    from tests.conftest import ganlab
+
+    evil = tmp_path / "evil.pth"
+    torch.save({"x": RunsAShellCommand(tmp_path / "PWNED")}, evil)
+    done = ganlab("train", *TINY, f"metrics.inception_weights={evil}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert done.returncode == 2 and "not a file of plain tensors, refused" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "PWNED").exists()

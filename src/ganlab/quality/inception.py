@@ -12,7 +12,10 @@ are cached once per dataset and weights file.
 
 from __future__ import annotations
 
+import io
 import logging
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -21,6 +24,7 @@ import torch
 from ganlab.parts.registry import ConfigError
 from ganlab.quality.classifier import file_sha256
 from ganlab.quality.scores import FrechetReference
+from ganlab.record.checkpoints import refused_global
 from ganlab.record.run_folder import atomic_write
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,44 @@ def find_weights(configured: Optional[str]) -> Optional[Path]:
     return cached if cached.is_file() else None
 
 
+def load_weights(path: Path) -> io.BytesIO:
+    """The weights file read as plain tensors (torch.load weights_only=True: a file crafted to run code is
+    refused), handed on as a buffer of those tensors alone; ConfigError in one line for anything else."""
+    where = f"metrics.inception_weights={path}"
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        raise ConfigError(f"{where}: not a file of plain tensors, refused (not a complete torch.save archive); give "
+                          f"torch-fidelity's {WEIGHTS_FILE}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickled objects, random bytes, a cut file
+        reason = (isinstance(e, pickle.UnpicklingError) and refused_global(e)) or str(e).strip()[:160].split("\n")[0]
+        raise ConfigError(f"{where}: not a file of plain tensors, refused ({type(e).__name__}: {reason}); give "
+                          f"torch-fidelity's {WEIGHTS_FILE}") from None
+    if not isinstance(state, dict) or not state or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ConfigError(f"{where}: holds a {type(state).__name__}, not a network's state dict (names -> tensors); "
+                          f"give torch-fidelity's {WEIGHTS_FILE}")
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
+
+
+def inception_extractor(path: Path):
+    """torch-fidelity's Inception with the weights at `path`, checked as data first (load_weights) and
+    then by the network itself (every key and shape)."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    weights = load_weights(path)
+    try:
+        return FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                           feature_extractor_weights_path=weights)
+    except RuntimeError as e:  # load_state_dict: missing or unexpected keys, or shapes that differ
+        detail = " ".join(line.strip() for line in str(e).splitlines()[1:])[:200]
+        raise ConfigError(f"metrics.inception_weights={path}: not the weights of torch-fidelity's Inception "
+                          f"({detail}); give {WEIGHTS_FILE}") from None
+
+
 def as_uint8_rgb(images: torch.Tensor) -> torch.Tensor:
     """Images in [-1, 1], (N, 1 or 3, H, W), as the uint8 RGB torch-fidelity's extractor takes."""
     x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
@@ -55,11 +97,8 @@ class InceptionScores:
     def __init__(self, weights: Path, reference: torch.Tensor, other: torch.Tensor, cache_dir: Path, yardstick: str):
         """`reference`: the real images generated ones are scored against; `other`: as many real images
         the run did not train on (or the reference's second half), for the floor."""
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
         sha = file_sha256(weights)
-        self.extractor = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
-                                                     feature_extractor_weights_path=str(weights))
+        self.extractor = inception_extractor(weights)
         self.info = {"inception_weights": str(weights), "inception_sha256": sha[:12]}
         path = Path(cache_dir).expanduser() / "inception" / f"{yardstick}-n{len(reference)}-{sha[:12]}.pt"
         cached = self._load(path, sha)

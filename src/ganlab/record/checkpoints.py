@@ -40,7 +40,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        reason = next((line.strip() for line in str(e).splitlines() if "global" in line.lower()), "")
+        reason = refused_global(e)
         raise CheckpointError(f"{path} holds objects other than tensors and plain data, refused for safety "
                               f"(torch.load weights_only=True{': ' + reason if reason else ''})") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
@@ -48,6 +48,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or not {"generator", "config"} <= set(state):
         raise CheckpointError(f"{path} is not a ganlab checkpoint (no generator weights and config in it)")
     return state
+
+
+def refused_global(error: pickle.UnpicklingError) -> str:
+    """The line of torch's weights_only refusal that names what the file asked for ("Unsupported global: ...")."""
+    return next((line.strip() for line in str(error).splitlines() if "global" in line.lower()), "")
 
 
 def checkpoint_path(run_dir: Path, which: str) -> Path:
