@@ -141,17 +141,61 @@ BROKEN = [
     ({"loss/mine": "_target_: MOD.MyD\n"}, "loss MOD.MyD has no d_loss or g_loss"),
     ({"loss/mine": "_target_: MOD.MyHinge\nmargin: x\n"}, "loss d_loss of MOD.MyHinge failed on a dry batch of 4 (TypeError"),
     ({"generator/mine": "_target_: MOD.NoSuchG\n"}, "generator._target_=MOD.NoSuchG cannot be imported"),
+    # a _target_ that is not a part of its kind is refused before it is called (nothing below may run)
+    ({"generator/mine": "_target_: os.system\ncommand: touch PWNED\n"},
+     "generator._target_=os.system is the builtin function posix.system, not a torch.nn.Module subclass; refused "
+     "before calling it"),
+    ({"loss/mine": "_target_: subprocess.Popen\nargs: [touch, PWNED]\n"},
+     "loss._target_=subprocess.Popen is the class subprocess.Popen, not a loss class of yours"),
 ]
 
 
-@pytest.mark.parametrize("files,message", BROKEN, ids=["arguments", "shape", "range", "scores", "nan", "loss", "loss-fails", "import"])
+@pytest.mark.parametrize("files,message", BROKEN, ids=["arguments", "shape", "range", "scores", "nan", "loss", "loss-fails",
+                                                       "import", "os.system", "Popen"])
 def test_a_part_that_breaks_its_contract_gets_one_line_and_leaves_no_folder(tmp_path, files, message):
     conf, module = project(tmp_path, **{**OWN, **files})
     run = tmp_path / "run"
     out = ganlab("train", "--config-dir", str(conf), *CHOSEN, *SMALL, f"hydra.run.dir={run}", cwd=tmp_path)
     assert out.returncode == 2, out.stderr
     assert message.replace("MOD", module) in out.stderr and "Traceback" not in out.stderr
-    assert not run.exists()
+    assert not run.exists() and not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("part, node, message", [
+    ("data", "_target_: shutil.rmtree\npath: VICTIM\n",
+     "data._target_=shutil.rmtree is the function shutil.rmtree, not a function of yours"),
+    ("optim", "_target_: os.system\ncommand: touch PWNED\n",
+     "optim._target_=os.system is the builtin function posix.system, not a torch.optim.Optimizer subclass"),
+])
+def test_a_config_naming_code_that_is_no_part_is_refused_before_it_runs(tmp_path, part, node, message):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    conf, _ = project(tmp_path, **{f"{part}/mine": node.replace("VICTIM", str(victim))})
+    out = ganlab("train", "--config-dir", str(conf), f"{part}=mine", *SMALL, f"hydra.run.dir={tmp_path / 'run'}",
+                 cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert victim.is_dir() and not (tmp_path / "PWNED").exists() and not (tmp_path / "run").exists()
+
+
+def test_a_run_folder_naming_code_that_is_no_part_runs_none_of_it(run_copy, tmp_path):
+    """A run folder from elsewhere whose checkpoints and .hydra/config.yaml name os.system as the
+    generator (plain data: it loads with weights_only): sample, eval and resume refuse it before calling it."""
+    from tests.conftest import TINY
+
+    run = run_copy(*TINY)
+    evil = {"_target_": "os.system", "command": f"touch {tmp_path / 'PWNED'}"}
+    for checkpoint in (run / "checkpoints").glob("*.pt"):
+        state = torch.load(checkpoint, weights_only=True)
+        state["config"]["generator"] = evil
+        torch.save(state, checkpoint)
+    (run / ".hydra").mkdir(exist_ok=True)  # as `ganlab train` writes it (the session's run was trained in-process)
+    OmegaConf.save(OmegaConf.create(state["config"]), run / ".hydra" / "config.yaml")
+    for command in (["sample", str(run), "--out", str(tmp_path / "s.png")], ["eval", str(run)],
+                    ["resume", str(run), "trainer.epochs=3"]):
+        out = ganlab(*command, cwd=tmp_path)
+        assert out.returncode == 2 and "generator._target_=os.system is the builtin function posix.system, not a " \
+            "torch.nn.Module subclass" in out.stderr, (command, out.stderr)
+    assert not (tmp_path / "PWNED").exists() and not (tmp_path / "s.png").exists()
 
 
 def test_an_optimiser_of_ones_own_gets_the_parameters_and_the_learning_rate(tmp_path):

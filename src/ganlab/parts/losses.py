@@ -8,6 +8,7 @@ probabilities for the BCE family, raw scores otherwise; `threshold` splits real 
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import MISSING, DictConfig
 
-from ganlab.parts.registry import LOSSES, ConfigError, check, check_range
+from ganlab.parts.registry import LOSSES, ConfigError, TargetRule, check, check_range, from_a_library
 
 
 @dataclass
@@ -251,3 +252,5 @@ def as_gan_loss(loss) -> GANLoss:
 # ganlab's own keys of any loss (a user's `loss._target_` included), with their defaults.
 LOSSES.knobs = {key: field.default for key, field in LossConfig.__dataclass_fields__.items() if key != "name"}
 LOSSES.custom = lambda target, args, cfg: as_gan_loss(target(**args))
+LOSSES.target_rule = TargetRule("a loss class of yours (with d_loss and g_loss)",
+                                lambda target: inspect.isclass(target) and not from_a_library(target))

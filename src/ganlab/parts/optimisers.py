@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import torch
 from omegaconf import MISSING, DictConfig
 
-from ganlab.parts.registry import OPTIMIZERS, check, check_range
+from ganlab.parts.registry import OPTIMIZERS, TargetRule, check, check_range
 
 
 @dataclass
@@ -54,3 +55,5 @@ def rmsprop(cfg: DictConfig, params, lr_mult: float) -> torch.optim.Optimizer:
 OPTIMIZERS.knobs = {key: OptimConfig.__dataclass_fields__[key].default for key in ("lr", "d_lr_mult", "g_lr_mult")}
 OPTIMIZERS.custom = lambda target, args, cfg, params, lr_mult: target(
     params, lr=OPTIMIZERS.knob(cfg, "lr") * lr_mult, **args)
+OPTIMIZERS.target_rule = TargetRule("a torch.optim.Optimizer subclass", lambda target: inspect.isclass(target)
+                                    and issubclass(target, torch.optim.Optimizer))

@@ -14,6 +14,7 @@ import importlib
 import inspect
 import math
 import pkgutil
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -105,6 +106,35 @@ def import_target(path: str, key: str) -> Callable:
                       f"to PYTHONPATH, or pip install the package")
 
 
+# Libraries whose functions a config never names as a part: with the standard library's, they can run
+# commands, load pickles or fetch code (os.system, torch.hub.load, numpy.load); a part is a class.
+LIBRARIES = frozenset({"torch", "torchvision", "numpy", "scipy", "sklearn", "pandas", "PIL", "matplotlib", "hydra",
+                       "omegaconf", "yaml", "joblib", "submitit", "IPython"})
+
+
+def from_a_library(target: Any) -> bool:
+    """Whether `target` is defined by Python itself (its standard library, a builtin) or by LIBRARIES."""
+    top = str(getattr(target, "__module__", None) or "builtins").split(".")[0]
+    return top in sys.stdlib_module_names or top in LIBRARIES or inspect.isbuiltin(target)
+
+
+def described(target: Any) -> str:
+    """What an imported `_target_` is, in words: `the function os.system`, `the class mynets.MyG`, `an int`."""
+    name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', '?')}"
+    if inspect.isclass(target):
+        return f"the class {name}"
+    if callable(target):
+        return f"the {'builtin ' if inspect.isbuiltin(target) else ''}function {name}"
+    return f"a {type(target).__name__}"
+
+
+@dataclass(frozen=True)
+class TargetRule:
+    """What a user's `_target_` for a part must be (`accepts`), in words; checked before it is called."""
+    words: str  # e.g. "a torch.nn.Module subclass"
+    accepts: Callable[[Any], bool]
+
+
 @dataclass(frozen=True)
 class Option:
     build: Callable  # build(cfg, ...) -> the part
@@ -123,6 +153,8 @@ class Registry:
         # arguments, cfg, *build arguments), where plain target(**arguments) is not enough.
         self.knobs: dict[str, Any] = {}
         self.custom: Optional[Callable] = None
+        # What a user's `_target_` must be (set by the part's module); None: the part takes no `_target_`.
+        self.target_rule: Optional[TargetRule] = None
 
     def register(self, name: str, schema: type, check: Optional[Callable] = None) -> Callable:
         """Decorator: `@LOSSES.register("hinge", LossConfig)` on a class or function taking the config node."""
@@ -151,11 +183,25 @@ class Registry:
         """The part that `cfg` (its config node) names: a registered option, or a user's `_target_`."""
         if not is_custom(cfg):
             return self[cfg.name].build(cfg, *args, **kwargs)
-        self._load()
-        target = import_target(cfg[TARGET], self.part)
+        target = self.target(cfg)
         if self.custom:
             return self.custom(target, self.arguments(cfg), cfg, *args, **kwargs)
         return target(**self.arguments(cfg))
+
+    def target(self, cfg) -> Callable:
+        """A user's part's class (or function), imported and checked against the part's rule before
+        anything calls it: a config or a run folder from elsewhere names code, and only a part is built."""
+        self._load()
+        path = cfg[TARGET]
+        rule = self.target_rule
+        if rule is None:
+            raise ConfigError(f"{self.part}._target_={path}: {self.part} takes no part of your own; choose one of: "
+                              f"{', '.join(self.names())}")
+        target = import_target(path, self.part)
+        if not rule.accepts(target):
+            raise ConfigError(f"{self.part}._target_={path} is {described(target)}, not {rule.words}; refused before "
+                              f"calling it (a config or a run folder names code that ganlab would run)")
+        return target
 
     def arguments(self, cfg) -> dict[str, Any]:
         """A user's part's own arguments: its node less `_target_`, `name` and ganlab's knobs."""
@@ -172,13 +218,13 @@ class Registry:
 
     def kind(self, cfg) -> Any:
         """What builds the part (a registered class, or a user's target): where its class attributes live."""
-        return import_target(cfg[TARGET], self.part) if is_custom(cfg) else self[cfg.name].build
+        return self.target(cfg) if is_custom(cfg) else self[cfg.name].build
 
     def validate(self, cfg) -> None:
         """`cfg.name` is a registered option and its values pass the option's checks; or a user's target
         can be imported and takes the arguments given."""
         if is_custom(cfg):
-            target = import_target(cfg[TARGET], self.part)
+            target = self.target(cfg)
             try:
                 inspect.signature(target).bind_partial(**self.arguments(cfg))
             except TypeError as e:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
 import torch
 from omegaconf import DictConfig
 
-from ganlab.parts.registry import DATASETS, ConfigError, option_name
+from ganlab.parts.registry import DATASETS, ConfigError, TargetRule, from_a_library, option_name
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -106,3 +107,7 @@ def _user_data(target, args: dict, cfg: DictConfig, seed: int = 0) -> Dataset:
 
 
 DATASETS.custom = _user_data
+DATASETS.target_rule = TargetRule(
+    "a function of yours (or a ganlab.parts.data.Dataset subclass)",
+    lambda target: (inspect.isfunction(target) and not from_a_library(target))
+    or (inspect.isclass(target) and issubclass(target, Dataset)))

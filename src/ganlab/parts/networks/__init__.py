@@ -9,7 +9,7 @@ import inspect
 import torch.nn as nn
 
 from ganlab.parts.networks.layers import DiscriminatorNetConfig
-from ganlab.parts.registry import DISCRIMINATORS, GENERATORS, ConfigError
+from ganlab.parts.registry import DISCRIMINATORS, GENERATORS, ConfigError, TargetRule
 
 
 def user_network(target, args: dict, cfg, shape: tuple[int, ...]) -> nn.Module:
@@ -24,6 +24,8 @@ def user_network(target, args: dict, cfg, shape: tuple[int, ...]) -> nn.Module:
 
 
 GENERATORS.custom = DISCRIMINATORS.custom = user_network
+GENERATORS.target_rule = DISCRIMINATORS.target_rule = TargetRule(
+    "a torch.nn.Module subclass", lambda target: inspect.isclass(target) and issubclass(target, nn.Module))
 # ganlab's own keys of any D (a user's `discriminator._target_` included): packing wraps any network
 # (packing.py); minibatch_std is a layer inside ganlab's networks (layers.py).
 DISCRIMINATORS.knobs = {key: DiscriminatorNetConfig.__dataclass_fields__[key].default for key in ("pack", "minibatch_std")}
