@@ -14,15 +14,21 @@ pytestmark = pytest.mark.xdist_group("study")
 
 # Digits in 2 s a run. lr 1e-6 stays near its start (fd ~95) where 2e-3 reaches ~20-30: a large effect.
 # 2e-3 against 2.0001e-3 is an A/A pair: the same GAN, whose runs part ways after a few steps.
-DIGITS = ["hydra/launcher=basic", "trainer.threads=1", "trainer.epochs=3", "trainer.progress=false", "generator.width=8", "discriminator.width=8", *QUICK_METRICS]
+DIGITS = ["hydra/launcher=basic", "trainer.threads=1", "trainer.epochs=3", "trainer.progress=false", "+exp=narrow",
+          *QUICK_METRICS]
+NARROW = "# @package _global_\n# a user's own study file (--config-dir): narrow networks\ngenerator:\n  width: 8\n" \
+         "discriminator:\n  width: 8\n"
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> tuple[Path, str]:
     """At most 8 seeds per value; stopped by its time budget after the first round, then continued."""
     folder = tmp_path_factory.mktemp("study") / "s"
+    conf = folder.parent / "myconf"
+    (conf / "exp").mkdir(parents=True)
+    (conf / "exp" / "narrow.yaml").write_text(NARROW)
     first = ganlab("study", *DIGITS, "optim.lr=1e-6,2e-3,2.0001e-3", "--max-seeds", "8", "--min-effect", "30",
-                   "--dir", str(folder), "--max-minutes", "0.01")  # in this process; its rounds are processes
+                   "--dir", str(folder), "--max-minutes", "0.01", "--config-dir", str(conf))  # its rounds are processes
     assert first.returncode == 0, first.stdout + first.stderr
     assert "stopped: the time budget is spent" in first.stdout
     second = ganlab("study", "--dir", str(folder), "--max-minutes", "30")
@@ -40,6 +46,8 @@ def test_a_study_settles_a_large_effect_early_and_never_calls_an_aa_pair_differe
     assert large == "worse beyond noise" and aa == "smaller than 30"
     assert "worse beyond noise after" in out and "smaller than 30 after" in out
     assert "look at 2 seeds per value" in out and "alpha spent" in out
+    config = (next(folder.glob("seeds_1-2/*/.hydra")) / "config.yaml").read_text()
+    assert "width: 8" in config and "a user's own study file" not in config  # the user's file was composed
 
 
 def test_a_continued_study_reuses_its_runs_and_spends_no_more_than_alpha(study):
@@ -88,13 +96,14 @@ def test_continuing_a_round_resumes_its_stopped_jobs_and_trains_the_ones_never_s
     from ganlab.judging.study import Design, Study
     from ganlab.training import sweep as sweep_module
 
-    folder = tmp_path / "s"
-    study = Study.start(folder, Design(["+exp=baseline", "optim.lr=0.1,0.2"], max_seeds=4))
+    folder = tmp_path / "s"  # trainer.progress says how a job runs, not what: Hydra leaves it out of a job's name
+    study = Study.start(folder, Design(["+exp=baseline", "trainer.progress=false", "optim.lr=0.1,0.2"], max_seeds=4))
     round_dir = folder / "seeds_1-2"
     round_dir.mkdir()
     (round_dir / "multirun.yaml").write_text(  # what Hydra wrote when the round's sweep started
         "hydra:\n  sweeper:\n    _target_: hydra._internal.core_plugins.basic_sweeper.BasicSweeper\n"
-        "  overrides:\n    task: [+exp=baseline, 'optim.lr=0.1,0.2', 'seed=1,2']\n")
+        "  overrides:\n    task: [+exp=baseline, trainer.progress=false, 'optim.lr=0.1,0.2', 'seed=1,2']\n"
+        "  runtime:\n    config_sources:\n    - {path: /my/conf, schema: file, provider: command-line}\n")
     for lr, seed, status in (("0.1", 1, "completed"), ("0.2", 1, "completed"), ("0.1", 2, "running")):
         job = round_dir / f"lr{lr}-seed{seed}"
         (job / ".hydra").mkdir(parents=True)
@@ -105,5 +114,78 @@ def test_continuing_a_round_resumes_its_stopped_jobs_and_trains_the_ones_never_s
     monkeypatch.setattr(sweep_module, "run_ganlab", lambda *args, log: calls.append(args))
     study._train_round([1, 2], say=lambda line: None)
     assert calls == [("resume", str(round_dir / "lr0.1-seed2")),
-                     ("train", "+exp=baseline", "optim.lr=0.2", "seed=2",
+                     ("train", "--config-dir", "/my/conf", "+exp=baseline", "trainer.progress=false", "optim.lr=0.2", "seed=2",
                       f"hydra.run.dir='{round_dir.resolve() / '+exp=baseline,optim.lr=0.2,seed=2'}'")]
+
+
+def fake_round(folder: Path, jobs: list[tuple[str, str, int]]) -> None:
+    """Job folders as a round's sweep leaves them: (folder name, lr, seed), each completed."""
+    for name, lr, seed in jobs:
+        job = folder / name
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- optim.lr={lr}\n- seed={seed}\n")
+        (job / "summary.json").write_text(json.dumps({"status": "completed"}))
+
+
+def test_a_look_counts_each_setting_and_seed_once_and_names_both_folders_of_a_duplicate(tmp_path):
+    from ganlab.judging.study import Design, Study
+
+    folder = tmp_path / "s"
+    Study.start(folder, Design(["optim.lr=0.1,0.2"], max_seeds=2))
+    fake_round(folder / "seeds_1-2", [("a", "0.1", 1), ("b", "0.2", 1), ("c", "0.1", 2), ("d", "0.2", 2)])
+    fake_round(folder / "seeds_1-2-again", [("a", "0.1", 2)])
+    out = ganlab("study", "--dir", str(folder))
+    assert out.returncode == 2 and "two runs of one setting and seed" in out.stderr
+    assert str(folder / "seeds_1-2" / "c") in out.stderr and str(folder / "seeds_1-2-again" / "a") in out.stderr
+
+
+def test_a_study_record_edited_by_hand_or_unrunnable_is_refused_in_one_line(tmp_path):
+    from ganlab.judging.study import Design, Study
+
+    folder = tmp_path / "s"
+    Study.start(folder, Design(["optim.lr=0.1,0.2"]))
+    state = json.loads((folder / "study.json").read_text())
+    edited = {**state, "design": {**state["design"], "alpha": 0.9}}  # a looser test, its looks cleared
+    (folder / "study.json").write_text(json.dumps(edited))
+    out = ganlab("study", "--dir", str(folder))
+    assert out.returncode == 2 and "was changed since ganlab wrote it (its seal does not match)" in out.stderr
+    unsealed = {k: v for k, v in state.items() if k != "seal"}  # as an earlier ganlab wrote it, per_round 0
+    (folder / "study.json").write_text(json.dumps({**unsealed, "design": {**state["design"], "per_round": 0}}))
+    out = ganlab("study", "--dir", str(folder))
+    assert out.returncode == 2 and "its design cannot run (--per-round 0: give 1 to" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and json.loads((folder / "study.json").read_text())["design"][
+        "per_round"] == 0  # nothing rewritten
+
+
+def test_sigterm_stops_a_study_and_its_sweep_and_a_second_process_on_it_writes_nothing(tmp_path):
+    """A study in its own process, mid-round: a second `ganlab study --dir` exits 2 having written nothing;
+    SIGTERM stops the study and the sweep it started (no worker outlives it) and records its minutes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ganlab.record.run_folder import writer_alive
+
+    folder = tmp_path / "s"
+    tiny = ["data.limit=480", "trainer.epochs=20", "trainer.batch_size=16", "trainer.log_every=2", "generator.width=8",
+            "discriminator.width=8", "metrics.enabled=false", "trainer.progress=false"]
+    study = subprocess.Popen([sys.executable, "-m", "ganlab.cli", "study", *tiny, "optim.lr=1e-4,2e-4",
+                              "--max-seeds", "2", "--dir", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    deadline = time.monotonic() + 120
+    while not any(len(p.read_text().splitlines()) > 3 for p in folder.glob("seeds_1-2/*/metrics.csv")):
+        assert study.poll() is None and time.monotonic() < deadline, study.communicate()
+        time.sleep(0.1)
+    before = (folder / "study.json").read_text()
+    second = ganlab("study", "--dir", str(folder))
+    assert second.returncode == 2 and "is being written by another ganlab process" in second.stderr, second.stderr
+    assert (folder / "study.json").read_text() == before
+    study.send_signal(signal.SIGTERM)
+    out, err = study.communicate(timeout=120)
+    assert study.returncode == 130 and "ganlab study --dir" in err, (study.returncode, out, err)
+    jobs = [p for p in (folder / "seeds_1-2").iterdir() if (p / ".hydra").is_dir()]
+    assert jobs and not any(writer_alive(job) for job in jobs)  # every worker let go of its run: none goes on
+    statuses = {json.loads((job / "summary.json").read_text())["status"] for job in jobs}
+    assert statuses <= {"interrupted", "completed"}, (statuses, (folder / "rounds.log").read_text()[-3000:])
+    assert json.loads((folder / "study.json").read_text())["minutes"] > 0

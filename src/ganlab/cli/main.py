@@ -321,28 +321,32 @@ def study_arguments(study: argparse.ArgumentParser) -> None:
                                                         "(at 80%% power)")
     study.add_argument("--max-minutes", type=float, help="stop starting rounds after this much training time")
     study.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
+    study.add_argument("--config-dir", "-cd", help="a folder of your own config groups, beside ganlab's (as for "
+                                                   "ganlab train)")
 
 
 def study_command(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from ganlab.judging.study import Design, Study
-    from ganlab.training.sweep import sweep_name
+    from ganlab.training.sweep import stop_workers_on_signals, sweep_name
 
     if not args.overrides:
         if not args.dir:
             raise ValueError("give the overrides to compare (e.g. +exp=baseline,label_smoothing), or --dir DIR to "
                              "continue a study")
-        study = Study.load(args.dir)
+        study = Study.resume(args.dir)
         study.design.max_minutes = args.max_minutes or study.design.max_minutes
         study.design.min_effect = args.min_effect or study.design.min_effect
     else:
+        config_dir = str(Path(args.config_dir).resolve()) if args.config_dir else None
         design = Design(list(args.overrides), args.max_seeds, args.per_round, args.min_effect, args.max_minutes,
-                        first_seed=args.first_seed)
+                        first_seed=args.first_seed, config_dir=config_dir)
         folder = args.dir or Path("outputs/studies") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{sweep_name(design.overrides)}"
         study = Study.start(folder, design)
     try:
-        study.run()
+        with stop_workers_on_signals(None):  # SIGTERM too stops the round's sweep before this process ends
+            study.run()
     except KeyboardInterrupt:
         print(f"ganlab: study interrupted; its runs are kept. Continue with: ganlab study --dir {study.folder}",
               file=sys.stderr)

@@ -10,6 +10,7 @@ every look; the same command continues an interrupted study, reusing every run a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,7 +19,7 @@ from typing import Callable, Optional
 
 from ganlab.judging import stats
 from ganlab.record.catalog import STUDY_STATE, RunRecord, find_runs
-from ganlab.record.run_folder import RunFolderError, atomic_write
+from ganlab.record.run_folder import STUDY_LOCK, RunFolderError, atomic_write, claim_existing
 from ganlab.training.sweep import place, resume_sweep, run_ganlab, settings
 
 STATE = STUDY_STATE
@@ -41,6 +42,7 @@ class Design:
     max_minutes: Optional[float] = None
     alpha: float = stats.ALPHA
     first_seed: int = 1
+    config_dir: Optional[str] = None  # the user's config folder (`--config-dir`), beside ganlab's
 
     def check(self) -> None:
         if not 2 <= self.max_seeds <= 1000:
@@ -55,6 +57,9 @@ class Design:
             raise StudyError("a study picks the seeds itself: leave seed= out (--first-seed N starts them elsewhere)")
         if any(o.startswith("hydra.") for o in self.overrides):
             raise StudyError("a study places its runs itself: leave hydra.* settings out (--dir PATH names its folder)")
+        if self.config_dir is not None and not Path(self.config_dir).is_dir():
+            raise StudyError(f"--config-dir {self.config_dir}: no such folder; give the folder that holds your "
+                             f"config groups (e.g. myconf/exp/mine.yaml)")
         if len(settings(self.overrides)) < 2:
             raise StudyError(f"nothing to compare in '{' '.join(self.overrides)}': sweep a key over two or more "
                              f"values, e.g. optim.lr=1e-4,2e-4 or +exp=baseline,label_smoothing")
@@ -84,11 +89,15 @@ class Study:
     # ------------------------------------------------------------------ state on disk
     @classmethod
     def start(cls, folder: Path, design: Design) -> "Study":
-        """A new study in `folder`, or the one already there (whose design must be the same)."""
+        """A new study in `folder`, or the one already there (whose design must be the same), held by
+        this process until it ends."""
         design.check()
+        if not (folder / STATE).is_file() and folder.exists() and any(p.name != STUDY_LOCK for p in folder.iterdir()):
+            raise StudyError(f"{folder} is not empty and holds no study ({STATE}); choose a new --dir")
+        claim_existing(folder, STUDY_LOCK)
         if (folder / STATE).is_file():
             study = cls.load(folder)
-            fixed = ("overrides", "max_seeds", "per_round", "first_seed", "alpha")
+            fixed = ("overrides", "max_seeds", "per_round", "first_seed", "alpha", "config_dir")
             changed = [k for k in fixed if getattr(study.design, k) != getattr(design, k)]
             if changed:
                 raise StudyError(f"{folder} holds a study whose {', '.join(changed)} differ from these; a design is "
@@ -96,39 +105,72 @@ class Study:
                                  f"new --dir")
             study.design.max_minutes, study.design.min_effect = design.max_minutes, design.min_effect
             return study
-        if folder.exists() and any(folder.iterdir()):
-            raise StudyError(f"{folder} is not empty and holds no study ({STATE}); choose a new --dir")
         study = cls(folder, design)
         study.save()
         return study
 
     @classmethod
+    def resume(cls, folder: Path) -> "Study":
+        """The study in `folder`, to go on with, held by this process until it ends: a second process
+        started on it is refused, having written nothing."""
+        study = cls.load(folder)
+        claim_existing(folder, STUDY_LOCK)
+        return study
+
+    @classmethod
     def load(cls, folder: Path) -> "Study":
+        """The study recorded in `folder`: its design checked, and its record's seal (a hash written with
+        it), so that a design or look edited by hand is refused rather than followed."""
         try:
             state = json.loads((folder / STATE).read_text())
+            seal = state.pop("seal", None)
+            if seal is not None and seal != _seal(state):
+                raise StudyError(f"{folder / STATE} was changed since ganlab wrote it (its seal does not match); a "
+                                 f"study's design and looks are fixed, as its tests' levels depend on them: restore "
+                                 f"the file, or start a new study with a new --dir (its runs can be copied there)")
             looks = [Look(**look) for look in state.pop("looks")]
-            return cls(folder, Design(**state.pop("design")), looks, **state)
+            study = cls(folder, Design(**state.pop("design")), looks, **state)
         except FileNotFoundError:
             raise StudyError(f"{folder} holds no study ({STATE}); start one with: ganlab study OVERRIDES --dir "
                              f"{folder}") from None
+        except StudyError:
+            raise
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
             raise StudyError(f"{folder / STATE} cannot be read ({e.__class__.__name__}: {e}); move it away and run "
                              f"the study's command again (its runs are kept and reused)") from None
+        try:
+            study.design.check()
+        except StudyError as e:
+            raise StudyError(f"{folder / STATE}: its design cannot run ({e})") from None
+        return study
 
     def save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         state = {"design": asdict(self.design), "looks": [asdict(look) for look in self.looks],
                  "minutes": round(self.minutes, 3), "stopped": self.stopped}
+        state["seal"] = _seal(state)
         atomic_write(self.folder / STATE, lambda tmp: tmp.write_text(json.dumps(state, indent=2) + "\n"))
 
     # ------------------------------------------------------------------ runs
     def runs(self) -> list[RunRecord]:
         return [r for r in find_runs(self.folder) if r.path.parent != self.folder]
 
+    def placed(self, runs: list[RunRecord]) -> dict[tuple, RunRecord]:
+        """Each run by its (setting, seed): exactly one run of each, a second is an error naming both."""
+        keys = {k for k, _ in settings(self.design.overrides)[0]}
+        found: dict[tuple, RunRecord] = {}
+        for run in runs:
+            where = place(run, keys)
+            if where in found:
+                raise StudyError(f"two runs of one setting and seed, {found[where].path} and {run.path}; a study counts "
+                                 f"each once: move one of them out of {self.folder}, then continue with: ganlab study "
+                                 f"--dir {self.folder}")
+            found[where] = run
+        return found
+
     def seeds_done(self, runs: list[RunRecord]) -> int:
         """How many seeds, from the first, have a finished run (a score or a failure) of every setting."""
-        keys = {k for k, _ in settings(self.design.overrides)[0]}
-        done = {place(r, keys) for r in runs if r.status in DONE}
+        done = {where for where, r in self.placed(runs).items() if r.status in DONE}
         wanted = settings(self.design.overrides)
         seeds = self.design.seeds(0, self.design.max_seeds)
         return next((i for i, seed in enumerate(seeds) if any((s, seed) not in done for s in wanted)), len(seeds))
@@ -167,7 +209,8 @@ class Study:
         try:
             if folder.exists():
                 resume_sweep(folder, say=lambda line: say(f"  {line}"), log=log)
-            elif run_ganlab("train", "-m", *self.design.overrides, f"seed={','.join(map(str, seeds))}",
+            elif run_ganlab("train", "-m", *(["--config-dir", self.design.config_dir] if self.design.config_dir else []),
+                            *self.design.overrides, f"seed={','.join(map(str, seeds))}",
                             f"hydra.sweep.dir={folder}", log=log) == 2:
                 said = [line for line in log.read_text(errors="replace").splitlines() if "error" in line.lower()]
                 raise StudyError(f"the round's sweep refused to start: {said[-1] if said else 'see ' + str(log)}; "
@@ -188,7 +231,8 @@ class Study:
         d, before = self.design, (self.looks[-1].answers if self.looks else {})
         level = stats.look_level(seeds, self.looks[-1].seeds if self.looks else 0, d.max_seeds, d.alpha)
         wanted = set(d.seeds(0, seeds))
-        comparison = compare([r for r in runs if r.status in DONE and place(r, set())[1] in wanted], alpha=level)
+        comparison = compare([r for (_, seed), r in self.placed(runs).items() if r.status in DONE and seed in wanted],
+                             alpha=level)
         answers = {}
         for key, factor in comparison.factors.items():
             for e in factor.effects:
@@ -222,3 +266,8 @@ class Study:
                                                         f"value (not settled)"))
         say("\nthe last look:\n" + self.looks[-1].text)
         return why
+
+
+def _seal(state: dict) -> str:
+    """A hash of a study's record (less its seal), written with it: an edit by hand no longer matches."""
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]

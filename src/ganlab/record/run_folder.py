@@ -47,7 +47,7 @@ def is_run(folder: Path) -> bool:
     """A folder that holds a ganlab run, finished or not: its record, or the config Hydra wrote for it."""
     return any((Path(folder) / name).exists() for name in (*RUN_MARKERS, CHECKPOINTS, f"{HYDRA_DIR}/config.yaml"))
 
-_claims: dict[Path, "Claim"] = {}  # run folders this process holds
+_claims: dict[tuple[Path, str], "Claim"] = {}  # (folder, lock file) this process holds
 
 
 class RunFolderError(RuntimeError):
@@ -57,12 +57,12 @@ class RunFolderError(RuntimeError):
 class Claim:
     """This process's hold on a run folder: an open, flock-ed lock file holding pid and host."""
 
-    def __init__(self, path: Path, fd: int, created_folder: bool):
-        self.path, self.fd, self.created_folder = path, fd, created_folder
+    def __init__(self, path: Path, fd: int, created_folder: bool, lock: str = LOCK):
+        self.path, self.fd, self.created_folder, self.lock = path, fd, created_folder, lock
 
     def release(self) -> None:
         os.close(self.fd)
-        _claims.pop(self.path, None)
+        _claims.pop((self.path, self.lock), None)
 
 
 def _lock(fd: int, lock_path: Path) -> None:
@@ -82,8 +82,8 @@ def claim_new(path: Path, allow: tuple[str, ...] = ()) -> Claim:
     """Claim a folder for a new run, creating it if needed; refuse one holding ganlab's file names
     (but `allow`) or claimed by another process."""
     path = Path(os.path.abspath(path))
-    if path in _claims:
-        return _claims[path]
+    if (path, LOCK) in _claims:
+        return _claims[(path, LOCK)]
     if path.exists() and not path.is_dir():
         raise RunFolderError(f"{path} is a file, not a folder; choose a new folder with hydra.run.dir=PATH")
     present = [n for n in OUTPUT_NAMES if n not in allow and (path / n).exists()]
@@ -106,11 +106,12 @@ def claim_new(path: Path, allow: tuple[str, ...] = ()) -> Claim:
         raise RunFolderError(f"cannot write the run folder {path} ({e.strerror or e}); pick a writable place with "
                              f"hydra.run.dir=PATH") from None
     _lock(fd, path / LOCK)
-    _claims[path] = Claim(path, fd, created)
-    return _claims[path]
+    _claims[(path, LOCK)] = Claim(path, fd, created)
+    return _claims[(path, LOCK)]
 
 
 SWEEP_LOCK = ".ganlab-sweep.lock"
+STUDY_LOCK = ".ganlab-study.lock"  # held by the one process that trains a study's rounds
 
 
 def claim_sweep(path: Path) -> None:
@@ -127,7 +128,7 @@ def claim_sweep(path: Path) -> None:
         raise RunFolderError(f"cannot write the sweep folder {path} ({e.strerror or e}); pick a writable place with "
                              f"hydra.sweep.dir=PATH") from None
     _lock(fd, path / SWEEP_LOCK)
-    _claims[path] = Claim(path, fd, False)
+    _claims[(path, SWEEP_LOCK)] = Claim(path, fd, False, SWEEP_LOCK)
 
 
 def _make_folder(path: Path) -> bool:
@@ -141,18 +142,20 @@ def _make_folder(path: Path) -> bool:
         return False
 
 
-def claim_existing(path: Path) -> Claim:
-    """Claim an existing run's folder to continue it; refuse one another live process holds."""
+def claim_existing(path: Path, lock: str = LOCK) -> Claim:
+    """Claim a folder to continue what it holds (a run; with `lock`, a sweep or a study), creating it
+    if needed; refuse one another live process holds. Held until this process ends."""
     path = Path(os.path.abspath(path))
-    if path in _claims:
-        return _claims[path]
+    if (path, lock) in _claims:
+        return _claims[(path, lock)]
     try:
-        fd = os.open(path / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path / lock, os.O_CREAT | os.O_RDWR, 0o644)
     except OSError as e:
-        raise RunFolderError(f"cannot write the run folder {path} ({e.strerror or e}); fix its permissions") from None
-    _lock(fd, path / LOCK)
-    _claims[path] = Claim(path, fd, created_folder=False)
-    return _claims[path]
+        raise RunFolderError(f"cannot write the folder {path} ({e.strerror or e}); fix its permissions") from None
+    _lock(fd, path / lock)
+    _claims[(path, lock)] = Claim(path, fd, False, lock)
+    return _claims[(path, lock)]
 
 
 def writer_alive(path: Path) -> Optional[bool]:
@@ -272,7 +275,7 @@ class RunFolder:
     def abandon(self) -> None:
         """After an error before training: remove what this process wrote, and the folder if it made it.
         A folder it did not claim, or where training began, is left as it is."""
-        claim = _claims.get(Path(os.path.abspath(self.path)))
+        claim = _claims.get((Path(os.path.abspath(self.path)), LOCK))
         if claim is None or any((self.path / m).exists() for m in RUN_MARKERS):
             return
         for name in OUTPUT_NAMES:
@@ -282,7 +285,7 @@ class RunFolder:
             self.path.rmdir()
 
     def release(self) -> None:
-        claim = _claims.get(Path(os.path.abspath(self.path)))
+        claim = _claims.get((Path(os.path.abspath(self.path)), LOCK))
         if claim is not None:
             claim.release()
 

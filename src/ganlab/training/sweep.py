@@ -20,8 +20,9 @@ from typing import Any, Iterator, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab.config import path_safe
+from ganlab.config.schema import HOW_NOT_WHAT
 from ganlab.record.catalog import RunRecord, is_sweep, load_run
-from ganlab.record.run_folder import RunFolderError, writer_alive
+from ganlab.record.run_folder import SWEEP_LOCK, RunFolderError, claim_existing, writer_alive
 
 COLUMNS = ["job", "overrides", "status", "duration_s", "epochs", "steps", "metric", "best_score", "best_epoch",
            "loss_d", "loss_g", "acc_real", "acc_fake", "diagnoses", "error"]
@@ -120,7 +121,7 @@ def write_sweep_table(sweep_dir: Path) -> list[dict[str, Any]]:
     rows = [job_row(job) for job in folders]
     overrides = planned_overrides(sweep_dir)
     if overrides:
-        rows += [{"job": path_safe(",".join(sorted(job))), "overrides": " ".join(job), "status": "not started"}
+        rows += [{"job": job_folder_name(job), "overrides": " ".join(job), "status": "not started"}
                  for job in missing_jobs(overrides, [load_run(f) for f in folders])]
     with open(Path(sweep_dir) / "sweep.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -189,6 +190,15 @@ def planned_overrides(sweep_dir: Path) -> Optional[list[str]]:
         return None
 
 
+def planned_config_dir(sweep_dir: Path) -> Optional[str]:
+    """The --config-dir a sweep was started with (multirun.yaml's command-line config source), if any."""
+    try:
+        sources = OmegaConf.load(Path(sweep_dir) / "multirun.yaml").hydra.runtime.config_sources
+        return next((str(s.path) for s in sources if s.provider == "command-line" and s.schema == "file"), None)
+    except Exception:  # an unreadable or foreign file: the jobs are started without one
+        return None
+
+
 def missing_jobs(overrides: list[str], jobs: list[RunRecord]) -> list[list[str]]:
     """The planned jobs (each as its overrides) that have no folder: an interrupted sweep never started them."""
     swept = swept_overrides(overrides)
@@ -200,34 +210,45 @@ def missing_jobs(overrides: list[str], jobs: list[RunRecord]) -> list[list[str]]
             if setting not in have]
 
 
+def job_folder_name(job: list[str]) -> str:
+    """The folder name Hydra gives a job of these overrides: sorted, less the keys that say how it runs."""
+    return path_safe(",".join(sorted(o for o in job if o.lstrip("+~").partition("=")[0] not in HOW_NOT_WHAT)))
+
+
 def resume_sweep(sweep_dir: Path, say=print, log: Optional[Path] = None) -> None:
     """Complete an interrupted sweep in place: resume its stopped jobs, then train the jobs it never
-    started into the same folder (one after another; each uses every core)."""
+    started into the same folder (one after another; each uses every core). Refused while another
+    process (the sweep itself, or another completing it) holds the folder."""
+    claim_existing(sweep_dir, SWEEP_LOCK)
     jobs = [load_run(p) for p in job_folders(sweep_dir)]
     for job in jobs:
         if job.status in ("stopped", "interrupted"):
             say(f"resuming {job.path.name}")
             run_ganlab("resume", str(job.path), log=log)
-    overrides = planned_overrides(sweep_dir)
+    overrides, config_dir = planned_overrides(sweep_dir), planned_config_dir(sweep_dir)
     for job in missing_jobs(overrides, jobs) if overrides else []:
-        folder = Path(sweep_dir).resolve() / path_safe(",".join(sorted(job)))  # the name Hydra gives a job
+        folder = Path(sweep_dir).resolve() / job_folder_name(job)
         say(f"starting {folder.name}")
-        run_ganlab("train", *job, f"hydra.run.dir='{folder}'", log=log)  # quoted: the name holds '=' and ','
+        run_ganlab("train", *(["--config-dir", config_dir] if config_dir else []), *job,
+                   f"hydra.run.dir='{folder}'", log=log)  # quoted: the name holds '=' and ','
 
 
 def run_ganlab(*args: str, log: Optional[Path] = None) -> int:
     """A ganlab command in its own process, its output appended to `log` (else shown); its exit code.
-    Ctrl-C reaches it too: it checkpoints and marks its run before this one goes on."""
+    Ctrl-C or SIGTERM to this process reaches it too, and it is sent SIGTERM if this process dies
+    (even by SIGKILL): it checkpoints and marks its run, never outliving the process that started it."""
     out = open(log, "a") if log else None
     try:
         if out:
             out.write(f"$ ganlab {' '.join(args)}\n")
             out.flush()
         child = subprocess.Popen([sys.executable, "-m", "ganlab.cli", *args], stdout=out,
-                                 stderr=subprocess.STDOUT if out else None)
+                                 stderr=subprocess.STDOUT if out else None, preexec_fn=_end_with_parent)
         try:
             code = child.wait()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (stop_workers_on_signals): the child stops too
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
             child.wait()
             raise
     finally:
@@ -236,6 +257,14 @@ def run_ganlab(*args: str, log: Optional[Path] = None) -> int:
     if code in (130, -2):
         raise KeyboardInterrupt
     return code
+
+
+def _end_with_parent() -> None:
+    """In a child before it starts: Linux sends it SIGTERM when its parent dies (PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 @contextmanager
