@@ -62,3 +62,51 @@ def test_bad_samples_get_one_line(tmp_path, args, says, digits_uint8):
     np.savez(tmp_path / "real.npz", images=digits_uint8[:5])
     out = ganlab("eval", *args, cwd=tmp_path)
     assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr
+
+
+def png_header_only(path, width: int, height: int) -> None:
+    """A PNG whose header declares width x height pixels, with almost no data behind it (a bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+
+
+def npz_declaring(path, shape: tuple[int, ...]) -> None:
+    """An .npz whose array header declares `shape` (float32) over a few bytes of data."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("images.npy", header.getvalue() + b"\0" * 64)
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda d: np.savez(d / "s.npz", images=np.full((20, 8, 8), np.nan, np.float32)),
+     "s.npz: 1,280 of the values are NaN or infinite"),
+    (lambda d: np.savez(d / "s.npz", images=np.full((20, 8, 8), np.inf, np.float32)), "NaN or infinite"),
+    (lambda d: np.savez(d / "s.npz", images=np.zeros((1, 8, 8), np.uint8)), "s.npz: 1 samples; the scores compare"),
+    (lambda d: np.savez(d / "s.npz", images=np.zeros((0, 8, 8), np.uint8)), "s.npz: 0 samples"),
+    (lambda d: np.savez(d / "s.npz", images=np.zeros((20, 8, 8), np.complex64)), "samples of dtype complex64"),
+    (lambda d: np.savez(d / "s.npz", images=np.full((20, 8, 8), 10**12, np.int64)),
+     "integer samples from 1000000000000 to 1000000000000"),
+    (lambda d: np.savez(d / "s.npz", images=np.full((20, 8, 8), 200.0, np.float32)), "float images from 200 to 200"),
+    (lambda d: npz_declaring(d / "s.npz", (10**8, 64, 64, 3)), "header declares 4,915,200,000,000 bytes"),
+    (lambda d: (d / "s").mkdir() or png_header_only(d / "s" / "big.png", 50_000, 50_000), "big.png"),
+    (lambda d: (d / "s").mkdir() or png_header_only(d / "s" / "wide.png", 8_000, 8_000),
+     "an image of 8000 x 8000 pixels"),
+    (lambda d: (d / "s").mkdir() or __import__("os").mkfifo(d / "s" / "pipe.png"), "s: no images to score"),
+], ids=["nan", "inf", "one", "zero", "complex", "int64", "float-range", "header", "bomb", "huge", "fifo"])
+def test_outside_samples_that_no_range_holds_or_that_would_hang_get_one_line(tmp_path, make, says):
+    make(tmp_path)
+    given = "s.npz" if (tmp_path / "s.npz").exists() else "s"
+    out = ganlab("eval", given, "data=digits", *QUICK_METRICS, cwd=tmp_path)
+    assert out.returncode == 2 and says in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
