@@ -63,6 +63,12 @@ def stripes(n=320, side=8, scale=1.0):
     return (x.unsqueeze(1) * scale, labels)
 
 
+class BrokenG(nn.Module):
+    def __init__(self, z_dim=8):
+        super().__init__()
+        raise RuntimeError("my G cannot be built")
+
+
 class MyHinge:
     \"\"\"A loss that is not a GANLoss: d_loss and g_loss are all it needs.\"\"\"
     def __init__(self, margin=1.0):
@@ -141,6 +147,8 @@ BROKEN = [
     ({"loss/mine": "_target_: MOD.MyD\n"}, "loss MOD.MyD has no d_loss or g_loss"),
     ({"loss/mine": "_target_: MOD.MyHinge\nmargin: x\n"}, "loss d_loss of MOD.MyHinge failed on a dry batch of 4 (TypeError"),
     ({"generator/mine": "_target_: MOD.NoSuchG\n"}, "generator._target_=MOD.NoSuchG cannot be imported"),
+    ({"generator/mine": "_target_: MOD.BrokenG\n"},
+     "generator._target_=MOD.BrokenG failed while it was built (RuntimeError: my G cannot be built)"),
     # a _target_ that is not a part of its kind is refused before it is called (nothing below may run)
     ({"generator/mine": "_target_: os.system\ncommand: touch PWNED\n"},
      "generator._target_=os.system is the builtin function posix.system, not a torch.nn.Module subclass; refused "
@@ -151,7 +159,7 @@ BROKEN = [
 
 
 @pytest.mark.parametrize("files,message", BROKEN, ids=["arguments", "shape", "range", "scores", "nan", "loss", "loss-fails",
-                                                       "import", "os.system", "Popen"])
+                                                       "import", "init-fails", "os.system", "Popen"])
 def test_a_part_that_breaks_its_contract_gets_one_line_and_leaves_no_folder(tmp_path, files, message):
     conf, module = project(tmp_path, **{**OWN, **files})
     run = tmp_path / "run"

@@ -184,9 +184,16 @@ class Registry:
         if not is_custom(cfg):
             return self[cfg.name].build(cfg, *args, **kwargs)
         target = self.target(cfg)
-        if self.custom:
-            return self.custom(target, self.arguments(cfg), cfg, *args, **kwargs)
-        return target(**self.arguments(cfg))
+        try:
+            if self.custom:
+                return self.custom(target, self.arguments(cfg), cfg, *args, **kwargs)
+            return target(**self.arguments(cfg))
+        except ConfigError:
+            raise
+        except Exception as e:  # the user's own code failed: one line, and the run that it stopped leaves no folder
+            reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else "no message"
+            raise ConfigError(f"{self.part}._target_={cfg[TARGET]} failed while it was built ({type(e).__name__}: "
+                              f"{reason})") from None
 
     def target(self, cfg) -> Callable:
         """A user's part's class (or function), imported and checked against the part's rule before
