@@ -80,6 +80,8 @@ def test_a_run_folder_that_holds_a_run_is_left_untouched(tmp_path):
     (["trainer.epoch=3"], "did you mean trainer.epochs"),
     (["-m", "loss=bce_logits,label_smoothing", "loss.real_target=0.8"],
      "loss.real_target belongs to loss=label_smoothing, not loss=bce_logits"),
+    (["generator=nan"], "generator=nan: Hydra reads nan as a value, not a name, but generator takes an option's name"),
+    (["-m", "loss=hinge,1"], "loss=hinge,1: Hydra reads 1 as a value"),
 ])
 def test_a_setting_hydra_would_refuse_gets_a_message_that_leads_to_the_fix(tmp_path, overrides, message):
     out = ganlab("train", *overrides, cwd=tmp_path)

@@ -79,6 +79,21 @@ def test_a_run_of_classes_defined_in_a_notebook_says_so_where_they_cannot_be_imp
     assert lost.returncode == 2 and "defined in a notebook or script (__main__)" in lost.stderr
 
 
+def test_parts_and_folders_that_are_not_what_the_api_takes_get_one_clear_error(tmp_path):
+    with pytest.raises(TypeError, match=r"generator=42: give an option's name \(generator='...'\), a class"):
+        ganlab.train(generator=42, run_dir=tmp_path / "a")
+    with pytest.raises(ganlab.ConfigError, match="generator=nan: Hydra reads nan as a value"):
+        ganlab.train("generator=nan", run_dir=tmp_path / "b")
+    with pytest.raises(ganlab.ConfigError, match="loss._target_=builtins.len is the builtin function builtins.len, "
+                                                 "not a loss class of yours"):
+        ganlab.train(*SMALL, "trainer.steps=2", loss=len, run_dir=tmp_path / "c")
+    with pytest.raises(FileNotFoundError, match="/nonexistent: no such run folder"):
+        ganlab.load_run("/nonexistent")
+    with pytest.raises(ValueError, match="is not a ganlab run folder"):
+        ganlab.load_run(tmp_path)
+    assert not any((tmp_path / name).exists() for name in "abc")
+
+
 @pytest.mark.slow  # 40 s: six runs in a Jupyter kernel; the API it drives is checked by the tests above
 def test_the_notebook_in_docs_runs_in_a_real_kernel_and_shows_the_verdict(tmp_path):
     notebook = nbformat.read(REPO / "docs" / "your_own_gan.ipynb", as_version=4)

@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 # top-level conf/ is a link to this folder.
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 
-API = ("compose", "config", "train", "resume", "load_run", "runs", "compare", "Run", "Comparison")
+API = ("compose", "config", "train", "resume", "load_run", "runs", "compare", "Run", "Comparison", "ConfigError")
 
 
 def __getattr__(name: str):

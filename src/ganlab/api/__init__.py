@@ -34,7 +34,11 @@ PART_KEYS = ("data", "generator", "discriminator", "loss", "optim")
 def compose(*overrides: str, config_dir: Optional[Union[str, Path]] = None) -> DictConfig:
     """The config `ganlab train OVERRIDES` would run (with `--config-dir config_dir`)."""
     from ganlab.config import compose_train
+    from ganlab.config.advice import advice
 
+    fix = advice(list(overrides), check_keys=not config_dir)
+    if fix:
+        raise ConfigError(fix)
     extra = [f"hydra.searchpath=[file://{Path(config_dir).expanduser().resolve()}]"] if config_dir else []
     return compose_train(*extra, *overrides)
 
@@ -60,6 +64,12 @@ def config(*overrides: Union[str, DictConfig], config_dir=None, **parts: Part) -
     if unknown:
         raise TypeError(f"{', '.join(sorted(unknown))}= is not a part; give data=, generator=, discriminator=, loss=, "
                         f"optim= or seed=")
+    wrong = next((k for k, v in parts.items() if k != "seed" and isinstance(v, (int, float))), None)
+    if wrong:
+        raise TypeError(f"{wrong}={parts[wrong]!r}: give an option's name ({wrong}='...'), a class, a function, a "
+                        f"functools.partial of one, or a dict")
+    if "seed" in parts and (not isinstance(parts["seed"], int) or isinstance(parts["seed"], bool)):
+        raise TypeError(f"seed={parts['seed']!r}: give a whole number")
     named = [f"{k}={v}" for k, v in parts.items() if isinstance(v, (str, int))]  # seed=1, loss="hinge"
     given = next((o for o in overrides if isinstance(o, DictConfig)), None)
     if given is not None and named:
@@ -114,7 +124,15 @@ def resume(run_dir: Union[str, Path], *overrides: str) -> "Run":
 
 
 def load_run(path: Union[str, Path]) -> "Run":
-    return Run(_load_record(Path(path)))
+    """The run in the folder `path`; FileNotFoundError or ValueError when there is none."""
+    from ganlab.record.run_folder import is_run
+
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such run folder")
+    if not is_run(path):
+        raise ValueError(f"{path} is not a ganlab run folder (no summary.json, checkpoints/ or .hydra/)")
+    return Run(_load_record(path))
 
 
 def runs(folder: Union[str, Path] = "outputs") -> list["Run"]:

@@ -52,15 +52,22 @@ def advice(overrides: list[str], check_keys: bool = True) -> Optional[str]:
         if not value.isascii() and value[:1] not in "'\"":
             return (f"{override}: Hydra reads characters beyond ASCII only inside quotes; write {key}='{value}' "
                     f"(quoted for your shell too: \"{key}='{value}'\")")
-    if not check_keys:
-        return None
-
     try:
         parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("hydra")])
     except Exception:  # a malformed override: Hydra's own message says where
         return None
-    keys = known_keys()
     groups = {part.part for part in PARTS} | {"logger", "trainer", "metrics", "exp", "preset"}
+    for o in parsed:
+        values = list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()]
+        number = next((v for v in values if isinstance(v, (int, float))), None) if o.key_or_group in groups else None
+        if number is not None and not o.is_delete():  # (a bool is an int too; null deselects a group, as in Hydra)
+            return (f"{o.input_line}: Hydra reads {number} as a value, not a name, but {o.key_or_group} takes an "
+                    f"option's name: choose one of its options (ganlab train --help lists them), or quote a name "
+                    f"that looks like a value ({o.key_or_group}='{number}')")
+    if not check_keys:
+        return None
+
+    keys = known_keys()
     chosen = {o.key_or_group: _values(o) for o in parsed if o.key_or_group in groups and not o.is_delete()}
     top = {k for k in keys if "." not in k}
     for o in parsed:
