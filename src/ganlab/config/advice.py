@@ -58,8 +58,8 @@ def advice(overrides: list[str], check_keys: bool = True) -> Optional[str]:
         return None
     groups = {part.part for part in PARTS} | {"logger", "trainer", "metrics", "exp", "preset"}
     for o in parsed:
-        values = list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()]
-        number = next((v for v in values if isinstance(v, (int, float))), None) if o.key_or_group in groups else None
+        number = next((v for v in _raw_values(o) if isinstance(v, (int, float))), None) if o.key_or_group in groups \
+            else None
         if number is not None and not o.is_delete():  # (a bool is an int too; null deselects a group, as in Hydra)
             return (f"{o.input_line}: Hydra reads {number} as a value, not a name, but {o.key_or_group} takes an "
                     f"option's name: choose one of its options (ganlab train --help lists them), or quote a name "
@@ -87,6 +87,14 @@ def advice(overrides: list[str], check_keys: bool = True) -> Optional[str]:
             return (f"{key} belongs to {' and '.join(f'{group}={o}' for o in sorted(owners))}, not {group}="
                     f"{', '.join(others)}: sweep it in a separate run of {group}={sorted(owners)[0]}")
     return None
+
+
+def _raw_values(override) -> list:
+    """The values an override gives, as Hydra reads them ([] for a glob or an interval, which name no option)."""
+    try:
+        return list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+    except Exception:
+        return []
 
 
 def _values(override) -> list[str]:

@@ -216,13 +216,13 @@ def job_folder_name(job: list[str]) -> str:
 
 
 def resume_sweep(sweep_dir: Path, say=print, log: Optional[Path] = None) -> None:
-    """Complete an interrupted sweep in place: resume its stopped jobs, then train the jobs it never
-    started into the same folder (one after another; each uses every core). Refused while another
+    """Complete an interrupted sweep in place: resume its stopped jobs (and those whose folder Hydra made
+    but that never trained), then train the jobs it never started into the same folder (one after another; each uses every core). Refused while another
     process (the sweep itself, or another completing it) holds the folder."""
     claim_existing(sweep_dir, SWEEP_LOCK)
     jobs = [load_run(p) for p in job_folders(sweep_dir)]
-    for job in jobs:
-        if job.status in ("stopped", "interrupted"):
+    for job in jobs:  # "not started": Hydra made its folder, and the sweep stopped before it trained
+        if job.status in ("stopped", "interrupted", "not started"):
             say(f"resuming {job.path.name}")
             run_ganlab("resume", str(job.path), log=log)
     overrides, config_dir = planned_overrides(sweep_dir), planned_config_dir(sweep_dir)
