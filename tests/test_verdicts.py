@@ -274,3 +274,61 @@ def test_nan_scores_are_no_scores_compare_names_no_best_of_them():
         compare(runs)
     c = compare(runs[:2] + [run(1.0, lr="b", seed=s) for s in range(2)])
     assert [r.path.name for r in c.skipped] == ["lr=a,seed=0", "lr=a,seed=1"] and list(c.factors) == []
+
+
+# ------------------------------------------------------------------------------ broken and unfinished runs
+def run_in(folder: Path, loss: str, seed: int, curve=(9.0, 5.0, 2.0), status="completed", diagnoses=(),
+           steps=(300, 300)) -> RunRecord:
+    """A run folder of known state: its quality.csv course (fd at steps 100, 200, ...; se 0.1), its
+    status, diagnoses and (steps done, planned steps)."""
+    path = folder / f"loss={loss},seed={seed}"
+    path.mkdir(parents=True)
+    rows = ["step,epoch,fd,fd_se"] + [f"{100 * (i + 1)},{i + 1},{v},0.1" for i, v in enumerate(curve)]
+    (path / "quality.csv").write_text("\n".join(rows) + "\n")
+    best = min(curve)
+    summary = {"status": status, "total_steps": steps[1], "steps_done": steps[0],
+               "diagnoses": [{"kind": k} for k in diagnoses],
+               "quality": {"metric": "fd", "best": {"score": best, "epoch": 1, "scores": {"fd": best, "fd_se": 0.1}}}}
+    return RunRecord(path, "sweep", [f"loss={loss}", f"seed={seed}"], summary)
+
+
+def test_run_states_are_read_from_their_records(tmp_path):
+    from ganlab.judging.run_states import broken_state, unfinished
+
+    assert broken_state(run_in(tmp_path, "a", 1)) is None  # improved from 9 to 2, se 0.1: healthy
+    assert broken_state(run_in(tmp_path, "a", 2, diagnoses=("mode_collapse",))) == "collapsed"
+    assert broken_state(run_in(tmp_path, "a", 3, diagnoses=("divergence",))) == "diverged"
+    assert broken_state(run_in(tmp_path, "a", 4, status="failed")) == "failed"
+    assert broken_state(run_in(tmp_path, "a", 5, curve=(9.0, 9.1, 8.9))) == "untrained"  # within 2 x its noise
+    assert unfinished(run_in(tmp_path, "a", 6, status="stopped", steps=(123, 300))) == "stopped at step 123 of 300"
+    assert unfinished(run_in(tmp_path, "a", 7)) is None
+
+
+def test_a_verdict_among_collapsed_runs_says_it_compares_failed_settings(tmp_path):
+    runs = [run_in(tmp_path, loss, seed, curve=(9.0, 5.0, score), diagnoses=("mode_collapse",))
+            for loss, score in (("bce", 3.0), ("wgan", 2.0)) for seed in (1, 2, 3)]
+    said = format_comparison(compare(runs))
+    assert "verdict: loss=wgan (broken) is best; every other value is worse beyond noise; every run of both values " \
+           "collapsed to a few modes: this compares failed settings" in said
+
+
+def test_a_verdict_names_how_many_runs_of_a_value_are_broken(tmp_path):
+    runs = [run_in(tmp_path, "bce", seed, curve=(9.0, 5.0, 2.0 + seed / 10)) for seed in (1, 2, 3)]
+    runs += [run_in(tmp_path, "wgan", seed, curve=(9.0, 9.0, 9.0) if seed < 3 else (9.0, 5.0, 4.0)) for seed in (1, 2, 3)]
+    said = format_comparison(compare(runs))
+    assert "; 2 of 3 runs of loss=wgan never improved on their first evaluation" in said
+    assert "(broken)" not in said  # bce, the best, is healthy
+
+
+def test_an_unfinished_run_is_left_out_unless_every_run_is_compared_at_the_step_all_reached(tmp_path):
+    runs = [run_in(tmp_path, "bce", seed, curve=(9.0, 5.0, 2.0)) for seed in (1, 2)]
+    runs += [run_in(tmp_path, "wgan", 1, curve=(9.0, 6.0, 1.0)),
+             run_in(tmp_path, "wgan", 2, curve=(9.0, 1.5), status="stopped", steps=(235, 300))]
+    left_out = compare(runs)
+    assert len(left_out.runs) == 3 and left_out.unfinished[runs[3].path] == "stopped at step 235 of 300"
+    said = format_comparison(left_out)
+    assert "left out (unfinished: stopped at step 235 of 300; ganlab compare --at-common-step" in said
+    common = compare(runs, at_common_step=True)
+    assert common.at_step == 200 and len(common.runs) == 4
+    assert {r.path.name: r.best["score"] for r in common.runs}["loss=wgan,seed=1"] == 6.0  # its best up to step 200
+    assert "up to step 200, the last evaluation every run reached (1 of them unfinished)" in format_comparison(common)

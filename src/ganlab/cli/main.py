@@ -256,6 +256,9 @@ def compare_arguments(comp: argparse.ArgumentParser) -> None:
     comp.add_argument("--out", type=Path, help="folder for the figures (default: SWEEP/compare or "
                                                "outputs/compare/<date>_<time>); refused if it holds compare's files")
     comp.add_argument("--force", action="store_true", help="replace compare's files in --out if they exist")
+    comp.add_argument("--at-common-step", action="store_true",
+                      help="score every run, unfinished ones too, by its best up to the last evaluation all of them "
+                           "reached (default: runs stopped before their planned steps are left out)")
 
 
 def compare_command(args: argparse.Namespace) -> int:
@@ -280,7 +283,7 @@ def compare_command(args: argparse.Namespace) -> int:
     study = len(args.paths) == 1 and is_study(args.paths[0])
     out = args.out or (args.paths[0] / "compare" if len(args.paths) == 1 and (is_sweep(args.paths[0]) or study)
                        else Path("outputs") / "compare" / f"{datetime.now():%Y-%m-%d_%H-%M-%S}")
-    comparison = compare(runs)
+    comparison = compare(runs, at_common_step=args.at_common_step)
     if study:
         comparison.warnings.append(f"note: {args.paths[0]} is a study run until settled; its answers, tested at each "
                                    f"look's level, are in study.json (ganlab study --dir {args.paths[0]} prints them). "

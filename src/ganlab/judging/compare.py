@@ -11,6 +11,8 @@ it in words and figures.py draws it."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -21,8 +23,10 @@ from omegaconf import OmegaConf
 
 from ganlab.judging import stats
 from ganlab.judging.over_training import Course, course, kind_of_effect
+from ganlab.judging.run_states import all_broken, states_in_words, unfinished
 from ganlab.quality.scores import as_loss
 from ganlab.record.catalog import RunRecord, origin, swept_values
+from ganlab.record.run_folder import RunFolder
 
 REPEAT_KEYS = ("seed",)  # keys that repeat a run rather than change it
 FAILED = ("failed", "diverged")  # runs that count as the worst rank
@@ -38,6 +42,7 @@ class ValueSummary:
     median: float  # of the best primary score over the value's runs (failures as +inf)
     interval: tuple[float, float]  # bootstrap 95% interval of that median
     failed: list[str] = field(default_factory=list)  # runs of this value that failed or diverged
+    broken: bool = False  # every run of it is broken (run_states): never "best" without the word
 
 
 @dataclass
@@ -69,6 +74,7 @@ class Factor:
     values: list[ValueSummary]  # best first
     effects: list[Effect]  # each other value against the best
     spread_over: str  # what the spread is over, in words
+    states: str = ""  # what is broken among its values' runs, in words (run_states.states_in_words)
 
 
 @dataclass
@@ -81,11 +87,14 @@ class Comparison:
     failed: list[RunRecord]  # failed or diverged: the worst rank
     skipped: list[RunRecord]  # neither scored nor failed (running, stopped, metrics off)
     warnings: list[str]
+    unfinished: dict[Path, str] = field(default_factory=dict)  # run -> how far it got, for runs stopped early
+    at_step: Optional[int] = None  # every run was scored at its best up to this step (at_common_step)
 
     def as_json(self) -> dict[str, Any]:
         """All of it as plain JSON (a failed value's +inf and an unknown interval become null)."""
         return _plain({"metric": self.metric, "runs": len(self.runs) + len(self.failed),
                        "failed": [r.path.name for r in self.failed], "skipped": [r.path.name for r in self.skipped],
+                       "unfinished": {p.name: why for p, why in self.unfinished.items()}, "at_step": self.at_step,
                        "warnings": self.warnings, "keys": {k: asdict(f) for k, f in self.factors.items()}})
 
 
@@ -114,10 +123,17 @@ def se_of(run: RunRecord, metric: str) -> float:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
 
 
-def compare(runs: list[RunRecord], alpha: float = stats.ALPHA) -> Comparison:
+def compare(runs: list[RunRecord], alpha: float = stats.ALPHA, at_common_step: bool = False) -> Comparison:
     """Rank each swept key's values and test each against the best, holding the key's false
-    "better/worse" rate at `alpha` (a study run until settled passes the level of its look)."""
-    scored = [r for r in runs if r.status not in FAILED and _finite(r.best.get("score"))]
+    "better/worse" rate at `alpha` (a study run until settled passes the level of its look). A run
+    stopped before its planned steps is left out, unless `at_common_step`: then every run is scored
+    by its best up to the last evaluation that all of them reached."""
+    stopped_early = {r.path: why for r in runs if (why := unfinished(r)) and r.status not in FAILED}
+    at_step = None
+    if at_common_step:
+        runs, at_step = scored_at_common_step(runs)
+    scored = [r for r in runs if r.status not in FAILED and _finite(r.best.get("score"))
+              and (at_common_step or r.path not in stopped_early)]
     failed = [r for r in runs if r.status in FAILED]
     skipped = [r for r in runs if r not in scored and r not in failed]
     if not scored:
@@ -132,7 +148,33 @@ def compare(runs: list[RunRecord], alpha: float = stats.ALPHA) -> Comparison:
     labels = {r.path: " ".join(f"{k}={swept[k][r.path]}" for k in swept) or r.path.name for r in ranked}
     by_factor = join_aliased(swept)
     factors = {key: _factor(key, ranked, by_factor, metric, alpha) for key in by_factor if key not in REPEAT_KEYS}
-    return Comparison(metric, scored, factors, labels, by_factor, failed, skipped, _warnings(ranked, swept))
+    return Comparison(metric, scored, factors, labels, by_factor, failed, skipped, _warnings(ranked, swept),
+                      stopped_early, at_step)
+
+
+def scored_at_common_step(runs: list[RunRecord]) -> tuple[list[RunRecord], Optional[int]]:
+    """The runs, each with its best scores up to the last evaluation step that every one reached (from
+    quality.csv), and that step; runs without evaluations are left as they are."""
+    metric = next((r.summary.metric for r in runs if r.summary.metric), None)
+    curves = {r.path: RunFolder(r.path).read_columns(RunFolder(r.path).quality_csv) for r in runs}
+    reached = [max(c["step"]) for c in curves.values() if c.get("step") and metric in c]
+    if not metric or not reached:
+        return runs, None
+    step = int(min(reached))
+    out = []
+    for run in runs:
+        columns = curves[run.path]
+        rows = [i for i, s in enumerate(columns.get("step", [])) if s <= step and math.isfinite(columns[metric][i])]
+        if run.status in FAILED or not rows:
+            out.append(run)
+            continue
+        i = min(rows, key=lambda j: as_loss(metric, columns[metric][j]))
+        scores = {k: v[i] for k, v in columns.items()}
+        summary = copy.deepcopy(dict(run.summary))
+        summary.setdefault("quality", {})["best"] = {"epoch": scores.get("epoch"), "step": int(scores["step"]),
+                                                     "metric": metric, "score": scores[metric], "scores": scores}
+        out.append(dataclasses.replace(run, summary=summary))
+    return out, step
 
 
 def join_aliased(swept: dict[str, dict[Path, str]]) -> dict[str, dict[Path, str]]:
@@ -161,7 +203,7 @@ def _factor(key: str, runs: list[RunRecord], swept: dict[str, dict[Path, str]], 
     for value, group in by_value.items():
         scores = [score_of(r) for r in group]
         summaries.append(ValueSummary(value, len(group), statistics.median(scores), stats.median_interval(scores),
-                                      [r.path.name for r in group if r.status in FAILED]))
+                                      [r.path.name for r in group if r.status in FAILED], all_broken(group)))
     summaries.sort(key=lambda v: (v.median, v.value))
     best = summaries[0].value
     others = [k for k in swept if k != key]
@@ -173,7 +215,7 @@ def _factor(key: str, runs: list[RunRecord], swept: dict[str, dict[Path, str]], 
               else "nothing: one run per value, only each score's measurement noise")
     level = stats.pairwise_level(len(summaries), alpha)
     effects = [_effect(v.value, best, key, runs, swept, others, context, metric, level) for v in summaries[1:]]
-    return Factor(key, summaries, effects, spread)
+    return Factor(key, summaries, effects, spread, states_in_words(by_value, key))
 
 
 def _cell(run: RunRecord, keys: list[str], swept: dict[str, dict[Path, str]]) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ class Course:
 
 def course(pairs: list[tuple[Path, Path]], metric: str, level: float, value: str, best: str) -> Course:
     """The course of `value` against `best` over the (value run, best run) `pairs`' quality.csv."""
-    curves = [tuple(_curve(p, metric) for p in pair) for pair in pairs]
+    curves = [tuple(quality_curve(p, metric) for p in pair) for pair in pairs]
     shared = set.intersection(*(set(a) & set(b) for a, b in curves)) if curves else set()
     out = Course()
     for step in sorted(shared):
@@ -46,7 +46,7 @@ def course(pairs: list[tuple[Path, Path]], metric: str, level: float, value: str
     return out
 
 
-def _curve(run: Path, metric: str) -> dict[int, tuple[float, float]]:
+def quality_curve(run: Path, metric: str) -> dict[int, tuple[float, float]]:
     """step -> (score, its se) from a run's quality.csv."""
     folder = RunFolder(run)
     columns = folder.read_columns(folder.quality_csv)

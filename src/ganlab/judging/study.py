@@ -244,6 +244,9 @@ class Study:
             f"{stats.spent(seeds / d.max_seeds, d.alpha):.3g} of {d.alpha:g}")
         for name, answer in answers.items():
             say(f"  {name}: {answer if answer != OPEN else 'not settled'}")
+        for factor in comparison.factors.values():
+            if factor.states:  # what is broken among the runs behind these answers
+                say(f"  the runs: {factor.states}")
 
     def _answer(self, effect) -> str:
         """beyond noise, smaller than the minimum effect (at 80% power), or open."""

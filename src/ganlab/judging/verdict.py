@@ -17,7 +17,9 @@ def _num(x: float, signed: bool = False) -> str:
 
 
 def format_comparison(c: Comparison) -> str:
-    lines = [f"{len(c.runs) + len(c.failed)} runs compared by their best {c.metric} ({better(c.metric)})"]
+    lines = [f"{len(c.runs) + len(c.failed)} runs compared by their best {c.metric} ({better(c.metric)})"
+             + (f" up to step {c.at_step:,}, the last evaluation every run reached"
+                f"{f' ({len(c.unfinished)} of them unfinished)' if c.unfinished else ''}" if c.at_step else "")]
     lines += c.warnings
     if not c.factors:
         lines.append("no swept key besides the seed: nothing to rank")
@@ -49,7 +51,10 @@ def format_comparison(c: Comparison) -> str:
                 lines.append(f"  {'':<{width}}      failed or diverged (ranked worst): {', '.join(v.failed)}")
         lines.append(verdict(f))
     for run in c.skipped:
-        lines.append(f"left out (no quality score): {run.path.name} [{run.status}]")
+        why = c.unfinished.get(run.path)
+        lines.append(f"left out (unfinished: {why}; ganlab compare --at-common-step compares every run at the last "
+                     f"evaluation all of them reached): {run.path.name}" if why
+                     else f"left out (no quality score): {run.path.name} [{run.status}]")
     return "\n".join(lines)
 
 
@@ -59,7 +64,13 @@ def verdicts(c: Comparison) -> list[str]:
 
 
 def verdict(f: Factor) -> str:
-    best = f.values[0].value
+    """The verdict on one key, with what is broken among its runs beside it (run_states)."""
+    said = _verdict(f)
+    return f"{said}; {f.states}" if f.states else said
+
+
+def _verdict(f: Factor) -> str:
+    best = f.values[0].value + (" (broken)" if f.values[0].broken else "")
     if not f.effects:
         return f"verdict: {f.key} took one value only"
     worse = [e.value for e in f.effects if e.verdict == "worse"]
