@@ -63,6 +63,23 @@ def stripes(n=320, side=8, scale=1.0):
     return (x.unsqueeze(1) * scale, labels)
 
 
+class SigmoidD(MyD):
+    # a D as most tutorials write it, ending in a Sigmoid
+    def forward(self, x):
+        return torch.sigmoid(super().forward(x))
+
+
+class ConvG(nn.Module):
+    # a DCGAN G as tutorials write it: it takes latents of shape (N, z_dim, 1, 1)
+    def __init__(self, z_dim=8):
+        super().__init__()
+        self.z_dim = z_dim
+        self.net = nn.Sequential(nn.ConvTranspose2d(z_dim, 1, 8), nn.Tanh())
+
+    def forward(self, z):
+        return self.net(z)
+
+
 class BrokenG(nn.Module):
     def __init__(self, z_dim=8):
         super().__init__()
@@ -147,6 +164,9 @@ BROKEN = [
     ({"loss/mine": "_target_: MOD.MyD\n"}, "loss MOD.MyD has no d_loss or g_loss"),
     ({"loss/mine": "_target_: MOD.MyHinge\nmargin: x\n"}, "loss d_loss of MOD.MyHinge failed on a dry batch of 4 (TypeError"),
     ({"generator/mine": "_target_: MOD.NoSuchG\n"}, "generator._target_=MOD.NoSuchG cannot be imported"),
+    ({"generator/mine": "_target_: MOD.ConvG\n"},
+     "ganlab gives G latents of shape (N, z_dim), here (4, 8): a G built for (N, z_dim, 1, 1) begins its forward "
+     "with z = z.view(len(z), -1, 1, 1)"),
     ({"generator/mine": "_target_: MOD.BrokenG\n"},
      "generator._target_=MOD.BrokenG failed while it was built (RuntimeError: my G cannot be built)"),
     # a _target_ that is not a part of its kind is refused before it is called (nothing below may run)
@@ -159,7 +179,7 @@ BROKEN = [
 
 
 @pytest.mark.parametrize("files,message", BROKEN, ids=["arguments", "shape", "range", "scores", "nan", "loss", "loss-fails",
-                                                       "import", "init-fails", "os.system", "Popen"])
+                                                       "import", "4d-latents", "init-fails", "os.system", "Popen"])
 def test_a_part_that_breaks_its_contract_gets_one_line_and_leaves_no_folder(tmp_path, files, message):
     conf, module = project(tmp_path, **{**OWN, **files})
     run = tmp_path / "run"
@@ -204,6 +224,16 @@ def test_a_run_folder_naming_code_that_is_no_part_runs_none_of_it(run_copy, tmp_
         assert out.returncode == 2 and "generator._target_=os.system is the builtin function posix.system, not a " \
             "torch.nn.Module subclass" in out.stderr, (command, out.stderr)
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "s.png").exists()
+
+
+def test_a_discriminator_ending_in_a_sigmoid_is_warned_of_in_one_line(tmp_path):
+    conf, module = project(tmp_path, **{**OWN, "discriminator/mine": "_target_: MOD.SigmoidD\n"})
+    out = ganlab("train", "--config-dir", str(conf), "generator=mine", "discriminator=mine", *SMALL, "trainer.steps=2",
+                 "metrics.enabled=false", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    warned = [line for line in (out.stdout + out.stderr + (tmp_path / "run" / "train.log").read_text()).splitlines()
+              if "does it end in a Sigmoid?" in line]
+    assert warned and f"discriminator {module}.SigmoidD: every score of a dry batch lies in (0, 1)" in warned[0]
 
 
 def test_an_optimiser_of_ones_own_gets_the_parameters_and_the_learning_rate(tmp_path):

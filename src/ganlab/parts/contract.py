@@ -9,12 +9,14 @@ what was expected and what came back.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Optional
 
 import torch
 
 from ganlab.parts.registry import ConfigError
 
+log = logging.getLogger(__name__)
 BATCH = 4
 
 
@@ -45,7 +47,11 @@ def check_parts(generator: torch.nn.Module, discriminator: torch.nn.Module, loss
     real, y = real[:BATCH * per], None if labels is None else labels[:BATCH * per]
     with torch.no_grad():
         z = torch.randn(len(real), z_dim, device=real.device)
-        fake = _call(generator, "generator", *([z] if y is None else [z, y]))
+        try:
+            fake = _call(generator, "generator", *([z] if y is None else [z, y]))
+        except ConfigError as e:
+            raise ConfigError(f"{e}; ganlab gives G latents of shape (N, z_dim), here {tuple(z.shape)}: a G built for "
+                              f"(N, z_dim, 1, 1) begins its forward with z = z.view(len(z), -1, 1, 1)") from None
         expected = f"a tensor of shape ({len(real)}, {', '.join(map(str, shape))})"
         if not isinstance(fake, torch.Tensor) or tuple(fake.shape) != (len(real), *shape):
             got = tuple(fake.shape) if isinstance(fake, torch.Tensor) else type(fake).__name__
@@ -66,6 +72,11 @@ def check_parts(generator: torch.nn.Module, discriminator: torch.nn.Module, loss
                                   f"shape ({n},) or ({n}, 1), but returned {got}")
             _finite(out, "discriminator", discriminator)
             scores[which] = out.reshape(-1).float()
+    both = torch.cat(list(scores.values()))
+    if bool(((both > 0) & (both < 1)).all()):
+        log.warning("discriminator %s: every score of a dry batch lies in (0, 1); does it end in a Sigmoid? ganlab's "
+                    "losses take D's raw scores (loss=bce and bce_logits apply the sigmoid themselves, hinge and "
+                    "wgan_gp need unbounded scores): remove the Sigmoid", _name(discriminator))
     for method, args in (("d_loss", (scores["real"], scores["generated"])), ("g_loss", (scores["generated"], scores["real"])[:1 + loss.pairs])):
         value = _call(getattr(loss, method), f"loss {method} of", *args)
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
