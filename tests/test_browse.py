@@ -50,6 +50,11 @@ def test_runs_lists_every_run_newest_first_and_filters(outputs):
     only = json.loads(ganlab("runs", str(outputs), "--json", "--grep", "dropout=0.3").stdout)
     assert len(only) == 4 and all("discriminator.dropout=0.3" in r["overrides"] for r in only)
     assert json.loads(ganlab("runs", str(outputs), "--json", "--status", "failed").stdout) == []
+    # a sweep's jobs: each line shows the overrides that differ, whole, and the shared ones are said once
+    jobs = ganlab("runs", str(sweep_of(outputs))).stdout.splitlines()
+    assert "8 runs under" in jobs[-1] and "every one with" in jobs[-1] and "trainer.epochs=" in jobs[-1]
+    assert all("seed=" in line and "discriminator.dropout=" in line and "trainer.epochs=" not in line
+               for line in jobs[1:9])
 
 
 def test_compare_pairs_each_swept_key_within_seeds_and_the_other_key(outputs):

@@ -279,8 +279,9 @@ def test_sample_and_report_never_overwrite_a_file_or_write_into_a_runs_record(tm
     out = ganlab("sample", str(run), "--n", "4", "--out", str(mine))
     assert out.returncode == 2 and "already exists; nothing was written" in out.stderr and "--force" in out.stderr
     assert mine.read_text() == "precious"
-    assert ganlab("sample", str(run), "--n", "4", "--out", str(mine), "--force").returncode == 0
-    assert mine.read_bytes().startswith(b"\x89PNG")
+    wrote = ganlab("sample", str(run), "--n", "4", "--out", str(mine), "--force")
+    assert wrote.returncode == 0 and mine.read_bytes().startswith(b"\x89PNG")
+    assert f"wrote 4 samples of {run} (best.pt, seed 0) to {mine}" in wrote.stdout  # it says what it wrote
     grid = sorted((run / "samples").glob("*.png"))[-1]
     before = grid.read_bytes()
     for target in (grid, run / "samples" / "new.png", run / "checkpoints" / "x.npz", run / "metrics.csv"):

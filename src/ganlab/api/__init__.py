@@ -3,7 +3,7 @@ them, with parts of your own given as classes or factories.
 
     import ganlab
     run = ganlab.train("trainer.epochs=5", generator=MyG, discriminator=MyD, seed=1)
-    run.metrics            # metrics.csv as a pandas DataFrame (a dict of columns without pandas)
+    run.metrics            # metrics.csv as a pandas DataFrame
     ganlab.compare("outputs/sweeps/...")   # or runs: the verdict, shown as a table in Jupyter
 
 A run trained here writes the same folder as `ganlab train` (.hydra/ included), so `ganlab compare`,
@@ -179,12 +179,12 @@ class Run:
 
     @property
     def metrics(self):
-        """metrics.csv: a pandas DataFrame (a dict of columns when pandas is not installed)."""
+        """metrics.csv as a pandas DataFrame."""
         return _table(RunFolder(self.path).metrics_csv)
 
     @property
     def quality(self):
-        """quality.csv, one row per evaluation: a DataFrame (a dict of columns without pandas)."""
+        """quality.csv, one row per evaluation, as a pandas DataFrame."""
         return _table(RunFolder(self.path).quality_csv)
 
     @property
@@ -241,12 +241,9 @@ class Comparison:
 
 
 def _table(path: Path):
-    columns = RunFolder(path.parent).read_columns(path) if path.is_file() else {}
-    try:
-        import pandas
-    except ImportError:
-        return columns
-    return pandas.DataFrame(columns)
+    import pandas
+
+    return pandas.DataFrame(RunFolder(path.parent).read_columns(path) if path.is_file() else {})
 
 
 __all__ = ["Comparison", "Run", "compare", "compose", "config", "load_run", "resume", "runs", "train"]

@@ -130,8 +130,9 @@ def sample_command(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ValueError(f"--n {args.n}: ask for at least one sample")
     check_user_output(args.out, args.force)
-    print(write_samples(args.run_dir, args.out, args.n, args.checkpoint, args.seed, args.interpolate,
-                        args.truncation, args.choice))
+    out = write_samples(args.run_dir, args.out, args.n, args.checkpoint, args.seed, args.interpolate,
+                        args.truncation, args.choice)
+    print(f"wrote {args.n} samples of {args.run_dir} ({args.checkpoint}.pt, seed {args.seed}) to {out}")
     return 0
 
 
@@ -241,12 +242,13 @@ def runs_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    for row in rows:
-        row["overrides"] = row["overrides"] if len(row["overrides"]) <= 60 else row["overrides"][:57] + "..."
+    common = set.intersection(*(set(r["overrides"].split()) for r in rows)) if len(rows) > 1 else set()
+    for row in rows:  # the overrides that tell the listed runs apart, whole; the shared ones said once below
+        row["overrides"] = " ".join(o for o in row["overrides"].split() if o not in common)
         row["started"] = str(row["started"])[:19].replace("T", " ")
     print(format_table(rows, ["started", "name", "sweep", "overrides", "status", "epochs", "duration_s", "metric",
                               "best_score", "best_epoch"]))
-    print(f"\n{len(rows)} runs under {args.dir}")
+    print(f"\n{len(rows)} runs under {args.dir}" + (f"; every one with {' '.join(sorted(common))}" if common else ""))
     return 0
 
 
