@@ -173,3 +173,17 @@ def test_tensorboard_logger_writes_scalars_and_sample_grids(tmp_path):
     tags = events.Tags()
     assert {"train/loss_d", "train/acc_fake", "quality/fd_classifier"} <= set(tags["scalars"])
     assert tags["images"] == ["samples"] and (tmp_path / "r" / "metrics.csv").is_file()
+
+
+def test_a_sweeps_report_stays_small_with_long_runs(outputs, tmp_path):
+    """Eight jobs of 60 epochs each (their grids copied to 60): the report embeds 12 grids a job and its plots
+    in 256 colours, well under 2 MB, where every grid and 32-bit plot made it several."""
+    sweep = Path(shutil.copytree(sweep_of(outputs), tmp_path / "sweep"))
+    for run in find_runs(sweep):
+        grid = sorted((run.path / "samples").glob("epoch_*.png"))[-1].read_bytes()
+        for epoch in range(1, 61):
+            (run.path / "samples" / f"epoch_{epoch:04}.png").write_bytes(grid)
+    html = write_report(sweep).read_text()
+    assert len(html.encode()) < 2_000_000
+    frames = [json.loads(m) for m in re.findall(r'<script type="application/json">(.*?)</script>', html, re.S)]
+    assert len(frames) == 8 and all(len(f) == 12 and f[-1]["epoch"] == 60 for f in frames)

@@ -222,3 +222,16 @@ def test_precision_auto_is_bf16_exactly_where_the_cpu_has_bf16_instructions(tmp_
     assert summary["precision"] == ("bf16" if has_bf16 else "32")
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)  # the fallback
     assert train(make_cfg(*TINY, "trainer.steps=2", "trainer.precision=auto"), tmp_path / "s")["precision"] == "32"
+
+
+def test_the_best_epoch_says_which_other_evaluations_are_within_noise_of_it(tmp_path):
+    from ganlab.record.catalog import RunRecord
+    from ganlab.record.run_folder import RunFolder
+    from ganlab.training.job import tied_with_best
+
+    (tmp_path / "quality.csv").write_text("epoch,step,fd,fd_se\n1,10,9.0,0.1\n2,20,2.0,0.2\n3,30,2.3,0.2\n4,40,2.9,0.1\n")
+    best = {"metric": "fd", "epoch": 2, "score": 2.0, "scores": {"fd": 2.0, "fd_se": 0.2}}
+    ties = tied_with_best(RunFolder(tmp_path), best)
+    assert ties == [3.0]  # 2.3 - 2.0 <= 2 x hypot(0.2, 0.2) = 0.57; 2.9 is beyond it
+    summary = {"status": "completed", "quality": {"metric": "fd", "best": best, "tied_with_best": [3.0, 5.0]}}
+    assert "at epoch 2 (2 other evaluations, epochs 3-5, within noise of it)" in RunRecord(tmp_path, None, [], summary).headline()

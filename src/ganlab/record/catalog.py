@@ -54,6 +54,10 @@ class RunRecord:
             return f"{self.status}; no quality score" if self.status != "completed" else "no quality score (metrics off)"
         se, floor_se = s.best_scores.get(f"{metric}_se"), floor.get(f"{metric}_se")
         line = f"best {metric} {best['score']:.4g}" + (f" +- {se:.2g}" if se else "") + f" at epoch {best.get('epoch')}"
+        ties = s.quality.get("tied_with_best") or []
+        if ties:
+            line += (f" ({len(ties)} other evaluation{'s' if len(ties) > 1 else ''}, epochs {min(ties):g}-{max(ties):g}, "
+                     f"within noise of it)")
         if metric in floor:
             line += f" (real vs real {floor[metric]:.4g}" + (f" +- {floor_se:.2g})" if floor_se else ")")
         judged = s.at_the_floor

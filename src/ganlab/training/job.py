@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import signal
@@ -23,6 +24,7 @@ from ganlab.parts.data import Dataset, DatasetError, load_dataset
 from ganlab.parts.networks.conditional import build_discriminator, build_generator
 from ganlab.parts.registry import LOSSES, OPTIMIZERS, is_custom, option_name
 from ganlab.quality import build_evaluator
+from ganlab.quality.scores import as_loss
 from ganlab.record.run_folder import RunFolder, RunFolderError
 from ganlab.record.summary import Summary
 from ganlab.training.precision import apply_speedups
@@ -231,6 +233,7 @@ def _progress_summary(trainer: Trainer, run: RunFolder, seconds: float) -> dict[
         best, last = evaluation.best, evaluation.last_eval
         out["quality"] = {"metric": evaluator.primary, "final": last, "best": best,
                           "best_vs_last": _best_vs_last(best, last),
+                          "tied_with_best": tied_with_best(run, best),
                           "best_checkpoint": _relative(run, run.checkpoints / "best.pt"),
                           "floor": evaluator.floor,
                           "scored_with": {**evaluator.info, "generator": "ema" if trainer.ema else "raw"},
@@ -255,6 +258,19 @@ def _best_vs_last(best: dict, last: dict) -> dict | None:
     gap = last[metric] - best["score"]
     return {"best_epoch": best["epoch"], "last_epoch": last["epoch"], "gap": round(gap, 6),
             "relative": round(gap / best["score"], 4) if best["score"] > 0 else None}
+
+
+def tied_with_best(run: RunFolder, best: dict) -> list[float]:
+    """The epochs of the other evaluations whose primary score is within twice the standard error of its
+    difference from the best's (quality.csv): the best epoch is one pick among these."""
+    metric = best.get("metric")
+    columns = run.read_columns(run.quality_csv) if metric else {}
+    if metric not in columns or "epoch" not in columns or best.get("score") is None:
+        return []
+    score, se = best["score"], best.get("scores", {}).get(f"{metric}_se") or 0.0
+    ses = [s if s == s else 0.0 for s in columns.get(f"{metric}_se", [0.0] * len(columns[metric]))]
+    return [e for e, v, s in zip(columns["epoch"], columns[metric], ses) if e != best.get("epoch") and v == v
+            and as_loss(metric, v) - as_loss(metric, score) <= 2 * math.hypot(se, s)]
 
 
 def _relative(run: RunFolder, path: Path) -> str | None:
