@@ -235,3 +235,27 @@ def test_the_best_epoch_says_which_other_evaluations_are_within_noise_of_it(tmp_
     assert ties == [3.0]  # 2.3 - 2.0 <= 2 x hypot(0.2, 0.2) = 0.57; 2.9 is beyond it
     summary = {"status": "completed", "quality": {"metric": "fd", "best": best, "tied_with_best": [3.0, 5.0]}}
     assert "at epoch 2 (2 other evaluations, epochs 3-5, within noise of it)" in RunRecord(tmp_path, None, [], summary).headline()
+
+
+def test_a_run_says_what_its_work_will_cost_before_and_as_it_goes(tmp_path, caplog):
+    from ganlab.training.cost import processor
+
+    caplog.set_level("INFO", logger="ganlab")
+    train(make_cfg(*TINY), tmp_path / "run")  # 2 epochs of 30 G steps, an evaluation after each
+    said = caplog.text
+    assert f"the work: 60 G steps (an epoch is 30 G steps), 2 quality evaluations, on {processor()}" in said
+    assert "of G steps left (" in said and "ms each), plus 2 evaluations (timed at the first)" in said
+    assert "left: G steps at" in said and "1 evaluation at" in said  # after the first evaluation, timed
+    assert "bf16" in processor().lower()  # the processor line says which bf16 instructions it has, if any
+
+
+def test_evaluations_are_counted_in_g_steps_whatever_n_critic(tmp_path):
+    """With n_critic 5 an epoch of the data holds a fifth of the G steps: metrics.every=1 evaluates every 5
+    epochs, as often per G step as a run with n_critic 1."""
+    import csv
+
+    from tests.conftest import TINY_POINTS
+
+    train(make_cfg(*TINY_POINTS, "loss=wgan_gp", "trainer.epochs=10"), tmp_path / "wgan")
+    with open(tmp_path / "wgan" / "quality.csv") as f:
+        assert [int(float(r["epoch"])) for r in csv.DictReader(f)] == [5, 10]

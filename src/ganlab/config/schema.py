@@ -46,7 +46,10 @@ class TrainerConfig:
 
 @dataclass
 class MetricsConfig:
-    every: int = 5  # epochs between quality evaluations (and one at the end)
+    # epochs between quality evaluations (and one at the end), counted in G steps: with trainer.n_critic=k an
+    # epoch of the data holds 1/k the G steps, so evaluations come every `every x k` epochs of the data and a
+    # WGAN-GP run (k=5) is evaluated as often per G step as a BCE run
+    every: int = 5
     n_samples: int = 2000  # generated samples per evaluation (and real ones in the reference)
     nearest_k: int = 5  # k of precision / recall / density / coverage
     classifier_steps: int = 1500  # training steps of the per-dataset feature classifier

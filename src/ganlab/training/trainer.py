@@ -21,6 +21,7 @@ from ganlab.quality import Evaluator
 from ganlab.quality.diagnose import Diagnostician
 from ganlab.record.checkpoints import rng_state, set_rng_state
 from ganlab.record.run_folder import RunFolder
+from ganlab.training import cost
 from ganlab.training.batches import BatchStream
 from ganlab.training.ema import GeneratorEMA
 from ganlab.training.evaluation import Evaluation
@@ -47,6 +48,7 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch(len(data), t)
         self.sample_shape = data.sample_shape
         self.total_steps = t.steps or t.epochs * self.steps_per_epoch
+        self.evaluate_every = cfg.metrics.every * t.n_critic  # epochs of the data: as often per G step for any n_critic
         self.elapsed = 0.0  # seconds of training before this session (a resumed run)
         self.stop_signal: str | None = None  # set by SIGINT / SIGTERM: checkpoint and stop
         self.finished = False  # the last step's end-of-run work is done (a checkpoint of a run's end)
@@ -76,6 +78,11 @@ class Trainer:
             return
         if self.finished and self.batches.order is not None:  # a steps-limited end counted its partial
             self.epoch -= 1  # epoch as done; the extended run goes on with that epoch
+        n_evaluations = cost.evaluations(self.total_steps, self.steps_per_epoch, self.evaluate_every) \
+            if self.evaluator is not None else 0
+        log.info(cost.plan(self.total_steps, self.steps_per_epoch, t.n_critic, n_evaluations, self.gan_step.device,
+                           torch.get_num_threads(), self.gan_step.precision.mode))
+        self.pace = cost.Pace(self.step, self.evaluation.seconds, self.total_steps, n_evaluations)
         with tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
                   disable=not self.progress_bar) as bar:
             while self.step < self.total_steps:
@@ -86,6 +93,7 @@ class Trainer:
                     continue
                 self.recorder.add(self.gan_step(reals, self.step))
                 self.step += 1
+                self._say(self.pace.after_step(self.step, self.evaluation.seconds))
                 if self.ema:
                     self.ema.update(self.gan.generator, self.step)
                 bar.update()
@@ -104,16 +112,24 @@ class Trainer:
         t, epoch, evaluation = self.t, self.epoch, self.evaluation
         if final:
             self.recorder.write_row(self.step, self.seconds())
-        evaluate = self.evaluator is not None and (final or epoch % self.cfg.metrics.every == 0)
+        evaluate = self.evaluator is not None and (final or epoch % self.evaluate_every == 0)
         if final or evaluate or epoch % t.sample_every == 0:
             evaluation.save_samples(epoch, self.step)
-        if evaluate and evaluation.evaluate(epoch, self.step):
-            self.save_checkpoint("best.pt")
+        if evaluate:
+            before = evaluation.seconds
+            if evaluation.evaluate(epoch, self.step):
+                self.save_checkpoint("best.pt")
+            self._say(self.pace.after_evaluation(self.step, evaluation.seconds - before))
         if final and self.evaluator is not None:
             evaluation.check_degradation(epoch)
         if final or epoch % t.checkpoint_every == 0:
             self.recorder.plot_history(self.evaluator)
             self.save_checkpoint("last.pt", finished=final)
+
+    @staticmethod
+    def _say(line: str | None) -> None:
+        if line:
+            log.info(line)
 
     # ------------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, name: str, finished: bool = False) -> None:
