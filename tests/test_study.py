@@ -22,15 +22,17 @@ NARROW = "# @package _global_\n# a user's own study file (--config-dir): narrow 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> tuple[Path, str]:
-    """At most 8 seeds per value; stopped by its time budget after the first round, then continued."""
+    """At most 8 seeds per value; stopped by its time budget of 15 s (within the first round, or the second on
+    a fast machine), then continued."""
     folder = tmp_path_factory.mktemp("study") / "s"
     conf = folder.parent / "myconf"
     (conf / "exp").mkdir(parents=True)
     (conf / "exp" / "narrow.yaml").write_text(NARROW)
     first = ganlab("study", *DIGITS, "optim.lr=1e-6,2e-3,2.0001e-3", "--max-seeds", "8", "--min-effect", "30",
-                   "--dir", str(folder), "--max-minutes", "0.01", "--config-dir", str(conf))  # its rounds are processes
+                   "--dir", str(folder), "--max-minutes", "0.25", "--config-dir", str(conf))  # its rounds are processes
     assert first.returncode == 0, first.stdout + first.stderr
     assert "stopped: the time budget is spent" in first.stdout
+    assert json.loads((folder / "study.json").read_text())["minutes"] < 0.25 + 0.1  # the round stopped at it
     second = ganlab("study", "--dir", str(folder), "--max-minutes", "30")
     assert second.returncode == 0, second.stdout + second.stderr
     return folder, first.stdout + second.stdout
@@ -53,8 +55,10 @@ def test_a_study_settles_a_large_effect_early_and_never_calls_an_aa_pair_differe
 def test_a_continued_study_reuses_its_runs_and_spends_no_more_than_alpha(study):
     folder, out = study
     state = json.loads((folder / "study.json").read_text())
-    assert "continuing after 1 looks" in out
+    assert "stopped: the time budget is spent" in out  # the first call; the second went on from where it stopped
+    assert any(said in out for said in ("continuing after", "resuming ", "starting "))
     assert len(list((folder / "seeds_1-2").glob("*/summary.json"))) == 6  # round 1 trained once, not twice
+    assert len(list((folder / "seeds_1-2").glob("*/.hydra"))) == 6
     assert sum(look["level"] for look in state["looks"]) <= 0.05 + 1e-12
 
 
@@ -113,7 +117,7 @@ def test_continuing_a_round_resumes_its_stopped_jobs_and_trains_the_ones_never_s
             (job / "summary.json").write_text(json.dumps({"status": status}))
         (job / ".ganlab.lock").write_text("pid 1 on gone\n")  # a claim no process holds: killed, so stopped
     calls = []
-    monkeypatch.setattr(sweep_module, "run_ganlab", lambda *args, log: calls.append(args))
+    monkeypatch.setattr(sweep_module, "run_ganlab", lambda *args, log, deadline=None: calls.append(args))
     study._train_round([1, 2], say=lambda line: None)
     assert calls == [("resume", str(round_dir / "lr0.1-seed2")), ("resume", str(round_dir / "lr0.2-seed1")),
                      ("train", "--config-dir", "/my/conf", "+exp=baseline", "trainer.progress=false", "optim.lr=0.2", "seed=2",
@@ -192,3 +196,19 @@ def test_sigterm_stops_a_study_and_its_sweep_and_a_second_process_on_it_writes_n
     statuses = {load_run(job).status for job in jobs}  # "not started": its folder made, stopped before it trained
     assert statuses <= {"interrupted", "completed", "not started"}, (statuses, (folder / "rounds.log").read_text()[-3000:])
     assert json.loads((folder / "study.json").read_text())["minutes"] > 0
+
+
+def test_a_command_given_a_deadline_is_stopped_at_it_and_its_run_checkpointed(tmp_path):
+    """What stops a study's round at its --max-minutes: the round's command is sent SIGTERM at the deadline."""
+    import time
+
+    from ganlab.record.catalog import load_run
+    from ganlab.training.sweep import OutOfTime, run_ganlab
+
+    run = tmp_path / "run"
+    start = time.monotonic()
+    with pytest.raises(OutOfTime):
+        run_ganlab("train", "data.limit=480", "trainer.epochs=200", "metrics.enabled=false", "trainer.progress=false",
+                   f"hydra.run.dir={run}", log=tmp_path / "log", deadline=start + 10)
+    assert time.monotonic() - start < 10 + 10  # stopped at the deadline, not run to its end
+    assert load_run(run).status == "interrupted" and (run / "checkpoints" / "last.pt").is_file()

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 from ganlab.judging import stats
 from ganlab.record.catalog import STUDY_STATE, RunRecord, find_runs
 from ganlab.record.run_folder import STUDY_LOCK, RunFolderError, atomic_write, claim_existing
-from ganlab.training.sweep import place, resume_sweep, run_ganlab, settings
+from ganlab.training.sweep import OutOfTime, forget_unstarted_sweep, place, resume_sweep, run_ganlab, settings
 
 STATE = STUDY_STATE
 DONE = ("completed", "failed", "diverged")  # a run whose score (or failure) is final
@@ -85,6 +85,7 @@ class Study:
     looks: list[Look] = field(default_factory=list)
     minutes: float = 0.0  # wall time over every session of this study
     stopped: str = ""  # why it stopped, once it has
+    round_minutes: float = field(default=0.0, repr=False)  # the last round's, this session (not saved)
 
     # ------------------------------------------------------------------ state on disk
     @classmethod
@@ -194,24 +195,43 @@ class Study:
                 return self._stop(f"the seed budget is spent ({d.max_seeds} seeds per value)", say)
             if d.max_minutes and self.minutes >= d.max_minutes:
                 return self._stop(f"the time budget is spent ({self.minutes:.1f} of {d.max_minutes:g} min)", say)
-            self._train_round(d.seeds(seeds, d.per_round - seeds % d.per_round), say)
+            if d.max_minutes and self.round_minutes and self.minutes + self.round_minutes > 1.05 * d.max_minutes:
+                return self._stop(f"the time budget is spent: a round takes {self.round_minutes:.1f} min and "
+                                  f"{d.max_minutes - self.minutes:.1f} of {d.max_minutes:g} min are left", say)
+            try:
+                self._train_round(d.seeds(seeds, d.per_round - seeds % d.per_round), say)
+            except OutOfTime:
+                self._look_if_new(say)
+                return self._stop(f"the time budget is spent ({self.minutes:.1f} of {d.max_minutes:g} min): the round "
+                                  f"was stopped at it, its jobs checkpointed; a larger --max-minutes continues it",
+                                  say)
             if self.seeds_done(self.runs()) == seeds:
                 raise StudyError(f"a round of seeds after {seeds} left runs unfinished (see {self.folder / 'rounds.log'}); "
                                  f"fix the cause, then continue with: ganlab study --dir {self.folder}")
 
+    def _look_if_new(self, say: Callable[[str], None]) -> None:
+        """A look at the seeds finished since the last one (a round stopped at the time budget may have some)."""
+        runs = self.runs()
+        seeds = self.seeds_done(runs)
+        if seeds >= 2 and (not self.looks or self.looks[-1].seeds < seeds):
+            self._look(runs, seeds, say)
+
     def _train_round(self, seeds: list[int], say: Callable[[str], None]) -> None:
         """Train the round's seeds as one sweep into its own folder; continuing one, complete it in place
-        (its stopped jobs resumed, the jobs it never started trained)."""
+        (its stopped jobs resumed, the jobs it never started trained). With a time budget, the round is
+        stopped when it is spent (OutOfTime), never long after."""
         clock, folder = time.monotonic(), self.folder / f"seeds_{seeds[0]}-{seeds[-1]}"
+        budget = self.design.max_minutes
+        deadline = clock + 60 * (budget - self.minutes) if budget else None
         log = self.folder / "rounds.log"
         say(f"\nround: seeds {seeds[0]}-{seeds[-1]} of {len(settings(self.design.overrides))} settings in {folder} "
             f"(output in {log})")
         try:
-            if folder.exists():
-                resume_sweep(folder, say=lambda line: say(f"  {line}"), log=log)
+            if folder.exists() and not forget_unstarted_sweep(folder):
+                resume_sweep(folder, say=lambda line: say(f"  {line}"), log=log, deadline=deadline)
             elif run_ganlab("train", "-m", *(["--config-dir", self.design.config_dir] if self.design.config_dir else []),
                             *self.design.overrides, f"seed={','.join(map(str, seeds))}",
-                            f"hydra.sweep.dir={folder}", log=log) == 2:
+                            f"hydra.sweep.dir={folder}", log=log, deadline=deadline) == 2:
                 said = [line for line in log.read_text(errors="replace").splitlines() if "error" in line.lower()]
                 raise StudyError(f"the round's sweep refused to start: {said[-1] if said else 'see ' + str(log)}; "
                                  f"the study stopped, nothing was lost")
@@ -220,9 +240,13 @@ class Study:
             self.save()
             finished = [r for r in self.runs() if r.path.parent == folder and r.status in DONE]
             failed = [r for r in finished if r.status != "completed"]
-            say(f"  {len(finished)} runs finished in {(time.monotonic() - clock) / 60:.1f} min"
+            took = self.round_minutes = (time.monotonic() - clock) / 60
+            say(f"  {len(finished)} runs finished in {took:.1f} min"
                 + (f"; {len(failed)} failed or diverged (ranked worst): {', '.join(r.path.name for r in failed)}"
                    if failed else ""))
+            if budget and budget > self.minutes and took > 0:
+                say(f"  at {took:.1f} min a round, the time budget ({budget:g} min) allows about "
+                    f"{int((budget - self.minutes) / took)} more")
 
     def _look(self, runs: list[RunRecord], seeds: int, say: Callable[[str], None]) -> None:
         from ganlab.judging.compare import compare

@@ -158,6 +158,11 @@ def claim_existing(path: Path, lock: str = LOCK) -> Claim:
     return _claims[(path, lock)]
 
 
+def claimed_here(path: Path) -> bool:
+    """Whether this process holds the run folder's claim (a sweep's job run in the sweep's own process)."""
+    return (Path(os.path.abspath(path)), LOCK) in _claims
+
+
 def writer_alive(path: Path) -> Optional[bool]:
     """Whether a process still holds the run folder's claim (None: no claim file to tell by)."""
     try:

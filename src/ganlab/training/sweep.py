@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from ganlab.config import path_safe
 from ganlab.config.schema import HOW_NOT_WHAT
 from ganlab.record.catalog import RunRecord, is_sweep, load_run
-from ganlab.record.run_folder import SWEEP_LOCK, RunFolderError, claim_existing, writer_alive
+from ganlab.record.run_folder import SWEEP_LOCK, RunFolderError, claim_existing, claimed_here, writer_alive
 
 COLUMNS = ["job", "overrides", "status", "duration_s", "epochs", "steps", "metric", "best_score", "best_epoch",
            "loss_d", "loss_g", "acc_real", "acc_fake", "diagnoses", "error"]
@@ -215,7 +215,18 @@ def job_folder_name(job: list[str]) -> str:
     return path_safe(",".join(sorted(o for o in job if o.lstrip("+~").partition("=")[0] not in HOW_NOT_WHAT)))
 
 
-def resume_sweep(sweep_dir: Path, say=print, log: Optional[Path] = None) -> None:
+def forget_unstarted_sweep(sweep_dir: Path) -> bool:
+    """Remove a sweep folder that a sweep claimed and was stopped in before it wrote its plan (it holds
+    its lock file alone, and no process holds that): True when it was removed, so the sweep starts anew."""
+    if [p.name for p in Path(sweep_dir).iterdir()] != [SWEEP_LOCK]:
+        return False
+    claim_existing(sweep_dir, SWEEP_LOCK).release()  # refused while a live sweep holds it
+    (Path(sweep_dir) / SWEEP_LOCK).unlink()
+    Path(sweep_dir).rmdir()
+    return True
+
+
+def resume_sweep(sweep_dir: Path, say=print, log: Optional[Path] = None, deadline: Optional[float] = None) -> None:
     """Complete an interrupted sweep in place: resume its stopped jobs (and those whose folder Hydra made
     but that never trained), then train the jobs it never started into the same folder (one after another; each uses every core). Refused while another
     process (the sweep itself, or another completing it) holds the folder."""
@@ -224,19 +235,24 @@ def resume_sweep(sweep_dir: Path, say=print, log: Optional[Path] = None) -> None
     for job in jobs:  # "not started": Hydra made its folder, and the sweep stopped before it trained
         if job.status in ("stopped", "interrupted", "not started"):
             say(f"resuming {job.path.name}")
-            run_ganlab("resume", str(job.path), log=log)
+            run_ganlab("resume", str(job.path), log=log, deadline=deadline)
     overrides, config_dir = planned_overrides(sweep_dir), planned_config_dir(sweep_dir)
     for job in missing_jobs(overrides, jobs) if overrides else []:
         folder = Path(sweep_dir).resolve() / job_folder_name(job)
         say(f"starting {folder.name}")
         run_ganlab("train", *(["--config-dir", config_dir] if config_dir else []), *job,
-                   f"hydra.run.dir='{folder}'", log=log)  # quoted: the name holds '=' and ','
+                   f"hydra.run.dir='{folder}'", log=log, deadline=deadline)  # quoted: the name holds '=' and ','
 
 
-def run_ganlab(*args: str, log: Optional[Path] = None) -> int:
+class OutOfTime(Exception):
+    """A command stopped (SIGTERM: it checkpointed its runs) at the deadline it was given."""
+
+
+def run_ganlab(*args: str, log: Optional[Path] = None, deadline: Optional[float] = None) -> int:
     """A ganlab command in its own process, its output appended to `log` (else shown); its exit code.
     Ctrl-C or SIGTERM to this process reaches it too, and it is sent SIGTERM if this process dies
-    (even by SIGKILL): it checkpoints and marks its run, never outliving the process that started it."""
+    (even by SIGKILL): it checkpoints and marks its run, never outliving the process that started it.
+    At `deadline` (time.monotonic()) it is stopped the same way and OutOfTime is raised."""
     out = open(log, "a") if log else None
     try:
         if out:
@@ -245,7 +261,11 @@ def run_ganlab(*args: str, log: Optional[Path] = None) -> int:
         child = subprocess.Popen([sys.executable, "-m", "ganlab.cli", *args], stdout=out,
                                  stderr=subprocess.STDOUT if out else None, preexec_fn=_end_with_parent)
         try:
-            code = child.wait()
+            code = child.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGTERM)
+            child.wait()
+            raise OutOfTime(" ".join(args[:1])) from None
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (stop_workers_on_signals): the child stops too
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -280,8 +300,8 @@ def stop_workers_on_signals(sweep_dir: Optional[Path], wait_s: float = 120) -> I
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + wait_s
-        while sweep_dir and time.monotonic() < deadline and any(
-                writer_alive(job) for job in (job_folders(sweep_dir) if sweep_dir.is_dir() else [])):
+        while sweep_dir and time.monotonic() < deadline and any(  # a job of this process (basic launcher) stops here
+                writer_alive(job) and not claimed_here(job) for job in (job_folders(sweep_dir) if sweep_dir.is_dir() else [])):
             time.sleep(0.2)
         raise KeyboardInterrupt
 
