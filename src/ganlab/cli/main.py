@@ -24,7 +24,7 @@ ABOUT = "Run, measure and compare GAN experiments composed from Hydra configs."
 TRAIN_LINE = ("train a GAN: ganlab train [group=option ...] [key=value ...] [+exp=NAME] [-m]\n"
               "(ganlab train --help lists the config groups and every setting)")
 EXAMPLES = """examples:
-  ganlab train                                  DCGAN on the bundled 8x8 digits (~20 s on a CPU)
+  ganlab train                                  DCGAN on the bundled 8x8 digits (30-45 s on 2 cores)
   ganlab train loss=wgan_gp discriminator.norm=layer
   ganlab train data=ring8 generator=mlp discriminator=mlp
   ganlab train -m optim.lr=1e-4,2e-4 seed=1,2,3
