@@ -43,11 +43,27 @@ class ClaimRunFolder(Callback):
             check_name(str(config.name))
             refuse_existing_sweep(Path(config.hydra.sweep.dir))
             claim_sweep(Path(config.hydra.sweep.dir))
+            say_sweep_plan(config)
             if config.logger.name == "mlflow":  # one experiment per sweep, made once before its jobs start
                 name = config.logger.experiment or Path(config.hydra.sweep.dir).name
                 experiment_id(mlflow_client(config.logger), name)
         except (RunFolderError, ConfigError) as e:
             _refuse(e)
+
+
+def say_sweep_plan(config: DictConfig) -> None:
+    """Before a grid sweep's jobs: how many, how many at once, on which processor; each job's train.log
+    then says its own G steps, evaluations and time left."""
+    from ganlab.training.cost import processor
+    from ganlab.training.sweep import parallel_jobs, settings
+
+    try:
+        jobs = len(settings([str(o) for o in config.hydra.overrides.task]))
+    except Exception:  # a sweeper with its own plan (Optuna), or a glob: Hydra says how many it launches
+        return
+    at_once = min(jobs, parallel_jobs(config.hydra))
+    print(f"ganlab: {jobs} jobs, {at_once} at a time, on {processor()}; each job's train.log says its G steps, "
+          f"evaluations and time left after its first steps", flush=True)
 
 
 class SweepSummary(Callback):
