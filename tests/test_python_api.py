@@ -48,6 +48,7 @@ def test_train_from_python_writes_the_folder_the_cli_reads(tmp_path):
     assert run.status == "completed" and run.path == tmp_path / "h16_s1"
     assert run.config.generator == {"_target_": f"{__name__}.FlatG", "hidden": 16} and run.config.loss.name == "hinge"
     assert list(run.metrics.columns[:2]) == ["step", "epoch"] and len(run.quality) == 2  # pandas DataFrames
+    assert list(run.quality[["epoch", "fd_classifier"]].columns) == ["epoch", "fd_classifier"]  # as the notebook has it
     assert run.grids and run.generator()(__import__("torch").randn(3, 8)).shape == (3, 1, 8, 8)
     assert "best fd_classifier" in run._repr_html_() and "data:image/png;base64" in run._repr_html_()
     overrides = (run.path / ".hydra" / "overrides.yaml").read_text()

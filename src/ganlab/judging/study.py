@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -180,8 +181,11 @@ class Study:
     def run(self, say: Callable[[str], None] = print) -> str:
         """Rounds and looks until settled or out of budget; returns why it stopped."""
         d = self.design
+        n_settings = len(settings(d.overrides))
         say(f"study {self.folder}: {' '.join(d.overrides)}\n  up to {d.max_seeds} seeds per value in rounds of "
-            f"{d.per_round}" + (f"; differences below {d.min_effect:g} settle too" if d.min_effect else "")
+            f"{d.per_round}: at most {math.ceil(d.max_seeds / d.per_round)} rounds of {n_settings * d.per_round} runs "
+            f"({n_settings} settings; each run's train.log says its G steps and time left)"
+            + (f"; differences below {d.min_effect:g} settle too" if d.min_effect else "")
             + (f"; {d.max_minutes:g} min budget" if d.max_minutes else "")
             + (f"; continuing after {len(self.looks)} looks, {self.minutes:.1f} min" if self.looks else ""))
         while True:
