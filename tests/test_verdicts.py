@@ -332,3 +332,17 @@ def test_an_unfinished_run_is_left_out_unless_every_run_is_compared_at_the_step_
     assert common.at_step == 200 and len(common.runs) == 4
     assert {r.path.name: r.best["score"] for r in common.runs}["loss=wgan,seed=1"] == 6.0  # its best up to step 200
     assert "up to step 200, the last evaluation every run reached (1 of them unfinished)" in format_comparison(common)
+
+
+def test_real_runs_are_told_collapsed_or_healthy_by_their_end(run_copy):
+    """Two real tiny runs: 2 epochs of width-8 networks end collapsed (their samples spread 0.06 of the
+    data's); 8 epochs of width 32 are diagnosed with collapse on the way, but end spread 0.69 of it (AMD EPYC)."""
+    from ganlab.judging.run_states import broken_state
+    from ganlab.record.catalog import load_run
+    from tests.conftest import TINY
+
+    collapsed = load_run(run_copy(*TINY))
+    recovered = load_run(run_copy(*TINY, "trainer.epochs=8", "generator.width=32", "discriminator.width=32",
+                                  name="recovered"))
+    assert broken_state(collapsed) == "collapsed" and "mode_collapse" in collapsed.summary.diagnoses
+    assert broken_state(recovered) is None and recovered.summary.final_scores["diversity_ratio"] >= 0.5

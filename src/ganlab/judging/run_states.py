@@ -11,28 +11,36 @@ from ganlab.judging.over_training import quality_curve
 from ganlab.quality.scores import as_loss
 from ganlab.record.catalog import RunRecord
 
-BROKEN = ("failed", "diverged", "collapsed", "untrained")  # the worst first: a run is named by the first that holds
+BROKEN = ("failed", "diverged", "untrained", "collapsed")  # the worst first: a run is named by the first that holds
+COLLAPSED_BELOW = 0.5  # the final samples' spread, as a share of the data's, below which a diagnosed collapse stands
 WORDS = {"failed": "failed", "diverged": "diverged", "collapsed": "collapsed to a few modes",
          "untrained": "never improved on their first evaluation"}
 UNFINISHED = ("stopped", "interrupted", "running")
 
 
 def broken_state(run: RunRecord) -> Optional[str]:
-    """failed | diverged | collapsed (diagnosed mode collapse) | untrained (its best score no better, beyond
-    twice the noise of the difference, than its first evaluation, and not at the floor) | None: healthy."""
+    """failed | diverged | untrained (its best score no better, beyond twice the noise of the difference,
+    than its first evaluation, and not at the floor) | collapsed (diagnosed mode collapse, and its last
+    samples still spread less than COLLAPSED_BELOW of the data's) | None: healthy."""
     if run.status in ("failed", "diverged"):
         return run.status
     if "divergence" in run.summary.diagnoses:
         return "diverged"
-    if "mode_collapse" in run.summary.diagnoses:
+    if _untrained(run):
+        return "untrained"
+    spread = run.summary.final_scores.get("diversity_ratio")
+    if "mode_collapse" in run.summary.diagnoses and not (isinstance(spread, (int, float)) and spread >= COLLAPSED_BELOW):
         return "collapsed"
+    return None
+
+
+def _untrained(run: RunRecord) -> bool:
     metric = run.summary.metric
     curve = quality_curve(run.path, metric) if metric else {}
     if len(curve) < 2 or metric in run.summary.at_the_floor.get("at", []):
-        return None
+        return False
     (first, first_se), (best, best_se) = curve[min(curve)], min(curve.values(), key=lambda v: as_loss(metric, v[0]))
-    gain = as_loss(metric, first) - as_loss(metric, best)
-    return "untrained" if gain <= 2 * math.hypot(first_se, best_se) else None
+    return as_loss(metric, first) - as_loss(metric, best) <= 2 * math.hypot(first_se, best_se)
 
 
 def unfinished(run: RunRecord) -> Optional[str]:
