@@ -1,4 +1,5 @@
-"""The `ganlab` command: dispatches to its subcommands (train, sample, eval, sweep)."""
+"""The `ganlab` command: `train` (the Hydra app, cli/train_app.py) and the subcommands in COMMANDS below,
+each an arguments function and a run function."""
 
 from __future__ import annotations
 

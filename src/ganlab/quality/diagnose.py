@@ -17,7 +17,8 @@ COPY_RATE_ALARM = 0.2  # copy rate that diagnoses memorisation: 4x that of held-
 
 @dataclass
 class Diagnosis:
-    kind: str  # d_overpowering | mode_collapse | divergence | vanishing_g_gradients | oscillation
+    kind: str  # d_overpowering | vanishing_g_gradients | oscillation | late_degradation | memorisation |
+    # mode_collapse | divergence
     step: int
     epoch: float
     message: str

@@ -1,4 +1,4 @@
-"""Class-conditional G and D around any registered network (issue 13).
+"""Class-conditional G and D around any registered network.
 
 G takes the class as a learned embedding joined to z (`generator.conditioning=concat`, Mirza &
 Osindero 2014) or through conditional batch norm (`cbn`: G's norms lose their own gain and bias and
