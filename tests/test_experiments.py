@@ -12,7 +12,7 @@ import pytest
 from ganlab import CONF_DIR
 from ganlab.config import validate
 from ganlab.config.validate import holds_images
-from ganlab.training.sweep import write_sweep_table
+from ganlab.record.sweep_table import write_sweep_table
 from tests.conftest import QUICK_METRICS, ganlab, make_cfg, run_cli
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "exp").glob("*.yaml"))

@@ -203,7 +203,7 @@ def test_a_command_given_a_deadline_is_stopped_at_it_and_its_run_checkpointed(tm
     import time
 
     from ganlab.record.catalog import load_run
-    from ganlab.training.sweep import OutOfTime, run_ganlab
+    from ganlab.training.processes import OutOfTime, run_ganlab
 
     run = tmp_path / "run"
     start = time.monotonic()

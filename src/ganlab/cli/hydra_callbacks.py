@@ -11,7 +11,8 @@ from omegaconf import DictConfig
 
 from ganlab.config import ConfigError
 from ganlab.record.run_folder import RunFolderError, claim_new, claim_sweep
-from ganlab.training.sweep import failed_jobs, format_table, refuse_existing_sweep, write_sweep_table
+from ganlab.record.sweep_table import failed_jobs, format_table, write_sweep_table
+from ganlab.training.sweep import refuse_existing_sweep
 from ganlab.training.trackers import experiment_id, mlflow_client
 
 
@@ -55,7 +56,8 @@ def say_sweep_plan(config: DictConfig) -> None:
     """Before a grid sweep's jobs: how many, how many at once, on which processor; each job's train.log
     then says its own G steps, evaluations and time left."""
     from ganlab.training.cost import processor
-    from ganlab.training.sweep import parallel_jobs, settings
+    from ganlab.record.sweep_plan import settings
+    from ganlab.training.sweep import parallel_jobs
 
     try:
         jobs = len(settings([str(o) for o in config.hydra.overrides.task]))

@@ -200,7 +200,9 @@ def sweep_arguments(sweep: argparse.ArgumentParser) -> None:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
-    from ganlab.training.sweep import failed_jobs, format_table, job_folders, resume_sweep, write_sweep_table
+    from ganlab.record.sweep_plan import job_folders
+    from ganlab.record.sweep_table import failed_jobs, format_table, write_sweep_table
+    from ganlab.training.sweep import resume_sweep
 
     sweep_dir = args.sweep_dir
     if not sweep_dir.is_dir() or not job_folders(sweep_dir):
@@ -231,7 +233,7 @@ def runs_command(args: argparse.Namespace) -> int:
     import json
 
     from ganlab.record.catalog import find_runs
-    from ganlab.training.sweep import format_table
+    from ganlab.record.sweep_table import format_table
 
     if not args.dir.is_dir():
         raise ValueError(f"{args.dir} is not a folder; give the outputs folder or a sweep folder")
@@ -335,7 +337,8 @@ def study_command(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from ganlab.judging.study import Design, Study
-    from ganlab.training.sweep import stop_workers_on_signals, sweep_name
+    from ganlab.cli.hydra_flags import sweep_name
+    from ganlab.training.processes import stop_workers_on_signals
 
     if not args.overrides:
         if not args.dir:

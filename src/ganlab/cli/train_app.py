@@ -17,6 +17,7 @@ from omegaconf.errors import InterpolationResolutionError
 from ganlab import CONF_DIR
 from ganlab.config import ConfigError, register_configs
 from ganlab.config.advice import advice
+from ganlab.cli.hydra_flags import split_hydra_flags, sweep_dir_of, sweep_dir_override
 from ganlab.config.trust import UntrustedConfig, check_config_dir
 from ganlab.parts.data import DatasetError, DatasetNotFoundError
 from ganlab.parts.registry import PARTS
@@ -24,14 +25,9 @@ from ganlab.record.catalog import load_run
 from ganlab.record.run_folder import HYDRA_NAMES, RunFolder, RunFolderError, claim_new
 from ganlab.record.summary import Summary
 from ganlab.training.memory import is_out_of_memory
-from ganlab.training.sweep import (
-    interrupted_sweep,
-    parallel_jobs,
-    split_hydra_flags,
-    stop_workers_on_signals,
-    sweep_dir_of,
-    sweep_dir_override,
-)
+from ganlab.record.sweep_table import interrupted_sweep
+from ganlab.training.processes import stop_workers_on_signals
+from ganlab.training.sweep import parallel_jobs
 
 log = logging.getLogger("ganlab")
 
@@ -122,8 +118,6 @@ def train_help(args: list[str]) -> str:
     """Help for `ganlab train`: the groups on disk and the config composed with the overrides."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
-
-    from ganlab.training.sweep import split_hydra_flags
 
     flags, overrides = split_hydra_flags(args)
     dirs = config_dirs(flags)

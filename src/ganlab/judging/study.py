@@ -21,7 +21,9 @@ from typing import Callable, Optional
 from ganlab.judging import stats
 from ganlab.record.catalog import STUDY_STATE, RunRecord, find_runs
 from ganlab.record.run_folder import STUDY_LOCK, RunFolderError, atomic_write, claim_existing
-from ganlab.training.sweep import OutOfTime, forget_unstarted_sweep, place, resume_sweep, run_ganlab, settings
+from ganlab.record.sweep_plan import place, settings
+from ganlab.training.processes import OutOfTime, run_ganlab
+from ganlab.training.sweep import forget_unstarted_sweep, resume_sweep
 
 STATE = STUDY_STATE
 DONE = ("completed", "failed", "diverged")  # a run whose score (or failure) is final

@@ -1,0 +1,98 @@
+"""ganlab commands in processes of their own, that never outlive the process that started them: Ctrl-C,
+SIGTERM or its death reach them, and a deadline stops them the same way (each checkpoints its run)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+from ganlab.record.run_folder import claimed_here, writer_alive
+from ganlab.record.sweep_plan import job_folders
+
+
+class OutOfTime(Exception):
+    """A command stopped (SIGTERM: it checkpointed its runs) at the deadline it was given."""
+
+
+def run_ganlab(*args: str, log: Optional[Path] = None, deadline: Optional[float] = None) -> int:
+    """A ganlab command in its own process, its output appended to `log` (else shown); its exit code.
+    Ctrl-C or SIGTERM to this process reaches it too, and it is sent SIGTERM if this process dies
+    (even by SIGKILL): it checkpoints and marks its run, never outliving the process that started it.
+    At `deadline` (time.monotonic()) it is stopped the same way and OutOfTime is raised."""
+    out = open(log, "a") if log else None
+    try:
+        if out:
+            out.write(f"$ ganlab {' '.join(args)}\n")
+            out.flush()
+        child = subprocess.Popen([sys.executable, "-m", "ganlab.cli", *args], stdout=out,
+                                 stderr=subprocess.STDOUT if out else None, preexec_fn=_end_with_parent)
+        try:
+            code = child.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGTERM)
+            child.wait()
+            raise OutOfTime(" ".join(args[:1])) from None
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (stop_workers_on_signals): the child stops too
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+            child.wait()
+            raise
+    finally:
+        if out:
+            out.close()
+    if code in (130, -2):
+        raise KeyboardInterrupt
+    return code
+
+
+def _end_with_parent() -> None:
+    """In a child before it starts: Linux sends it SIGTERM when its parent dies (PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
+@contextmanager
+def stop_workers_on_signals(sweep_dir: Optional[Path], wait_s: float = 120) -> Iterator[None]:
+    """Ctrl-C or SIGTERM to a sweep's process reaches its parallel workers too; each checkpoints, is
+    marked interrupted and lets go of its run before the sweep stops (as KeyboardInterrupt)."""
+    def forward(signum, frame):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+        for child in _children(os.getpid()):
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait_s
+        while sweep_dir and time.monotonic() < deadline and any(  # a job of this process (basic launcher) stops here
+                writer_alive(job) and not claimed_here(job) for job in (job_folders(sweep_dir) if sweep_dir.is_dir() else [])):
+            time.sleep(0.2)
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux's /proc; none found elsewhere)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
