@@ -14,7 +14,7 @@ from PIL import Image
 from ganlab.parts.data import load_dataset
 from ganlab.parts.data.mixtures import ring_modes, sample_mixture
 from ganlab.quality import build_evaluator, scores
-from ganlab.quality.diagnose import Diagnostician
+from ganlab.training.diagnose import Diagnostician
 from ganlab.training.job import train
 from tests.conftest import QUICK_METRICS, TINY, TINY_POINTS, ganlab, make_cfg
 

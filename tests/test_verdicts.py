@@ -210,7 +210,7 @@ def test_copy_rate_is_near_one_for_copied_training_images_and_near_005_for_fresh
 
 
 def test_quality_that_worsens_late_is_diagnosed_with_the_best_epoch_and_how_much():
-    from ganlab.quality.diagnose import Diagnostician
+    from ganlab.training.diagnose import Diagnostician
 
     best = {"metric": "fd", "epoch": 10, "step": 100, "score": 1.0, "scores": {"fd_se": 0.02}}
     last = {"epoch": 30, "step": 300, "fd": 1.4, "fd_se": 0.02}
@@ -221,7 +221,7 @@ def test_quality_that_worsens_late_is_diagnosed_with_the_best_epoch_and_how_much
 
 
 def test_a_copying_generator_is_diagnosed_as_memorising():
-    from ganlab.quality.diagnose import Diagnostician
+    from ganlab.training.diagnose import Diagnostician
 
     doctor = Diagnostician(warmup_steps=0)
     assert doctor.on_quality({"epoch": 1, "step": 10, "copy_rate": 0.06, "diversity_ratio": 1.0}) == []

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganlab.parts.data import data_schema
 from ganlab.parts.networks.conditional import build_generator
-from ganlab.record.run_folder import is_run
+from ganlab.record.run_folder import CHECKPOINTS, is_run
 
 
 class CheckpointError(RuntimeError):
@@ -56,7 +56,7 @@ def refused_global(error: pickle.UnpicklingError) -> str:
 
 
 def checkpoint_path(run_dir: Path, which: str) -> Path:
-    path = find_run(run_dir) / "checkpoints" / f"{which}.pt"
+    path = find_run(run_dir) / CHECKPOINTS / f"{which}.pt"
     if not path.exists():
         hint = " (runs with metrics.enabled=false keep only last: use --checkpoint last)" if which == "best" else ""
         raise CheckpointError(f"{path} does not exist{hint}")

@@ -28,6 +28,7 @@ SUMMARY_JSON, HISTORY_PNG, CLOSEST_PAIRS_PNG = "summary.json", "history.png", "c
 SAMPLES, CHECKPOINTS, TENSORBOARD = "samples", "checkpoints", "tensorboard"
 MLFLOW_JSON = "mlflow.json"  # where the run's MLflow run is, so a resume continues it
 REPORT_HTML = "report.html"
+LAST_PT, BEST_PT = "last.pt", "best.pt"  # in checkpoints/: the latest state (resume), the best evaluation's
 EVALUATED = ("best", "last")  # the checkpoints `ganlab eval` scores, each into eval_<which>.json
 LOCK = ".ganlab.lock"
 OUTPUT_NAMES = (HYDRA_DIR, LOG, METRICS_CSV, QUALITY_CSV, CLASSES_CSV, SUMMARY_JSON, HISTORY_PNG, CLOSEST_PAIRS_PNG,
@@ -35,7 +36,7 @@ OUTPUT_NAMES = (HYDRA_DIR, LOG, METRICS_CSV, QUALITY_CSV, CLASSES_CSV, SUMMARY_J
                 LOCK)
 HYDRA_NAMES = (HYDRA_DIR, LOG)
 # Files that mark a folder as holding a ganlab run's record (a new run never writes into one).
-RUN_MARKERS = (SUMMARY_JSON, METRICS_CSV, f"{CHECKPOINTS}/last.pt")
+RUN_MARKERS = (SUMMARY_JSON, METRICS_CSV, f"{CHECKPOINTS}/{LAST_PT}")
 
 
 def eval_json(which: str) -> str:
@@ -297,8 +298,8 @@ class RunFolder:
     def reopen(self, step: int) -> "RunFolder":
         """Continue a run from a checkpoint at `step`: rows logged after it, and a row a kill cut
         short, are dropped (they are logged again), so each step appears once in the CSVs."""
-        if not (self.checkpoints / "last.pt").is_file():
-            raise RunFolderError(f"{self.path} holds no checkpoints/last.pt to resume from")
+        if not (self.checkpoints / LAST_PT).is_file():
+            raise RunFolderError(f"{self.path} holds no {CHECKPOINTS}/{LAST_PT} to resume from")
         claim_existing(self.path)
         self._make_subfolders()  # samples/ may have been deleted to save space
         for path in (self.metrics_csv, self.quality_csv, self.classes_csv):
@@ -344,7 +345,7 @@ class RunFolder:
         _, rows = _complete_rows(path)
         return {key: [float(r[key]) if r[key] != "" else float("nan") for r in rows] for key in (rows[0] if rows else {})}
 
-    def save_checkpoint(self, state: dict[str, Any], name: str = "last.pt") -> Path:
+    def save_checkpoint(self, state: dict[str, Any], name: str = LAST_PT) -> Path:
         path = self.checkpoints / name
         atomic_write(path, lambda tmp: torch.save(state, tmp))
         return path

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from ganlab.config import is_conditional
 from ganlab.parts.data import Dataset
 from ganlab.quality import Evaluator, class_accuracy
-from ganlab.quality.diagnose import Diagnostician
+from ganlab.training.diagnose import Diagnostician
 from ganlab.quality.scores import as_loss
 from ganlab.record.pictures import save_image_grid, save_points_plot
 from ganlab.record.run_folder import CLOSEST_PAIRS_PNG, RunFolder, atomic_write

@@ -25,7 +25,7 @@ from ganlab.parts.networks.conditional import build_discriminator, build_generat
 from ganlab.parts.registry import LOSSES, OPTIMIZERS, is_custom, option_name
 from ganlab.quality import build_evaluator
 from ganlab.quality.scores import as_loss
-from ganlab.record.run_folder import RunFolder, RunFolderError
+from ganlab.record.run_folder import BEST_PT, LAST_PT, RunFolder, RunFolderError
 from ganlab.record.summary import Summary
 from ganlab.training.precision import apply_speedups
 from ganlab.training.step import GAN, NonFiniteLossError
@@ -164,7 +164,7 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
         if evaluator is not None and trainer.evaluation.best:
             summary["at_the_floor"] = trainer.evaluation.floor_check()
     except NonFiniteLossError as e:  # a result, not a crash: stop cleanly, keep the last good checkpoint
-        last_good = run.checkpoints / "last.pt"
+        last_good = run.checkpoints / LAST_PT
         diagnosis = trainer.doctor.divergence(trainer.step, trainer.step / trainer.steps_per_epoch, str(e),
                                               _relative(run, last_good))
         log.error("diagnosis: %s", diagnosis.line())
@@ -225,7 +225,7 @@ def _progress_summary(trainer: Trainer, run: RunFolder, seconds: float) -> dict[
     out: dict[str, Any] = {
         "epochs_done": trainer.epoch, "steps_done": trainer.step, "duration_s": round(seconds, 2),
         "final": trainer.recorder.last_row, "last_samples": _relative(run, run.sample_path(trainer.epoch)),
-        "checkpoint": _relative(run, run.checkpoints / "last.pt"),
+        "checkpoint": _relative(run, run.checkpoints / LAST_PT),
         "params": {"generator": n_params(gan.generator), "discriminator": n_params(gan.discriminator)},
         "diagnoses": trainer.doctor.as_list(),
     }
@@ -234,7 +234,7 @@ def _progress_summary(trainer: Trainer, run: RunFolder, seconds: float) -> dict[
         out["quality"] = {"metric": evaluator.primary, "final": last, "best": best,
                           "best_vs_last": _best_vs_last(best, last),
                           "tied_with_best": tied_with_best(run, best),
-                          "best_checkpoint": _relative(run, run.checkpoints / "best.pt"),
+                          "best_checkpoint": _relative(run, run.checkpoints / BEST_PT),
                           "floor": evaluator.floor,
                           "scored_with": {**evaluator.info, "generator": "ema" if trainer.ema else "raw"},
                           "eval_seconds": round(evaluation.seconds, 2),

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from ganlab.parts.losses import LOSS_COLUMNS
 from ganlab.parts.registry import LOSSES
-from ganlab.quality.diagnose import Diagnostician
+from ganlab.training.diagnose import Diagnostician
 from ganlab.quality.scores import better
 from ganlab.record.pictures import plot_history
 from ganlab.record.run_folder import RunFolder, atomic_write

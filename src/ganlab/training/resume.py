@@ -14,6 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 from ganlab.config import ConfigError
 from ganlab.config.schema import HOW_NOT_WHAT
 from ganlab.record.checkpoints import CheckpointError, find_run, load_checkpoint
+from ganlab.record.run_folder import CHECKPOINTS, LAST_PT
 
 # What a resume may change: how (not what) it runs, how long to train, and how often it records.
 RESUMABLE = (*HOW_NOT_WHAT, "trainer.epochs", "trainer.steps", "trainer.sample_every", "trainer.checkpoint_every",
@@ -66,7 +67,7 @@ def requested_config(run_dir: Path, saved: dict[str, Any], overrides: list[str])
         written = with_later_settings(written)
         mismatch = {k: v for k, v in differences(written, saved).items() if k not in RESUMABLE}
         if mismatch:
-            raise CheckpointError(f"{run_dir / 'checkpoints' / 'last.pt'} was not written by this run's config "
+            raise CheckpointError(f"{run_dir / CHECKPOINTS / LAST_PT} was not written by this run's config "
                                   f"(.hydra/config.yaml); keys differ: {_describe(mismatch, 'run', 'checkpoint')}")
     requested = OmegaConf.create(saved)
     for override in overrides:
@@ -119,14 +120,14 @@ def resume_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     from ganlab.training.job import train
 
     run_dir = find_run(run_dir)
-    last = run_dir / "checkpoints" / "last.pt"
+    last = run_dir / CHECKPOINTS / LAST_PT
     if last.exists():
         state = load_checkpoint(last)
         cfg = requested_config(run_dir, state["config"], overrides)
     else:
         saved = run_dir / ".hydra" / "config.yaml"
         if not saved.is_file():
-            raise CheckpointError(f"{run_dir} holds neither checkpoints/last.pt nor .hydra/config.yaml; nothing to "
+            raise CheckpointError(f"{run_dir} holds neither {CHECKPOINTS}/{LAST_PT} nor .hydra/config.yaml; nothing to "
                                   f"resume from")
         state, cfg = None, requested_config(run_dir, OmegaConf.to_container(OmegaConf.load(saved), resolve=True),
                                             overrides)

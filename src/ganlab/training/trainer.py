@@ -18,9 +18,9 @@ from tqdm import tqdm
 from ganlab.config import is_conditional
 from ganlab.parts.data import Dataset
 from ganlab.quality import Evaluator
-from ganlab.quality.diagnose import Diagnostician
+from ganlab.training.diagnose import Diagnostician
 from ganlab.record.checkpoints import rng_state, set_rng_state
-from ganlab.record.run_folder import RunFolder
+from ganlab.record.run_folder import BEST_PT, LAST_PT, RunFolder
 from ganlab.training import cost
 from ganlab.training.batches import BatchStream
 from ganlab.training.ema import GeneratorEMA
@@ -100,10 +100,10 @@ class Trainer:
                 if self.step % t.log_every == 0:
                     bar.set_postfix(self.recorder.write_row(self.step, self.seconds()), refresh=False)
                 if self.stop_signal:
-                    self.save_checkpoint("last.pt")
+                    self.save_checkpoint(LAST_PT)
                     raise KeyboardInterrupt(self.stop_signal)
                 if time.perf_counter() - self.last_save > 60 * t.checkpoint_minutes:
-                    self.save_checkpoint("last.pt")  # a kill never loses more than checkpoint_minutes
+                    self.save_checkpoint(LAST_PT)  # a kill never loses more than checkpoint_minutes
             self.batches.end_if_used_up()
             self.epoch += 1
             self.end_of_epoch(final=True)
@@ -118,13 +118,13 @@ class Trainer:
         if evaluate:
             before = evaluation.seconds
             if evaluation.evaluate(epoch, self.step):
-                self.save_checkpoint("best.pt")
+                self.save_checkpoint(BEST_PT)
             self._say(self.pace.after_evaluation(self.step, evaluation.seconds - before))
         if final and self.evaluator is not None:
             evaluation.check_degradation(epoch)
         if final or epoch % t.checkpoint_every == 0:
             self.recorder.plot_history(self.evaluator)
-            self.save_checkpoint("last.pt", finished=final)
+            self.save_checkpoint(LAST_PT, finished=final)
 
     @staticmethod
     def _say(line: str | None) -> None:
@@ -144,7 +144,7 @@ class Trainer:
             **self.gan_step.state_dict(),  # generator, discriminator, opt_g, opt_d, augment
             **({"generator_ema": self.ema.state_dict()} if self.ema else {}),
             "batches": self.batches.state_dict(), "recorder": self.recorder.state_dict(),
-            "evaluation": self.evaluation.state_dict(), "doctor": self.doctor.state(),
+            "evaluation": self.evaluation.state_dict(), "doctor": self.doctor.state_dict(),
         }, name)
         self.last_save = time.perf_counter()
 
@@ -159,7 +159,7 @@ class Trainer:
         self.batches.load_state_dict(state["batches"])
         self.recorder.load_state_dict(state["recorder"])
         self.evaluation.load_state_dict(state["evaluation"])
-        self.doctor.load_state(state["doctor"])
+        self.doctor.load_state_dict(state["doctor"])
         set_rng_state(state["rng"])
 
 

@@ -166,10 +166,10 @@ class Diagnostician:
         last = self.rows[-1]
         return Diagnosis(kind, int(last["step"]), float(last["epoch"]), message, evidence, suggestion)
 
-    def state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "evals": self.evals, "found": self.as_list()}
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rows, self.evals = list(state["rows"]), list(state["evals"])
         self.found = {d["kind"]: Diagnosis(**d) for d in state["found"]}
 
