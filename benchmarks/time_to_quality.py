@@ -66,7 +66,7 @@ def ganlab_variant(cfg):
     data = load_dataset(cfg.data, cfg.seed)
     gan = build_gan(cfg, data.sample_shape, torch.device("cpu"))
     stream = BatchStream(data, cfg.trainer.batch_size, cfg.trainer.n_critic, cfg.seed)
-    gan_step, count = GANStep(gan, cfg, torch.device("cpu")), [0]
+    gan_step, count = GANStep(gan, torch.device("cpu"), cfg.trainer.precision), [0]  # no R1/R2, no augmentation
 
     def step() -> None:
         reals = stream.next() or stream.next()  # None ends an epoch: the next call starts one

@@ -101,11 +101,11 @@ def wgan_lp():
 def test_a_critic_loss_from_outside_logs_its_columns_and_is_diagnosed_as_a_critic(tmp_path, wgan_lp, monkeypatch):
     import csv
 
-    import ganlab.training.trainer as trainer_module
+    import ganlab.training.job as job_module  # where the loop's parts are built
 
     critics = []
-    real_doctor = trainer_module.Diagnostician
-    monkeypatch.setattr(trainer_module, "Diagnostician",
+    real_doctor = job_module.Diagnostician
+    monkeypatch.setattr(job_module, "Diagnostician",
                         lambda **kw: critics.append(kw["critic"]) or real_doctor(**kw))
     conf = tmp_path / "myconf"
     (conf / "loss").mkdir(parents=True)

@@ -259,3 +259,50 @@ def test_evaluations_are_counted_in_g_steps_whatever_n_critic(tmp_path):
     train(make_cfg(*TINY_POINTS, "loss=wgan_gp", "trainer.epochs=10"), tmp_path / "wgan")
     with open(tmp_path / "wgan" / "quality.csv") as f:
         assert [int(float(r["epoch"])) for r in csv.DictReader(f)] == [5, 10]
+
+
+def test_a_gan_built_by_hand_trains_through_the_trainer_with_no_config(tmp_path):
+    """The Trainer takes objects, as minGPT's does: networks, a loss, optimisers, data and the loop's parts
+    made here, no Hydra and no config; it writes the run folder a `ganlab train` run writes."""
+    import torch.nn as nn
+
+    from ganlab.parts.data import Dataset
+    from ganlab.parts.losses import BCEWithLogitsLoss
+    from ganlab.record.run_folder import RunFolder
+    from ganlab.training.batches import BatchStream
+    from ganlab.training.diagnose import Diagnostician
+    from ganlab.training.evaluation import Evaluation
+    from ganlab.training.recording import Recorder
+    from ganlab.training.step import GAN, GANStep
+    from ganlab.training.trainer import Parts, Schedule, Trainer, steps_per_epoch
+
+    class G(nn.Module):
+        z_dim = 4
+
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+
+        def forward(self, z):
+            return self.net(z)
+
+    torch.manual_seed(0)
+    g, d = G(), nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+    gan = GAN(g, d, BCEWithLogitsLoss(), torch.optim.Adam(g.parameters(), 1e-3), torch.optim.Adam(d.parameters(), 1e-3))
+    data = Dataset("two blobs", torch.cat([torch.randn(128, 2) * 0.1 + 1, torch.randn(128, 2) * 0.1 - 1]))
+    run = RunFolder(tmp_path / "run").create()
+    per_epoch = steps_per_epoch(len(data), batch_size=32, n_critic=1)
+    schedule = Schedule(total_steps=3 * per_epoch, steps_per_epoch=per_epoch, log_every=4, sample_every=1,
+                        evaluate_every=1, checkpoint_every=1, checkpoint_minutes=5.0)
+    doctor, step = Diagnostician(), GANStep(gan, torch.device("cpu"))
+    parts = Parts(gan, BatchStream(data, 32, 1, seed=0), step, Recorder(run, step, doctor, None, per_epoch, "by hand"),
+                  Evaluation(None, run, data, g, None, doctor, None, seed=0, title="by hand", n_grid=16, n_samples=64),
+                  doctor)
+    trainer = Trainer(parts, schedule, run, config={"made": "by hand"}, sample_shape=data.sample_shape)
+    trainer.fit()
+    run.release()
+    assert (trainer.step, trainer.epoch) == (24, 3)
+    assert len(run.read_columns(run.metrics_csv)["step"]) == 6  # a row every 4 of the 24 G steps
+    assert sorted(p.name for p in run.samples.glob("*.png")) == ["epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
+    state = torch.load(run.checkpoints / "last.pt", weights_only=True)
+    assert state["config"] == {"made": "by hand"} and state["step"] == 24 and state["finished"]

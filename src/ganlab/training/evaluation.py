@@ -14,9 +14,7 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-from omegaconf import DictConfig
 
-from ganlab.config import is_conditional
 from ganlab.parts.data import Dataset
 from ganlab.quality import Evaluator, class_accuracy
 from ganlab.training.diagnose import Diagnostician
@@ -32,23 +30,26 @@ POINT_GRID = 1000  # generated points drawn in each scatter plot of 1-D/2-D data
 
 
 class Evaluation:
-    def __init__(self, evaluator: Optional[Evaluator], run: RunFolder, cfg: DictConfig, data: Dataset,
-                 generator: nn.Module, ema: Optional[GeneratorEMA], doctor: Diagnostician, logger):
-        self.evaluator, self.run, self.cfg, self.data = evaluator, run, cfg, data
+    def __init__(self, evaluator: Optional[Evaluator], run: RunFolder, data: Dataset, generator: nn.Module,
+                 ema: Optional[GeneratorEMA], doctor: Diagnostician, logger, seed: int, title: str,
+                 n_grid: int, n_samples: int, classes: Optional[list[str]] = None):
+        """`seed`: the run's (the fixed and evaluation noise come from seed + 1); `n_grid` images a grid,
+        `n_samples` an evaluation; `classes` of a conditional GAN (one grid row each)."""
+        self.evaluator, self.run, self.data, self.title = evaluator, run, data, title
         self.generator, self.ema, self.doctor, self.logger = generator, ema, doctor, logger
-        z_rng = torch.Generator().manual_seed(cfg.seed + 1)
+        z_rng = torch.Generator().manual_seed(seed + 1)
         device = next(generator.parameters()).device
-        n_fixed = cfg.trainer.n_grid if data.is_image else POINT_GRID
-        self.classes = data.classes if is_conditional(cfg) else None
+        n_fixed = n_grid if data.is_image else POINT_GRID
+        self.classes = classes
         self.per_row = max(1, n_fixed // len(self.classes)) if self.classes else None  # a grid row per class
         if self.classes:
             n_fixed = self.per_row * len(self.classes)
         self.fixed_noise = torch.randn(n_fixed, generator.z_dim, generator=z_rng).to(device)
-        self.eval_noise = torch.randn(cfg.metrics.n_samples, generator.z_dim, generator=z_rng).to(device)
+        self.eval_noise = torch.randn(n_samples, generator.z_dim, generator=z_rng).to(device)
         self.fixed_labels = self.eval_labels = None
         if self.classes:
             self.fixed_labels = torch.arange(len(self.classes)).repeat_interleave(self.per_row).to(device)
-            drawn = torch.randint(len(data.labels), (cfg.metrics.n_samples,), generator=z_rng)
+            drawn = torch.randint(len(data.labels), (n_samples,), generator=z_rng)
             self.eval_labels = data.labels.cpu()[drawn].to(device)
         self.best: dict = {}  # the best evaluation: epoch, step, metric, score, scores, samples
         self.last_eval: dict = {}  # the latest quality.csv row
@@ -78,7 +79,7 @@ class Evaluation:
         samples, path = self.generate(self.fixed_noise, self.fixed_labels), self.run.sample_path(epoch)
         if self.logger:
             self.logger.samples(samples, step)
-        title = f"{self.cfg.name}, epoch {epoch}"
+        title = f"{self.title}, epoch {epoch}"
         atomic_write(path, lambda tmp: save_image_grid(samples, tmp, fmt="png", nrow=self.per_row)
                      if self.data.is_image else save_points_plot(samples, self.data.x, tmp, title, fmt="png"))
 

@@ -16,21 +16,28 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ganlab.config import ConfigError, is_conditional, validate
 from ganlab.parts.contract import BATCH, check_parts
 from ganlab.parts.data import Dataset, DatasetError, load_dataset
 from ganlab.parts.networks.conditional import build_discriminator, build_generator
-from ganlab.parts.registry import LOSSES, OPTIMIZERS, is_custom, option_name
-from ganlab.quality import build_evaluator
+from ganlab.parts.losses import LazyRegulariser
+from ganlab.parts.registry import AUGMENTATIONS, LOSSES, OPTIMIZERS, is_custom, option_name
+from ganlab.quality import Evaluator, build_evaluator
 from ganlab.quality.scores import as_loss
 from ganlab.record.run_folder import BEST_PT, LAST_PT, RunFolder, RunFolderError
 from ganlab.record.summary import Summary
+from ganlab.training.batches import BatchStream
+from ganlab.training.diagnose import Diagnostician
+from ganlab.training.ema import GeneratorEMA
+from ganlab.training.evaluation import Evaluation
 from ganlab.training.precision import apply_speedups
-from ganlab.training.step import GAN, NonFiniteLossError
+from ganlab.training.recording import Recorder
+from ganlab.training.step import GAN, GANStep, NonFiniteLossError
 from ganlab.training.sweep import threads_for
-from ganlab.training.trainer import Trainer, steps_per_epoch
+from ganlab.training.trackers import build_logger
+from ganlab.training.trainer import Parts, Schedule, Trainer, steps_per_epoch
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +78,32 @@ def build_gan(cfg: DictConfig, sample_shape: tuple[int, ...], device: torch.devi
     return GAN(generator, discriminator, LOSSES.build(cfg.loss),
                opt_g=OPTIMIZERS.build(cfg.optim, generator.parameters(), OPTIMIZERS.knob(cfg.optim, "g_lr_mult")),
                opt_d=OPTIMIZERS.build(cfg.optim, discriminator.parameters(), OPTIMIZERS.knob(cfg.optim, "d_lr_mult")))
+
+
+def build_trainer(cfg: DictConfig, gan: GAN, data: Dataset, run: RunFolder, device: torch.device,
+                  evaluator: Evaluator | None, purge_step: int | None = None, progress_bar: bool = True) -> Trainer:
+    """The one reader of the config below the job: the loop's schedule and its parts, built from `cfg` and
+    handed to a Trainer that knows nothing of the config."""
+    t, per_epoch = cfg.trainer, steps_per_epoch(len(data), cfg.trainer.batch_size, cfg.trainer.n_critic)
+    schedule = Schedule(total_steps=t.steps or t.epochs * per_epoch, steps_per_epoch=per_epoch, log_every=t.log_every,
+                        sample_every=t.sample_every, checkpoint_every=t.checkpoint_every,
+                        checkpoint_minutes=t.checkpoint_minutes,
+                        evaluate_every=cfg.metrics.every * t.n_critic)  # epochs of the data: as often per G step
+    doctor = Diagnostician(warmup_steps=schedule.total_steps // 10, critic=gan.loss.critic)
+    logger = build_logger(cfg, run.path, purge_step)
+    classes = data.classes if is_conditional(cfg) else None
+    batches = BatchStream(data, t.batch_size, t.n_critic, cfg.seed, t.channels_last, bool(classes))
+    regulariser = LazyRegulariser(*(LOSSES.knob(cfg.loss, k) for k in ("r1_gamma", "r2_gamma", "reg_every")))
+    gan_step = GANStep(gan, device, t.precision, regulariser, AUGMENTATIONS.build(cfg.augment, t.batch_size))
+    ema = GeneratorEMA(gan.generator, t.ema_decay, t.ema_start) if t.ema_decay > 0 else None
+    blank = frozenset({*(name for name in ("r1", "r2") if not LOSSES.knob(cfg.loss, f"{name}_gamma")),
+                       *(() if cfg.discriminator.get("conditioning") == "acgan" else ("class_loss",))})
+    recorder = Recorder(run, gan_step, doctor, logger, per_epoch, cfg.name, blank)
+    evaluation = Evaluation(evaluator, run, data, gan.generator, ema, doctor, logger, cfg.seed, cfg.name,
+                            n_grid=t.n_grid, n_samples=cfg.metrics.n_samples, classes=classes)
+    parts = Parts(gan, batches, gan_step, recorder, evaluation, doctor, ema, logger)
+    return Trainer(parts, schedule, run, OmegaConf.to_container(cfg, resolve=True), data.sample_shape, classes,
+                   progress_bar)
 
 
 def check_contract(cfg: DictConfig, data: Dataset, device: torch.device, n_classes: int) -> None:
@@ -127,7 +160,7 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
     seed_everything(cfg.seed)
     data = load_dataset(cfg.data, cfg.seed).to(device)
     n_classes = class_count(cfg, data)
-    if steps_per_epoch(len(data), cfg.trainer) == 0:
+    if steps_per_epoch(len(data), cfg.trainer.batch_size, cfg.trainer.n_critic) == 0:
         raise ConfigError(f"data={option_name(cfg.data)} has {len(data)} samples, fewer than trainer.batch_size="
                           f"{cfg.trainer.batch_size} x trainer.n_critic={cfg.trainer.n_critic}; lower trainer.batch_size")
     check_contract(cfg, data, device, n_classes)
@@ -137,8 +170,8 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
     seed_everything(cfg.seed)  # the same networks whether or not the evaluator was just built
     gan = build_gan(cfg, data.sample_shape, device, n_classes)
     apply_speedups(cfg.trainer, gan.generator, gan.discriminator, data.is_image)
-    trainer = Trainer(gan, data, run, cfg, device, evaluator, purge_step=resume and resume["step"],
-                      progress_bar=cfg.trainer.progress and jobs == 1)  # parallel jobs' bars would garble
+    trainer = build_trainer(cfg, gan, data, run, device, evaluator, purge_step=resume and resume["step"],
+                            progress_bar=cfg.trainer.progress and jobs == 1)  # parallel jobs' bars would garble
     if resume is not None:
         trainer.restore(resume)
         log.info("resuming %s at step %d (epoch %d)", run.path, resume["step"], resume["epoch"])

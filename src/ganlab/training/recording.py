@@ -7,10 +7,8 @@ import logging
 import math
 
 import torch
-from omegaconf import DictConfig
 
 from ganlab.parts.losses import LOSS_COLUMNS
-from ganlab.parts.registry import LOSSES
 from ganlab.training.diagnose import Diagnostician
 from ganlab.quality.scores import better
 from ganlab.record.pictures import plot_history
@@ -21,17 +19,16 @@ log = logging.getLogger(__name__)
 
 
 class Recorder:
-    def __init__(self, run: RunFolder, cfg: DictConfig, gan_step: GANStep, doctor: Diagnostician, logger,
-                 steps_per_epoch: int):
-        self.run, self.cfg, self.gan_step, self.doctor, self.logger = run, cfg, gan_step, doctor, logger
+    def __init__(self, run: RunFolder, gan_step: GANStep, doctor: Diagnostician, logger, steps_per_epoch: int,
+                 title: str, blank: frozenset[str] = frozenset()):
+        """`title`: the run's name on its history plot; `blank`: metrics.csv columns that mean nothing for this
+        run (no R1, no class loss), left blank like the loss columns its loss does not fill."""
+        self.run, self.gan_step, self.doctor, self.logger, self.title = run, gan_step, doctor, logger, title
         self.steps_per_epoch = steps_per_epoch
         self.sums = torch.zeros(len(STATS), device=gan_step.device)
         self.count = 0
         self.last_row: dict = {}
-        # columns that mean nothing for this run are left blank
-        self.blank = {*(set(LOSS_COLUMNS) - set(gan_step.gan.loss.columns)),
-                      *(name for name in ("r1", "r2") if not LOSSES.knob(cfg.loss, f"{name}_gamma")),
-                      *(() if cfg.discriminator.get("conditioning") == "acgan" else ("class_loss",))}
+        self.blank = {*(set(LOSS_COLUMNS) - set(gan_step.gan.loss.columns)), *blank}
 
     def add(self, stats: torch.Tensor) -> None:
         self.sums += stats
@@ -66,7 +63,7 @@ class Recorder:
         metrics, quality = (self.run.read_columns(path) for path in (self.run.metrics_csv, self.run.quality_csv))
         primary = evaluator.primary if evaluator else None
         floor = evaluator.floor.get(primary) if evaluator else None
-        atomic_write(self.run.history_png, lambda tmp: plot_history(metrics, tmp, self.cfg.name, "png", quality,
+        atomic_write(self.run.history_png, lambda tmp: plot_history(metrics, tmp, self.title, "png", quality,
                                                                     primary, floor, better(primary) if primary else ""))
 
     def state_dict(self) -> dict:

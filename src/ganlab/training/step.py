@@ -13,11 +13,8 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-from omegaconf import DictConfig
-
 from ganlab.parts.augment import DiffAugment
 from ganlab.parts.losses import GANLoss, LazyRegulariser
-from ganlab.parts.registry import AUGMENTATIONS, LOSSES
 from ganlab.training.precision import Precision
 
 STATS = ("loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake", "grad_norm_d", "grad_norm_g",
@@ -43,11 +40,14 @@ def requires_grad(net: nn.Module, flag: bool) -> None:
 
 
 class GANStep:
-    def __init__(self, gan: GAN, cfg: DictConfig, device: torch.device):
+    def __init__(self, gan: GAN, device: torch.device, precision: str = "32",
+                 regulariser: Optional[LazyRegulariser] = None, augment: Optional[DiffAugment] = None):
+        """`precision`: trainer.precision (32, bf16, fp16, auto); `regulariser`: the lazy R1/R2 penalty (none
+        by default); `augment`: what D's inputs pass through (none by default)."""
         self.gan, self.device = gan, device
-        self.precision = Precision(cfg.trainer.precision, device)
-        self.regulariser = LazyRegulariser(*(LOSSES.knob(cfg.loss, k) for k in ("r1_gamma", "r2_gamma", "reg_every")))
-        self.augment: Optional[DiffAugment] = AUGMENTATIONS.build(cfg.augment, cfg.trainer.batch_size)
+        self.precision = Precision(precision, device)
+        self.regulariser = regulariser or LazyRegulariser(0.0, 0.0, 16)
+        self.augment = augment
         self.zero = torch.zeros((), device=device)  # the class loss of an unconditional GAN
 
     def __call__(self, reals: list[tuple[torch.Tensor, torch.Tensor | None]], step: int) -> torch.Tensor:

@@ -3,64 +3,83 @@
 Each concern owns its state and checkpoints it with state_dict / load_state_dict: the batch stream
 (batches.py), the D/G step with its networks, optimisers and augmentation (step.py), the
 metrics.csv rows (recording.py), grids and quality scores (evaluation.py) and the EMA generator
-(ema.py). The loop below only orders them; the checkpoint is their states side by side.
+(ema.py). The loop below only orders them; the checkpoint is their states side by side. The Trainer
+knows no config: it is handed its Parts and a Schedule (job.build_trainer makes them from one), so a
+GAN built by hand trains through it too.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from ganlab.config import is_conditional
-from ganlab.parts.data import Dataset
 from ganlab.quality import Evaluator
-from ganlab.training.diagnose import Diagnostician
 from ganlab.record.checkpoints import rng_state, set_rng_state
 from ganlab.record.run_folder import BEST_PT, LAST_PT, RunFolder
 from ganlab.training import cost
 from ganlab.training.batches import BatchStream
+from ganlab.training.diagnose import Diagnostician
 from ganlab.training.ema import GeneratorEMA
 from ganlab.training.evaluation import Evaluation
 from ganlab.training.recording import Recorder
 from ganlab.training.step import GAN, GANStep
-from ganlab.training.trackers import build_logger
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 2  # 1: ganlab before the parts had their own state (read by upgraded_checkpoint)
 
 
-def steps_per_epoch(n_samples: int, trainer: DictConfig) -> int:
+def steps_per_epoch(n_samples: int, batch_size: int, n_critic: int) -> int:
     """G steps in one pass over the data: each takes n_critic full batches."""
-    return n_samples // trainer.batch_size // trainer.n_critic
+    return n_samples // batch_size // n_critic
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When the loop does what: its length in G steps, and the intervals of its rows, grids, evaluations
+    and checkpoints."""
+    total_steps: int  # G steps of the whole run
+    steps_per_epoch: int  # G steps in one pass over the data (steps_per_epoch())
+    log_every: int  # G steps between metrics.csv rows
+    sample_every: int  # epochs between sample grids
+    evaluate_every: int  # epochs between quality evaluations (and one at the end)
+    checkpoint_every: int  # epochs between writes of last.pt
+    checkpoint_minutes: float  # and minutes, so that a kill never loses more
+
+
+@dataclass
+class Parts:
+    """What the loop drives, each with its own state (training/job.py builds them from the config)."""
+    gan: GAN
+    batches: BatchStream
+    gan_step: GANStep
+    recorder: Recorder
+    evaluation: Evaluation
+    doctor: Diagnostician
+    ema: Optional[GeneratorEMA] = None
+    logger: Any = None  # TensorBoard or MLflow beside the CSVs (trackers.py)
 
 
 class Trainer:
-    def __init__(self, gan: GAN, data: Dataset, run: RunFolder, cfg: DictConfig, device: torch.device,
-                 evaluator: Evaluator | None = None, purge_step: int | None = None, progress_bar: bool = True):
-        t = self.t = cfg.trainer
-        self.gan, self.run, self.cfg, self.progress_bar = gan, run, cfg, progress_bar
+    def __init__(self, parts: Parts, schedule: Schedule, run: RunFolder, config: dict[str, Any],
+                 sample_shape: tuple[int, ...], classes: Optional[list[str]] = None, progress_bar: bool = True):
+        """`config`: the run's config as plain data, kept in every checkpoint (resume, sample and eval rebuild
+        the run from it); `classes`: a conditional GAN's, by label."""
+        self.schedule, self.run, self.config, self.progress_bar = schedule, run, config, progress_bar
+        self.gan, self.batches, self.gan_step = parts.gan, parts.batches, parts.gan_step
+        self.recorder, self.evaluation, self.doctor = parts.recorder, parts.evaluation, parts.doctor
+        self.ema, self.logger = parts.ema, parts.logger
+        self.sample_shape, self.classes = sample_shape, classes
+        self.steps_per_epoch, self.total_steps = schedule.steps_per_epoch, schedule.total_steps
         self.step = 0  # G steps done
         self.epoch = 0  # epochs completed
-        self.steps_per_epoch = steps_per_epoch(len(data), t)
-        self.sample_shape = data.sample_shape
-        self.total_steps = t.steps or t.epochs * self.steps_per_epoch
-        self.evaluate_every = cfg.metrics.every * t.n_critic  # epochs of the data: as often per G step for any n_critic
         self.elapsed = 0.0  # seconds of training before this session (a resumed run)
         self.stop_signal: str | None = None  # set by SIGINT / SIGTERM: checkpoint and stop
         self.finished = False  # the last step's end-of-run work is done (a checkpoint of a run's end)
-
-        self.doctor = Diagnostician(warmup_steps=self.total_steps // 10, critic=gan.loss.critic)
-        self.logger = build_logger(cfg, run.path, purge_step)
-        self.classes = data.classes if is_conditional(cfg) else None  # a conditional GAN's, by label
-        self.batches = BatchStream(data, t.batch_size, t.n_critic, cfg.seed, t.channels_last, bool(self.classes))
-        self.gan_step = GANStep(gan, cfg, device)
-        self.ema = GeneratorEMA(gan.generator, t.ema_decay, t.ema_start) if t.ema_decay > 0 else None
-        self.recorder = Recorder(run, cfg, self.gan_step, self.doctor, self.logger, self.steps_per_epoch)
-        self.evaluation = Evaluation(evaluator, run, cfg, data, gan.generator, self.ema, self.doctor, self.logger)
 
     @property
     def evaluator(self) -> Evaluator | None:
@@ -71,17 +90,17 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ loop
     def fit(self) -> None:
-        t = self.t
+        t = self.schedule
         self.start = time.perf_counter() - self.elapsed
         self.last_save = time.perf_counter()
         if self.finished and self.step >= self.total_steps:  # killed after its last checkpoint: nothing left
             return
         if self.finished and self.batches.order is not None:  # a steps-limited end counted its partial
             self.epoch -= 1  # epoch as done; the extended run goes on with that epoch
-        n_evaluations = cost.evaluations(self.total_steps, self.steps_per_epoch, self.evaluate_every) \
+        n_evaluations = cost.evaluations(self.total_steps, self.steps_per_epoch, t.evaluate_every) \
             if self.evaluator is not None else 0
-        log.info(cost.plan(self.total_steps, self.steps_per_epoch, t.n_critic, n_evaluations, self.gan_step.device,
-                           torch.get_num_threads(), self.gan_step.precision.mode))
+        log.info(cost.plan(self.total_steps, self.steps_per_epoch, self.batches.n_critic, n_evaluations,
+                           self.gan_step.device, torch.get_num_threads(), self.gan_step.precision.mode))
         self.pace = cost.Pace(self.step, self.evaluation.seconds, self.total_steps, n_evaluations)
         with tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
                   disable=not self.progress_bar) as bar:
@@ -109,10 +128,10 @@ class Trainer:
             self.end_of_epoch(final=True)
 
     def end_of_epoch(self, final: bool) -> None:
-        t, epoch, evaluation = self.t, self.epoch, self.evaluation
+        t, epoch, evaluation = self.schedule, self.epoch, self.evaluation
         if final:
             self.recorder.write_row(self.step, self.seconds())
-        evaluate = self.evaluator is not None and (final or epoch % self.evaluate_every == 0)
+        evaluate = self.evaluator is not None and (final or epoch % t.evaluate_every == 0)
         if final or evaluate or epoch % t.sample_every == 0:
             evaluation.save_samples(epoch, self.step)
         if evaluate:
@@ -135,7 +154,7 @@ class Trainer:
     def save_checkpoint(self, name: str, finished: bool = False) -> None:
         self.gan_step.check_weights(self.step)
         self.run.save_checkpoint({
-            "format": CHECKPOINT_FORMAT, "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "format": CHECKPOINT_FORMAT, "config": self.config,
             "sample_shape": list(self.sample_shape),
             "step": self.step, "epoch": self.epoch, "finished": finished,
             **({"classes": self.classes} if self.classes else {}),
