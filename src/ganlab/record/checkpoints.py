@@ -1,5 +1,5 @@
-"""Reading a run back: its checkpoints (safely, with weights_only), the generator they hold, and the
-RNG states they carry so that a resumed run continues exactly."""
+"""Reading a run back: its checkpoints (safely, with weights_only; every format upgraded to the current
+one), the generator they hold, and the RNG states they carry so that a resumed run continues exactly."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 from ganlab.parts.data import data_schema
 from ganlab.parts.networks.conditional import build_generator
 from ganlab.record.run_folder import CHECKPOINTS, is_run
+
+
+CHECKPOINT_FORMAT = 2  # 1: ganlab before the parts had their own state (upgraded when read)
 
 
 class CheckpointError(RuntimeError):
@@ -47,7 +50,18 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint ({str(e).splitlines()[0]})") from None
     if not isinstance(state, dict) or not {"generator", "config"} <= set(state):
         raise CheckpointError(f"{path} is not a ganlab checkpoint (no generator weights and config in it)")
-    return state
+    return upgraded(state)
+
+
+def upgraded(state: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint in the current format (CHECKPOINT_FORMAT); format 1 (flat keys) is regrouped by part."""
+    if state.get("format", 1) >= CHECKPOINT_FORMAT or "progress" not in state:  # current, or weights alone
+        return state
+    progress = state["progress"]
+    return {**state, "batches": {"rng": state["order_rng"], "order": state["order"], "cursor": state["cursor"]},
+            "recorder": {"sums": state["sums"], "count": state["count"], "last_row": progress["last_row"]},
+            "evaluation": {"fixed_noise": state["fixed_noise"], "best": state["best"],
+                           "last_eval": progress["last_eval"], "seconds": progress["eval_seconds"]}}
 
 
 def refused_global(error: pickle.UnpicklingError) -> str:

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from ganlab.quality import Evaluator
-from ganlab.record.checkpoints import rng_state, set_rng_state
+from ganlab.record.checkpoints import CHECKPOINT_FORMAT, rng_state, set_rng_state
 from ganlab.record.run_folder import BEST_PT, LAST_PT, RunFolder
 from ganlab.training import cost
 from ganlab.training.batches import BatchStream
@@ -30,7 +30,6 @@ from ganlab.training.recording import Recorder
 from ganlab.training.step import GAN, GANStep
 
 log = logging.getLogger(__name__)
-CHECKPOINT_FORMAT = 2  # 1: ganlab before the parts had their own state (read by upgraded_checkpoint)
 
 
 def steps_per_epoch(n_samples: int, batch_size: int, n_critic: int) -> int:
@@ -168,8 +167,8 @@ class Trainer:
         self.last_save = time.perf_counter()
 
     def restore(self, state: dict) -> None:
-        """Continue from a checkpoint written by save_checkpoint, bit for bit."""
-        state = upgraded_checkpoint(state)
+        """Continue from a checkpoint written by save_checkpoint (as record/checkpoints.py reads it, in the
+        current format), bit for bit."""
         self.step, self.epoch = state["step"], state["epoch"]
         self.finished, self.elapsed = state["finished"], state["elapsed"]
         self.gan_step.load_state_dict(state)
@@ -180,14 +179,3 @@ class Trainer:
         self.evaluation.load_state_dict(state["evaluation"])
         self.doctor.load_state_dict(state["doctor"])
         set_rng_state(state["rng"])
-
-
-def upgraded_checkpoint(state: dict) -> dict:
-    """A checkpoint in the current format; format 1 (flat keys) is regrouped by part."""
-    if state.get("format", 1) >= CHECKPOINT_FORMAT:
-        return state
-    progress = state["progress"]
-    return {**state, "batches": {"rng": state["order_rng"], "order": state["order"], "cursor": state["cursor"]},
-            "recorder": {"sums": state["sums"], "count": state["count"], "last_row": progress["last_row"]},
-            "evaluation": {"fixed_noise": state["fixed_noise"], "best": state["best"],
-                           "last_eval": progress["last_eval"], "seconds": progress["eval_seconds"]}}
