@@ -28,7 +28,8 @@ def read_samples(path: Path) -> np.ndarray:
     (regular files only: a FIFO or a device would block or never end)."""
     if path.suffix == ".npz":
         return _read_npz(path)
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_FILES and p.is_file()) if path.is_dir() else []
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_FILES and p.is_file()) \
+        if path.is_dir() else []
     if not files:
         raise ConfigError(f"{path}: no images to score; give a folder of image files ({', '.join(IMAGE_FILES)}) "
                           f"or an .npz with an `images` or `points` array")

@@ -29,7 +29,8 @@ def broken_state(run: RunRecord) -> Optional[str]:
     if _untrained(run):
         return "untrained"
     spread = run.summary.final_scores.get("diversity_ratio")
-    if "mode_collapse" in run.summary.diagnoses and not (isinstance(spread, (int, float)) and spread >= COLLAPSED_BELOW):
+    recovered = isinstance(spread, (int, float)) and spread >= COLLAPSED_BELOW
+    if "mode_collapse" in run.summary.diagnoses and not recovered:
         return "collapsed"
     return None
 

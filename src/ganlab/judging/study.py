@@ -166,9 +166,9 @@ class Study:
         for run in runs:
             where = place(run, keys)
             if where in found:
-                raise StudyError(f"two runs of one setting and seed, {found[where].path} and {run.path}; a study counts "
-                                 f"each once: move one of them out of {self.folder}, then continue with: ganlab study "
-                                 f"--dir {self.folder}")
+                raise StudyError(f"two runs of one setting and seed, {found[where].path} and {run.path}; a study "
+                                 f"counts each once: move one of them out of {self.folder}, then continue with: "
+                                 f"ganlab study --dir {self.folder}")
             found[where] = run
         return found
 
@@ -235,7 +235,7 @@ class Study:
         try:
             if folder.exists() and not forget_unstarted_sweep(folder):
                 resume_sweep(folder, say=lambda line: say(f"  {line}"), log=log, deadline=deadline)
-            elif run_ganlab("train", "-m", *(["--config-dir", self.design.config_dir] if self.design.config_dir else []),
+            elif run_ganlab("train", "-m", *(["--config-dir", self.design.config_dir] * bool(self.design.config_dir)),
                             *self.design.overrides, f"seed={','.join(map(str, seeds))}",
                             f"hydra.sweep.dir={folder}", log=log, deadline=deadline) == 2:
                 said = [line for line in log.read_text(errors="replace").splitlines() if "error" in line.lower()]

@@ -44,7 +44,9 @@ def plan(total_steps: int, steps_per_epoch: int, n_critic: int, n_evaluations: i
 
 
 def duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def estimate(seconds_per_step: float, steps_left: int, n_evaluations: int, seconds_per_evaluation: float | None) -> str:

@@ -72,8 +72,8 @@ def stop_workers_on_signals(sweep_dir: Optional[Path], wait_s: float = 120) -> I
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + wait_s
-        while sweep_dir and time.monotonic() < deadline and any(  # a job of this process (basic launcher) stops here
-                writer_alive(job) and not claimed_here(job) for job in (job_folders(sweep_dir) if sweep_dir.is_dir() else [])):
+        # until the workers let go of their runs (a job in this very process, the basic launcher's, stops here)
+        while time.monotonic() < deadline and any(writer_alive(j) and not claimed_here(j) for j in _jobs(sweep_dir)):
             time.sleep(0.2)
         raise KeyboardInterrupt
 
@@ -83,6 +83,10 @@ def stop_workers_on_signals(sweep_dir: Optional[Path], wait_s: float = 120) -> I
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _jobs(sweep_dir: Optional[Path]) -> list[Path]:
+    return job_folders(sweep_dir) if sweep_dir and sweep_dir.is_dir() else []
 
 
 def _children(pid: int) -> list[int]:

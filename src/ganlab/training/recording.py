@@ -41,11 +41,11 @@ class Recorder:
         stats = {k: float(f"{v:.6g}") for k, v in zip(STATS, (self.sums / self.count).tolist())}
         self.sums.zero_()
         self.count = 0
-        g, augment = self.gan_step.gan, self.gan_step.augment
+        gan, augment = self.gan_step.gan, self.gan_step.augment
         adaptive = augment is not None and augment.adaptive and math.isfinite(augment.rt)
         row = {"step": step, "epoch": round(step / self.steps_per_epoch, 4),
                **{k: "" if k in self.blank else v for k, v in stats.items()},
-               "lr_d": g.opt_d.param_groups[0]["lr"], "lr_g": g.opt_g.param_groups[0]["lr"],
+               "lr_d": gan.opt_d.param_groups[0]["lr"], "lr_g": gan.opt_g.param_groups[0]["lr"],
                "time_s": round(seconds, 3), "aug_p": augment.p if augment else "",
                "ada_rt": round(augment.rt, 4) if adaptive else ""}
         self.run.append_row(self.run.metrics_csv, row)

@@ -53,7 +53,7 @@ class GANStep:
     def __call__(self, reals: list[tuple[torch.Tensor, torch.Tensor | None]], step: int) -> torch.Tensor:
         """G step number `step` with its D steps on the real batches (images, classes or None); the
         measurements stacked in STATS order (one tensor on the device: averaging them costs no sync)."""
-        g, amp = self.gan, self.precision
+        gan, amp = self.gan, self.precision
         first = step * len(reals)  # the number of this step's first D step
         for i, (real, y) in enumerate(reals[:-1]):
             with torch.no_grad(), amp.autocast():
@@ -64,37 +64,37 @@ class GANStep:
             fake = self.generate(len(real), y)
         stats = self.d_step(real, fake.detach(), y, first + len(reals) - 1)
 
-        requires_grad(g.discriminator, False)
+        requires_grad(gan.discriminator, False)
         d = self.critic(y)
         with amp.autocast():
             fake_s = d(self.augmented(fake)).float()
             class_loss = self.class_loss(y)
-            if g.loss.pairs:  # a relativistic loss compares each fake with a real sample
+            if gan.loss.pairs:  # a relativistic loss compares each fake with a real sample
                 with torch.no_grad():
                     real_s = d(self.augmented(real)).float()
-            loss_g = (g.loss.g_loss(fake_s, real_s) if g.loss.pairs else g.loss.g_loss(fake_s)) + class_loss
-        stats["grad_norm_g"] = amp.backward_and_step(loss_g, g.opt_g, g.generator, "g")
-        requires_grad(g.discriminator, True)
+            loss_g = (gan.loss.g_loss(fake_s, real_s) if gan.loss.pairs else gan.loss.g_loss(fake_s)) + class_loss
+        stats["grad_norm_g"] = amp.backward_and_step(loss_g, gan.opt_g, gan.generator, "g")
+        requires_grad(gan.discriminator, True)
         stats["loss_g"] = loss_g.detach()
         return torch.stack([stats[name] for name in STATS])
 
     def d_step(self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None,
                index: int) -> dict[str, torch.Tensor]:
-        g, d = self.gan, self.critic(y)
+        gan, d = self.gan, self.critic(y)
         real, fake = self.augmented(real), self.augmented(fake)
         with self.precision.autocast():
             real_s = d(real).float()
             class_loss = self.class_loss(y)  # acgan: D learns the classes of the real images
             fake_s = d(fake).float()
-            loss_d = g.loss.d_loss(real_s, fake_s)
-            gp = g.loss.penalty(d, real, fake)
+            loss_d = gan.loss.d_loss(real_s, fake_s)
+            gp = gan.loss.penalty(d, real, fake)
             r1, r2 = self.regulariser(d, real, fake, index)  # lazy: zero between its steps
-        norm_d = self.precision.backward_and_step(loss_d + class_loss + gp + r1 + r2, g.opt_d, g.discriminator, "d")
+        norm_d = self.precision.backward_and_step(loss_d + class_loss + gp + r1 + r2, gan.opt_d, gan.discriminator, "d")
         with torch.no_grad():
-            r, f = g.loss.to_readout(real_s), g.loss.to_readout(fake_s)
-            cut = (r.mean() + f.mean()) / 2 if g.loss.threshold is None else g.loss.threshold
+            r, f = gan.loss.to_readout(real_s), gan.loss.to_readout(fake_s)
+            cut = (r.mean() + f.mean()) / 2 if gan.loss.threshold is None else gan.loss.threshold
             if self.augment:
-                self.augment.observe(torch.sign(r - (g.loss.threshold or 0.0)))
+                self.augment.observe(torch.sign(r - (gan.loss.threshold or 0.0)))
             return {"loss_d": loss_d.detach(), "d_real": r.mean(), "d_fake": f.mean(),
                     "acc_real": (r > cut).float().mean(), "acc_fake": (f <= cut).float().mean(),
                     "grad_norm_d": norm_d, "gp": gp.detach(), "wasserstein": real_s.mean() - fake_s.mean(),
@@ -126,16 +126,16 @@ class GANStep:
             raise NonFiniteLossError(f"non-finite weights at step {step}")
 
     def state_dict(self) -> dict:
-        g = self.gan
-        return {"generator": g.generator.state_dict(), "discriminator": g.discriminator.state_dict(),
-                "opt_g": g.opt_g.state_dict(), "opt_d": g.opt_d.state_dict(),
+        gan = self.gan
+        return {"generator": gan.generator.state_dict(), "discriminator": gan.discriminator.state_dict(),
+                "opt_g": gan.opt_g.state_dict(), "opt_d": gan.opt_d.state_dict(),
                 **({"augment": self.augment.state_dict()} if self.augment else {})}
 
     def load_state_dict(self, state: dict) -> None:
-        g = self.gan
-        g.generator.load_state_dict(state["generator"])
-        g.discriminator.load_state_dict(state["discriminator"])
-        g.opt_g.load_state_dict(state["opt_g"])
-        g.opt_d.load_state_dict(state["opt_d"])
+        gan = self.gan
+        gan.generator.load_state_dict(state["generator"])
+        gan.discriminator.load_state_dict(state["discriminator"])
+        gan.opt_g.load_state_dict(state["opt_g"])
+        gan.opt_d.load_state_dict(state["opt_d"])
         if self.augment:
             self.augment.load_state_dict(state["augment"])

@@ -51,8 +51,9 @@ def forget_unstarted_sweep(sweep_dir: Path) -> bool:
 
 def resume_sweep(sweep_dir: Path, say=print, log: Optional[Path] = None, deadline: Optional[float] = None) -> None:
     """Complete an interrupted sweep in place: resume its stopped jobs (and those whose folder Hydra made
-    but that never trained), then train the jobs it never started into the same folder (one after another; each uses every core). Refused while another
-    process (the sweep itself, or another completing it) holds the folder."""
+    but that never trained), then train the jobs it never started into the same folder (one after another;
+    each uses every core). Refused while another process (the sweep itself, or another completing it)
+    holds the folder; a `deadline` stops it as it stops run_ganlab."""
     claim_existing(sweep_dir, SWEEP_LOCK)
     jobs = [load_run(p) for p in job_folders(sweep_dir)]
     for job in jobs:  # "not started": Hydra made its folder, and the sweep stopped before it trained
