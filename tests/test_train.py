@@ -256,9 +256,13 @@ def test_evaluations_are_counted_in_g_steps_whatever_n_critic(tmp_path):
 
     from tests.conftest import TINY_POINTS
 
+    from ganlab.training.cost import evaluations
+
     train(make_cfg(*TINY_POINTS, "loss=wgan_gp", "trainer.epochs=10"), tmp_path / "wgan")
     with open(tmp_path / "wgan" / "quality.csv") as f:
         assert [int(float(r["epoch"])) for r in csv.DictReader(f)] == [5, 10]
+    assert evaluations(10, 1, 5) == 2  # what the run said it would make: every 5 epochs, the 10th the last
+    assert evaluations(25, 10, 1) == 3  # epochs 1 and 2, and the end of the partial third
 
 
 def test_a_gan_built_by_hand_trains_through_the_trainer_with_no_config(tmp_path):

@@ -4,7 +4,6 @@ which precision, then an estimate in minutes from its first timed steps and its 
 from __future__ import annotations
 
 import functools
-import math
 import platform
 import time
 
@@ -29,10 +28,10 @@ def processor(device_type: str = "cpu") -> str:
 
 
 def evaluations(total_steps: int, steps_per_epoch: int, every_epochs: int) -> int:
-    """How many quality evaluations a run of `total_steps` makes: every `every_epochs` epochs, and one at the end."""
-    epochs = math.ceil(total_steps / max(1, steps_per_epoch))
-    regular = epochs // every_epochs
-    return regular + (epochs % every_epochs != 0 or total_steps % max(1, steps_per_epoch) != 0)
+    """How many quality evaluations a run of `total_steps` makes: one at each end of an epoch that every_epochs
+    divides, before the last, and one at the end (the trainer's end_of_epoch)."""
+    full, partial = divmod(total_steps, max(1, steps_per_epoch))
+    return (full if partial else full - 1) // every_epochs + 1
 
 
 def plan(total_steps: int, steps_per_epoch: int, n_critic: int, n_evaluations: int, device: torch.device,
