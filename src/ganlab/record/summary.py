@@ -52,6 +52,44 @@ class Summary(dict):
         if cls.read(folder, strict=False).get("status") in (None, "running"):
             cls(status="failed", error=f"{error.__class__.__name__}: {error}").write(folder)
 
+    # ------------------------------------------------------------------------ written by the run
+    def start(self, now: str, name: str, device: str, precision: str, total_steps: int,
+              resumed_at: Optional[int] = None) -> "Summary":
+        """A run (re)starting: running, with what it runs on; a resume (or restart, at 0) is listed."""
+        self.setdefault("started", now)
+        self.update(name=name, status="running", device=device, precision=precision, total_steps=total_steps)
+        self.pop("error", None)
+        if resumed_at is not None:
+            self.setdefault("resumed", []).append({"at": now, "step": resumed_at})
+        return self
+
+    def end(self, status: str, error: Optional[str] = None) -> None:
+        self["status"] = status
+        if error is not None:
+            self["error"] = error
+
+    def progress(self, epochs_done: int, steps_done: int, duration_s: float, final: dict, last_samples: Optional[str],
+                 checkpoint: Optional[str], params: dict[str, int], diagnoses: list[dict],
+                 quality: Optional[dict] = None) -> None:
+        """How far the run got (written at its end, however it ended); `quality`: from quality_record()."""
+        self.update(epochs_done=epochs_done, steps_done=steps_done, duration_s=round(duration_s, 2), final=final,
+                    last_samples=last_samples, checkpoint=checkpoint, params=params, diagnoses=diagnoses)
+        if quality is not None:
+            self["quality"] = quality
+
+    @staticmethod
+    def quality_record(metric: str, final: dict, best: dict, best_vs_last: Optional[dict], tied_with_best: list,
+                       best_checkpoint: Optional[str], floor: dict, scored_with: dict, eval_seconds: float,
+                       duration_s: float, weakest_class: Optional[dict] = None) -> dict[str, Any]:
+        """summary.json's "quality": the primary metric, the last and best evaluations, the floor."""
+        quality = {"metric": metric, "final": final, "best": best, "best_vs_last": best_vs_last,
+                   "tied_with_best": tied_with_best, "best_checkpoint": best_checkpoint, "floor": floor,
+                   "scored_with": scored_with, "eval_seconds": round(eval_seconds, 2),
+                   "eval_share": round(eval_seconds / duration_s, 3) if duration_s > 0 else None}
+        if weakest_class:
+            quality["weakest_class"] = weakest_class
+        return quality
+
     # ------------------------------------------------------------------------ how it ran
     @property
     def status(self) -> str:

@@ -182,18 +182,14 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
              f"{n_params(gan.discriminator):,}", option_name(cfg.loss), trainer.total_steps, trainer.steps_per_epoch)
 
     clock, now = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
-    summary = Summary.read(run.path, strict=False) if resume is not None else Summary()
-    summary.setdefault("started", now)
-    summary.update(name=cfg.name, status="running", device=str(device), precision=trainer.gan_step.precision.mode,
-                   total_steps=trainer.total_steps)
-    summary.pop("error", None)
-    if resume is not None or restart:
-        summary.setdefault("resumed", []).append({"at": now, "step": resume["step"] if resume else 0})
+    summary = (Summary.read(run.path, strict=False) if resume is not None else Summary()).start(
+        now, cfg.name, str(device), trainer.gan_step.precision.mode, trainer.total_steps,
+        resumed_at=(resume["step"] if resume else 0) if resume is not None or restart else None)
     summary.write(run.path)
     try:
         with stop_on_signals(trainer, worker=jobs > 1):
             trainer.fit()
-        summary["status"] = "completed"
+        summary.end("completed")
         if evaluator is not None and trainer.evaluation.best:
             summary["at_the_floor"] = trainer.evaluation.floor_check()
     except NonFiniteLossError as e:  # a result, not a crash: stop cleanly, keep the last good checkpoint
@@ -201,15 +197,15 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
         diagnosis = trainer.doctor.divergence(trainer.step, trainer.step / trainer.steps_per_epoch, str(e),
                                               _relative(run, last_good))
         log.error("diagnosis: %s", diagnosis.line())
-        summary.update(status="diverged", error=str(e))
+        summary.end("diverged", str(e))
     except KeyboardInterrupt:
-        summary["status"] = "interrupted"
+        summary.end("interrupted")
         raise
     except Exception as e:
-        summary.update(status="failed", error=f"{e.__class__.__name__}: {e}")
+        summary.end("failed", f"{e.__class__.__name__}: {e}")
         raise
     finally:
-        summary.update(_progress_summary(trainer, run, trainer.elapsed + time.perf_counter() - clock))
+        record_progress(summary, trainer, run, trainer.elapsed + time.perf_counter() - clock)
         try:
             summary.write(run.path)
         except RunFolderError as e:  # the disk is full or read-only: say so, keep the original error
@@ -253,28 +249,21 @@ def stop_on_signals(trainer: Trainer, worker: bool = False) -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def _progress_summary(trainer: Trainer, run: RunFolder, seconds: float) -> dict[str, Any]:
+def record_progress(summary: Summary, trainer: Trainer, run: RunFolder, seconds: float) -> None:
+    """What the run reached, into its summary (its shape: record/summary.py)."""
     gan, evaluator, evaluation = trainer.gan, trainer.evaluator, trainer.evaluation
-    out: dict[str, Any] = {
-        "epochs_done": trainer.epoch, "steps_done": trainer.step, "duration_s": round(seconds, 2),
-        "final": trainer.recorder.last_row, "last_samples": _relative(run, run.sample_path(trainer.epoch)),
-        "checkpoint": _relative(run, run.checkpoints / LAST_PT),
-        "params": {"generator": n_params(gan.generator), "discriminator": n_params(gan.discriminator)},
-        "diagnoses": trainer.doctor.as_list(),
-    }
+    quality = None
     if evaluator is not None:
-        best, last = evaluation.best, evaluation.last_eval
-        out["quality"] = {"metric": evaluator.primary, "final": last, "best": best,
-                          "best_vs_last": _best_vs_last(best, last),
-                          "tied_with_best": tied_with_best(run, best),
-                          "best_checkpoint": _relative(run, run.checkpoints / BEST_PT),
-                          "floor": evaluator.floor,
-                          "scored_with": {**evaluator.info, "generator": "ema" if trainer.ema else "raw"},
-                          "eval_seconds": round(evaluation.seconds, 2),
-                          "eval_share": round(evaluation.seconds / seconds, 3) if seconds > 0 else None}
-        if best.get("per_class"):
-            out["quality"]["weakest_class"] = weakest_class(best["per_class"])
-    return out
+        best = evaluation.best
+        quality = Summary.quality_record(
+            evaluator.primary, evaluation.last_eval, best, _best_vs_last(best, evaluation.last_eval),
+            tied_with_best(run, best), _relative(run, run.checkpoints / BEST_PT), evaluator.floor,
+            {**evaluator.info, "generator": "ema" if trainer.ema else "raw"}, evaluation.seconds, seconds,
+            weakest_class(best["per_class"]) if best.get("per_class") else None)
+    summary.progress(trainer.epoch, trainer.step, seconds, trainer.recorder.last_row,
+                     _relative(run, run.sample_path(trainer.epoch)), _relative(run, run.checkpoints / LAST_PT),
+                     {"generator": n_params(gan.generator), "discriminator": n_params(gan.discriminator)},
+                     trainer.doctor.as_list(), quality)
 
 
 def weakest_class(per_class: list[dict]) -> dict:
