@@ -163,6 +163,30 @@ def test_a_study_record_edited_by_hand_or_unrunnable_is_refused_in_one_line(tmp_
         "per_round"] == 0  # nothing rewritten
 
 
+def test_a_second_process_on_a_study_that_another_holds_exits_2_having_written_nothing(tmp_path):
+    """The fast half of the SIGTERM test below: another process holds the study's lock."""
+    import subprocess
+    import sys
+
+    from ganlab.judging.study import Design, Study
+    from ganlab.record.run_folder import STUDY_LOCK
+
+    folder = tmp_path / "s"
+    Study(folder, Design(["optim.lr=0.1,0.2"])).save()  # its record, and no hold of this process's
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], "
+                               "os.O_CREAT | os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); "
+                               "time.sleep(60)", str(folder / STUDY_LOCK)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = (folder / "study.json").read_text()
+        second = ganlab("study", "--dir", str(folder))
+        assert second.returncode == 2 and "is being written by another ganlab process" in second.stderr
+        assert (folder / "study.json").read_text() == before and not (folder / "seeds_1-2").exists()
+    finally:
+        holder.kill()
+
+
+@pytest.mark.slow  # 11 s: a study, its sweep and its workers are processes; the lock is checked by the test above
 def test_sigterm_stops_a_study_and_its_sweep_and_a_second_process_on_it_writes_nothing(tmp_path):
     """A study in its own process, mid-round: a second `ganlab study --dir` exits 2 having written nothing;
     SIGTERM stops the study and the sweep it started (no worker outlives it) and records its minutes."""
@@ -198,6 +222,7 @@ def test_sigterm_stops_a_study_and_its_sweep_and_a_second_process_on_it_writes_n
     assert json.loads((folder / "study.json").read_text())["minutes"] > 0
 
 
+@pytest.mark.slow  # 11 s: it waits for its deadline; the study fixture above checks a study keeps its budget
 def test_a_command_given_a_deadline_is_stopped_at_it_and_its_run_checkpointed(tmp_path):
     """What stops a study's round at its --max-minutes: the round's command is sent SIGTERM at the deadline."""
     import time
