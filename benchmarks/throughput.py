@@ -32,7 +32,7 @@ from torchvision import transforms
 
 from ganlab.config import compose_train
 from ganlab.parts.data import load_dataset
-from ganlab.training.job import build_gan, train
+from ganlab.training.job import build_gan, run_job
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -116,9 +116,9 @@ def examples_loop(cfg, x: torch.Tensor, steps: int, batch: int) -> float:
 
 
 def ganlab_loop(base: list[str], steps: int, extra: list[str]) -> float:
-    """ganlab's trainer through train(): the seconds its training loop took (summary duration_s)."""
+    """ganlab's trainer through run_job(): the seconds its training loop took (summary duration_s)."""
     with tempfile.TemporaryDirectory() as folder:
-        summary = train(compose_train(*base, f"trainer.steps={steps}", "trainer.progress=false", *extra), Path(folder) / "r")
+        summary = run_job(compose_train(*base, f"trainer.steps={steps}", "trainer.progress=false", *extra), Path(folder) / "r")
         assert summary["status"] == "completed", summary
         return summary["duration_s"]
 

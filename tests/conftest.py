@@ -64,14 +64,14 @@ def _session_runs(tmp_path_factory) -> tuple[Path, dict[tuple[str, ...], Path]]:
 def run_copy(_session_runs, tmp_path):
     """`run_copy(*overrides)`: a run of `overrides` trained once per session, copied into this test's
     tmp_path (as tmp_path / name), so that a test may change, resume or break its copy."""
-    from ganlab.training.job import train
+    from ganlab.training.job import run_job
 
     root, made = _session_runs
 
     def copy_of(*overrides: str, name: str = "run") -> Path:
         if overrides not in made:
             folder = root / f"run{len(made)}"
-            train(make_cfg(*overrides), folder)
+            run_job(make_cfg(*overrides), folder)
             made[overrides] = folder
         return Path(shutil.copytree(made[overrides], tmp_path / name, symlinks=True))
 
@@ -90,12 +90,12 @@ def whole_and_resumed(tmp_path: Path, overrides: list[str], steps: int) -> tuple
     resumed to the end (in-process), for bit-for-bit comparisons."""
     import torch
 
-    from ganlab.training.job import train
+    from ganlab.training.job import run_job
     from ganlab.training.resume import resume_run
 
     whole, halves = tmp_path / "whole", tmp_path / "halves"
-    train(make_cfg(*overrides, f"trainer.steps={steps}"), whole)
-    train(make_cfg(*overrides, f"trainer.steps={steps // 2}"), halves)
+    run_job(make_cfg(*overrides, f"trainer.steps={steps}"), whole)
+    run_job(make_cfg(*overrides, f"trainer.steps={steps // 2}"), halves)
     resume_run(halves, [f"trainer.steps={steps}"])
     return tuple(torch.load(p / "checkpoints" / "last.pt", weights_only=True) for p in (whole, halves))
 

@@ -10,7 +10,7 @@ import torch
 
 from ganlab.config import ConfigError, validate
 from ganlab.parts.augment import CUTOUT_RATIO, DiffAugment, cutout, translation
-from ganlab.training.job import train
+from ganlab.training.job import run_job
 from tests.conftest import TINY, make_cfg, whole_and_resumed
 
 ADA = ["augment=diffaug", "augment.adaptive=true", "augment.p=0", "augment.ada_kimg=0.5", "augment.ada_interval=2"]
@@ -94,18 +94,18 @@ def test_augmentation_configs_compose_and_bad_values_are_refused():
 
 
 def test_an_adaptive_run_logs_p_and_r_t_in_each_row(tmp_path):
-    train(make_cfg(*TINY, *ADA, "trainer.steps=12", "trainer.log_every=4"), tmp_path / "run")
+    run_job(make_cfg(*TINY, *ADA, "trainer.steps=12", "trainer.log_every=4"), tmp_path / "run")
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
     assert len(rows) == 3 and all(0 <= float(r["aug_p"]) <= 1 and -1 <= float(r["ada_rt"]) <= 1 for r in rows)
     assert len({r["aug_p"] for r in rows}) > 1  # p moved
-    plain = train(make_cfg(*TINY, "trainer.steps=2"), tmp_path / "plain")
+    plain = run_job(make_cfg(*TINY, "trainer.steps=2"), tmp_path / "plain")
     assert plain["final"]["aug_p"] == "" and plain["final"]["ada_rt"] == ""
 
 
 @pytest.mark.parametrize("loss", ["bce_logits", "wgan_gp"])
 def test_diffaugment_trains_with_each_loss_family(tmp_path, loss):
     extra = ["discriminator.norm=layer"] if loss == "wgan_gp" else []
-    summary = train(make_cfg(*TINY, f"loss={loss}", *extra, "augment=diffaug", "trainer.steps=4"), tmp_path / "run")
+    summary = run_job(make_cfg(*TINY, f"loss={loss}", *extra, "augment=diffaug", "trainer.steps=4"), tmp_path / "run")
     assert summary["status"] == "completed" and summary["final"]["aug_p"] == 1.0
 
 

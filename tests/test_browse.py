@@ -14,7 +14,7 @@ from PIL import Image
 
 from ganlab.judging.report import write_report
 from ganlab.record.catalog import find_runs
-from ganlab.training.job import train
+from ganlab.training.job import run_job
 from tests.conftest import TINY, ganlab, make_cfg
 
 # Its module-scoped run is made once: under xdist, this file's tests run on one worker.
@@ -167,7 +167,7 @@ def test_report_renders_in_headless_chromium_without_errors(outputs, tmp_path):
 def test_tensorboard_logger_writes_scalars_and_sample_grids(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    train(make_cfg(*TINY, "logger=tensorboard"), tmp_path / "r")
+    run_job(make_cfg(*TINY, "logger=tensorboard"), tmp_path / "r")
     events = EventAccumulator(str(tmp_path / "r" / "tensorboard"))
     events.Reload()
     tags = events.Tags()

@@ -16,7 +16,7 @@ from ganlab.config import ConfigError, validate
 from ganlab.parts.data import DatasetError, load_dataset
 from ganlab.parts.networks.conditional import ClassNorm, ConditionalDiscriminator, ConditionalGenerator
 from ganlab.parts.registry import LOSSES
-from ganlab.training.job import train
+from ganlab.training.job import run_job
 from tests.conftest import TINY, ganlab, make_cfg, whole_and_resumed
 
 CONDITIONAL = ["generator.conditioning=cbn", "discriminator.conditioning=projection"]
@@ -50,7 +50,7 @@ def test_bad_conditioning_is_refused_naming_the_key(overrides, message):
 def test_every_loss_trains_conditionally_with_finite_numbers(tmp_path, conditioning, loss):
     cfg = make_cfg(*TINY, "metrics.enabled=false", "trainer.epochs=1", f"discriminator.conditioning={conditioning}",
                    *loss_overrides(loss))
-    assert train(cfg, tmp_path / "run")["status"] == "completed"
+    assert run_job(cfg, tmp_path / "run")["status"] == "completed"
     with open(tmp_path / "run" / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert all(math.isfinite(float(r["loss_d"])) and math.isfinite(float(r["loss_g"])) for r in rows)
@@ -81,7 +81,7 @@ def test_conditional_networks_take_the_class(g_method, d_method):
 @pytest.fixture(scope="module")
 def conditional_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("cond") / "r"
-    train(make_cfg(*TINY, *CONDITIONAL, "trainer.n_grid=20"), run)
+    run_job(make_cfg(*TINY, *CONDITIONAL, "trainer.n_grid=20"), run)
     return run
 
 
@@ -118,7 +118,7 @@ def test_sample_draws_the_class_asked_for(conditional_run, tmp_path):
 
 def test_class_of_an_unconditional_run_is_a_clear_error(tmp_path):
     run = tmp_path / "plain"
-    train(make_cfg(*TINY, "metrics.enabled=false", "trainer.epochs=1"), run)
+    run_job(make_cfg(*TINY, "metrics.enabled=false", "trainer.epochs=1"), run)
     out = ganlab("sample", str(run), "--class", "3", "--checkpoint", "last", "--out", str(tmp_path / "x.png"))
     assert out.returncode == 2 and "is not class-conditional" in out.stderr and "+exp=conditional" in out.stderr
 
@@ -145,7 +145,7 @@ def test_a_folder_gives_classes_from_its_subfolders_and_refuses_conditioning_wit
     cfg = make_cfg(*TINY, "data=folder", f"data.root={tmp_path / 'flat'}", "data.image_size=8",
                    "discriminator.conditioning=projection")
     with pytest.raises(DatasetError, match="put each class's images in its own subfolder"):
-        train(cfg, tmp_path / "run")
+        run_job(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()  # refused before a folder was made
 
 
@@ -156,7 +156,7 @@ def test_samples_of_a_class_are_classified_as_that_class_by_the_yardstick(tmp_pa
     from ganlab.quality import build_evaluator
 
     cfg = make_cfg("+exp=conditional", "trainer.progress=false")
-    train(cfg, tmp_path / "run")
+    run_job(cfg, tmp_path / "run")
     evaluator = build_evaluator(cfg, load_dataset(cfg.data))
     for k in range(10):
         out = tmp_path / f"class{k}.npz"

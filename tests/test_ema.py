@@ -10,9 +10,9 @@ import torch
 
 from ganlab.config import ConfigError, validate
 from ganlab.parts.registry import GENERATORS
-from ganlab.record.checkpoints import load_generator
+from ganlab.judging.sampling import load_generator
 from ganlab.training.ema import GeneratorEMA
-from ganlab.training.job import train
+from ganlab.training.job import run_job
 from tests.conftest import TINY, make_cfg, whole_and_resumed
 
 EMA = ["trainer.ema_decay=0.9", "trainer.ema_start=2"]
@@ -42,13 +42,13 @@ def test_ema_decay_must_be_below_one():
 
 def test_a_run_with_ema_samples_scores_and_keeps_the_ema_generator(tmp_path):
     run = tmp_path / "run"
-    summary = train(make_cfg(*TINY, *EMA), run)
+    summary = run_job(make_cfg(*TINY, *EMA), run)
     assert summary["status"] == "completed" and summary["quality"]["scored_with"]["generator"] == "ema"
     state = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
     generator, _, _ = load_generator(run, "best")
     assert all(torch.equal(v, state["generator_ema"][k]) for k, v in generator.state_dict().items())
     assert not all(torch.equal(state["generator"][k], v) for k, v in state["generator_ema"].items())
-    plain = train(make_cfg(*TINY), tmp_path / "plain")
+    plain = run_job(make_cfg(*TINY), tmp_path / "plain")
     assert plain["quality"]["scored_with"]["generator"] == "raw"
 
 

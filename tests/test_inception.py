@@ -13,7 +13,7 @@ import torch
 
 from ganlab.config import ConfigError
 from ganlab.quality.inception import KID_SUBSETS, SCORES, InceptionScores, as_uint8_rgb, find_weights
-from ganlab.training.job import train
+from ganlab.training.job import run_job
 from tests.conftest import TINY, make_cfg
 
 torch_fidelity = pytest.importorskip("torch_fidelity")
@@ -61,7 +61,7 @@ def test_ganlabs_inception_scores_equal_torch_fidelitys_on_the_same_images_and_w
 def test_a_run_scores_fid_from_the_weights_and_ranks_by_it(weights, tmp_path):
     overrides = [*TINY, "trainer.epochs=1", f"metrics.inception_weights={weights}", f"metrics.n_samples={N}", "metrics.primary=fid_inception",
                  f"metrics.cache_dir={tmp_path / 'cache'}"]
-    summary = train(make_cfg(*overrides), tmp_path / "run")
+    summary = run_job(make_cfg(*overrides), tmp_path / "run")
     assert summary["quality"]["metric"] == "fid_inception"
     with open(tmp_path / "run" / "quality.csv") as f:
         rows = list(csv.DictReader(f))
@@ -91,7 +91,7 @@ def test_without_the_weights_nothing_changes_and_nothing_is_downloaded(tmp_path,
     with pytest.raises(ConfigError, match="metrics.inception_weights=/no/such.pth: no such file"):
         find_weights("/no/such.pth")
     with mock.patch("torch.hub.load_state_dict_from_url", side_effect=AssertionError("a download")):
-        summary = train(make_cfg(*TINY), tmp_path / "run")
+        summary = run_job(make_cfg(*TINY), tmp_path / "run")
     assert summary["quality"]["metric"] == "fd_classifier" and "fid_inception" not in summary["quality"]["best"]["scores"]
 
 

@@ -4,6 +4,7 @@ folder imports only from the folders below it (README, "Layout"); no module impo
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import ganlab
@@ -18,7 +19,12 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+MODULE_PATH = re.compile(r"ganlab(\.\w+)+")
+
+
 def imports(path: Path, top_level_only: bool = False) -> set[str]:
+    """The ganlab modules `path` imports; with every node (not top_level_only), also those it names in a
+    string (`python -m ganlab.x.y`, importlib): a process started that way depends on that module too."""
     tree = ast.parse(path.read_text())
     nodes = tree.body if top_level_only else ast.walk(tree)
     found = set()
@@ -27,6 +33,8 @@ def imports(path: Path, top_level_only: bool = False) -> set[str]:
             found |= {f"{node.module}.{a.name}" for a in node.names} | {node.module}
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("ganlab")}
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_PATH.fullmatch(node.value):
+            found.add(node.value)
     return found
 
 
@@ -52,6 +60,12 @@ def test_no_import_runs_upwards():
         if layer(module) is None:  # ganlab/__init__.py: below everything
             upwards += [f"{module} imports {t}" for t in imports(path, top_level_only=True) if layer(t) is not None]
     assert upwards == []
+
+
+def test_a_module_named_in_a_string_counts_as_an_import(tmp_path):
+    starts_the_cli = tmp_path / "m.py"
+    starts_the_cli.write_text('import sys\ncommand = [sys.executable, "-m", "ganlab.cli", "train"]\n')
+    assert "ganlab.cli" in imports(starts_the_cli)
 
 
 def test_modules_import_each_other_without_cycles():

@@ -103,10 +103,10 @@ def test_resnet_knobs_build_and_run(norm, activation, depth):
 
 @pytest.mark.parametrize("loss", ["hinge", "wgan_gp"])
 def test_resnet_gan_trains_on_digits_with_finite_numbers(tmp_path, loss):
-    from ganlab.training.job import train
+    from ganlab.training.job import run_job
     from tests.conftest import TINY
 
     extra = ["discriminator.norm=layer", "trainer.n_critic=2"] if loss == "wgan_gp" else []
-    summary = train(make_cfg(*TINY, *RESNET, f"loss={loss}", *extra), tmp_path / "run")
+    summary = run_job(make_cfg(*TINY, *RESNET, f"loss={loss}", *extra), tmp_path / "run")
     assert summary["status"] == "completed" and math.isfinite(summary["quality"]["best"]["score"])
     assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()

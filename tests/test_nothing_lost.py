@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ganlab.record.catalog import find_runs
-from ganlab.training.job import train
+from ganlab.training.job import run_job
 from tests.conftest import REPO, TINY_POINTS, ganlab, make_cfg
 
 # The "B": a two-second run of points with no quality scores.
@@ -240,7 +240,7 @@ def test_a_live_run_cannot_be_resumed_by_a_second_process(tmp_path):
 def test_extending_a_steps_limited_run_labels_its_epochs_right(tmp_path):
     folder = tmp_path / "run"
     cfg = make_cfg(*TINY_POINTS, "metrics.enabled=false")  # 256 points / 32: 8 steps an epoch
-    train(make_cfg(*TINY_POINTS, "metrics.enabled=false", "trainer.steps=4"), folder)
+    run_job(make_cfg(*TINY_POINTS, "metrics.enabled=false", "trainer.steps=4"), folder)
     assert ganlab("resume", str(folder), "trainer.steps=16").returncode == 0
     summary = json.loads((folder / "summary.json").read_text())
     assert cfg.trainer.batch_size == 32 and summary["steps_done"] == 16 and summary["epochs_done"] == 2
@@ -252,7 +252,7 @@ def test_history_and_grids_are_written_atomically(tmp_path, monkeypatch):
     import ganlab.training.recording as trainer_module
 
     folder = tmp_path / "run"
-    train(make_cfg(*TINY_POINTS, "metrics.enabled=false"), folder)
+    run_job(make_cfg(*TINY_POINTS, "metrics.enabled=false"), folder)
     before = (folder / "history.png").read_bytes()
 
     def half_written(metrics, path, *args):

@@ -15,7 +15,7 @@ from ganlab.parts.data import load_dataset
 from ganlab.parts.data.mixtures import ring_modes, sample_mixture
 from ganlab.quality import build_evaluator, scores
 from ganlab.training.diagnose import Diagnostician
-from ganlab.training.job import train
+from ganlab.training.job import run_job
 from tests.conftest import QUICK_METRICS, TINY, TINY_POINTS, ganlab, make_cfg
 
 
@@ -126,7 +126,7 @@ def test_unlabelled_folder_gets_distribution_scores_from_a_rotation_classifier(t
 
 # -------------------------------------------------------------------------------- runs
 def test_every_evaluation_is_recorded_and_best_pt_is_the_best_score(tmp_path):
-    summary = train(make_cfg(*TINY, "trainer.epochs=3"), tmp_path / "r")
+    summary = run_job(make_cfg(*TINY, "trainer.epochs=3"), tmp_path / "r")
     rows = (tmp_path / "r" / "quality.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,step,fd_classifier,kid,precision,recall,density,coverage")
     assert len(rows) == 1 + 3
@@ -141,12 +141,12 @@ def test_every_evaluation_is_recorded_and_best_pt_is_the_best_score(tmp_path):
 
 
 def test_metrics_can_be_switched_off(tmp_path):
-    summary = train(make_cfg(*TINY, "metrics.enabled=false"), tmp_path / "r")
+    summary = run_job(make_cfg(*TINY, "metrics.enabled=false"), tmp_path / "r")
     assert "quality" not in summary and not (tmp_path / "r" / "checkpoints" / "best.pt").exists()
 
 
 def test_mode_collapse_on_the_ring_is_diagnosed_in_plain_words(tmp_path):
-    summary = train(make_cfg("+exp=mode_collapse_ring", "trainer.steps=1000", "metrics.every=2",
+    summary = run_job(make_cfg("+exp=mode_collapse_ring", "trainer.steps=1000", "metrics.every=2",
                              "trainer.progress=false", "metrics.n_samples=500"), tmp_path / "r")
     kinds = {d["kind"]: d for d in summary["diagnoses"]}
     assert "mode_collapse" in kinds and "discriminator.pack=2" in kinds["mode_collapse"]["suggestion"]
@@ -204,7 +204,7 @@ def test_falling_class_coverage_is_mode_collapse():
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("run") / "r"
-    train(make_cfg(*TINY), run)
+    run_job(make_cfg(*TINY), run)
     return run
 
 
@@ -253,7 +253,7 @@ def test_sample_interpolates_in_rows_and_truncates_towards_the_mean(trained_run,
 
 def test_sample_of_points_and_errors_name_the_problem(tmp_path):
     run = tmp_path / "ring"
-    train(make_cfg(*TINY_POINTS), run)
+    run_job(make_cfg(*TINY_POINTS), run)
     assert ganlab("sample", str(run), "--n", "50", "--out", str(tmp_path / "p.npz")).returncode == 0
     assert np.load(tmp_path / "p.npz")["points"].shape == (50, 2)
     bad = [(["sample", str(tmp_path), "--out", "x.png"], "is not a ganlab run folder"),

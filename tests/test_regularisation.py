@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from ganlab.config import ConfigError, validate
 from ganlab.parts.losses import LazyRegulariser
-from ganlab.training.job import train
+from ganlab.training.job import run_job
 from tests.conftest import TINY, make_cfg, whole_and_resumed
 
 R1 = ["loss.r1_gamma=10", "loss.reg_every=4"]
@@ -44,11 +44,11 @@ def test_r1_and_r2_are_refused_for_wgan_gp_and_negative_values():
 @pytest.mark.parametrize("loss", ["bce_logits", "hinge", "lsgan"])
 def test_a_run_with_r1_and_r2_logs_both_penalties(tmp_path, loss):
     # a row every 4 G steps holds exactly one lazy D step
-    train(make_cfg(*TINY, f"loss={loss}", *R1, "loss.r2_gamma=1", "trainer.steps=8", "trainer.log_every=4"),
+    run_job(make_cfg(*TINY, f"loss={loss}", *R1, "loss.r2_gamma=1", "trainer.steps=8", "trainer.log_every=4"),
           tmp_path / "run")
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
     assert all(float(r["r1"]) > 0 and float(r["r2"]) >= 0 for r in rows)
-    plain = train(make_cfg(*TINY, "trainer.steps=2"), tmp_path / "plain")
+    plain = run_job(make_cfg(*TINY, "trainer.steps=2"), tmp_path / "plain")
     assert plain["final"]["r1"] == "" and plain["final"]["r2"] == ""
 
 

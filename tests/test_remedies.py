@@ -92,9 +92,9 @@ def test_packing_minibatch_std_and_rpgan_with_r1_r2_train_and_resume_bit_for_bit
 
 
 def test_an_image_d_with_minibatch_std_and_packing_trains(tmp_path):
-    from ganlab.training.job import train
+    from ganlab.training.job import run_job
 
     for net in ("dcgan", "resnet"):
-        summary = train(make_cfg(*TINY, f"discriminator={net}", f"generator={net}", "discriminator.pack=2",
+        summary = run_job(make_cfg(*TINY, f"discriminator={net}", f"generator={net}", "discriminator.pack=2",
                                  "discriminator.minibatch_std=true", "+exp=r3gan", "trainer.steps=2"), tmp_path / net)
         assert summary["status"] == "completed", summary

@@ -117,7 +117,7 @@ def test_continuing_a_round_resumes_its_stopped_jobs_and_trains_the_ones_never_s
             (job / "summary.json").write_text(json.dumps({"status": status}))
         (job / ".ganlab.lock").write_text("pid 1 on gone\n")  # a claim no process holds: killed, so stopped
     calls = []
-    monkeypatch.setattr(sweep_module, "run_ganlab", lambda *args, log, deadline=None: calls.append(args))
+    monkeypatch.setattr(sweep_module, "run_worker", lambda *args, log, deadline=None: calls.append(args))
     study._train_round([1, 2], say=lambda line: None)
     assert calls == [("resume", str(round_dir / "lr0.1-seed2")), ("resume", str(round_dir / "lr0.2-seed1")),
                      ("train", "--config-dir", "/my/conf", "+exp=baseline", "trainer.progress=false", "optim.lr=0.2", "seed=2",
@@ -228,12 +228,12 @@ def test_a_command_given_a_deadline_is_stopped_at_it_and_its_run_checkpointed(tm
     import time
 
     from ganlab.record.catalog import load_run
-    from ganlab.training.processes import OutOfTime, run_ganlab
+    from ganlab.training.processes import OutOfTime, run_worker
 
     run = tmp_path / "run"
     start = time.monotonic()
     with pytest.raises(OutOfTime):
-        run_ganlab("train", "data.limit=480", "trainer.epochs=200", "metrics.enabled=false", "trainer.progress=false",
+        run_worker("train", "data.limit=480", "trainer.epochs=200", "metrics.enabled=false", "trainer.progress=false",
                    f"hydra.run.dir={run}", log=tmp_path / "log", deadline=start + 10)
     assert time.monotonic() - start < 10 + 10  # stopped at the deadline, not run to its end
     assert load_run(run).status == "interrupted" and (run / "checkpoints" / "last.pt").is_file()

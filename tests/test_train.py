@@ -14,7 +14,7 @@ from ganlab.config import ConfigError
 from ganlab.parts.losses import WGANGPLoss
 from ganlab.parts.registry import LOSSES
 from ganlab.record.run_folder import RunFolderError
-from ganlab.training.job import train
+from ganlab.training.job import run_job
 from tests.conftest import TINY, TINY_POINTS, make_cfg
 
 LOSSES = LOSSES.names()
@@ -33,7 +33,7 @@ def loss_overrides(loss):
 
 @pytest.mark.parametrize("loss", LOSSES)
 def test_every_loss_trains_dcgan_on_digits_with_finite_numbers(tmp_path, loss):
-    summary = train(make_cfg(*TINY, *loss_overrides(loss)), tmp_path / "run")
+    summary = run_job(make_cfg(*TINY, *loss_overrides(loss)), tmp_path / "run")
     assert summary["status"] == "completed"
     rows = read_csv(tmp_path / "run" / "metrics.csv")
     assert rows and list(rows[0]) == COLUMNS
@@ -47,7 +47,7 @@ def test_every_loss_trains_dcgan_on_digits_with_finite_numbers(tmp_path, loss):
 
 @pytest.mark.parametrize("loss", LOSSES)
 def test_every_loss_trains_mlp_on_ring8_with_finite_numbers(tmp_path, loss):
-    summary = train(make_cfg(*TINY_POINTS, f"loss={loss}"), tmp_path / "run")
+    summary = run_job(make_cfg(*TINY_POINTS, f"loss={loss}"), tmp_path / "run")
     assert summary["status"] == "completed"
     assert all(math.isfinite(v) for k, v in summary["final"].items() if isinstance(v, float))
 
@@ -55,7 +55,7 @@ def test_every_loss_trains_mlp_on_ring8_with_finite_numbers(tmp_path, loss):
 def test_run_folder_holds_every_artifact(tmp_path):
     run = tmp_path / "run"
     cfg = make_cfg(*TINY, "trainer.epochs=3", "trainer.checkpoint_every=2")
-    summary = train(cfg, run)
+    summary = run_job(cfg, run)
     steps_per_epoch = 480 // 16  # TINY's data.limit
     assert summary["steps_done"] == 3 * steps_per_epoch and summary["epochs_done"] == 3
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
@@ -77,17 +77,17 @@ def test_run_folder_holds_every_artifact(tmp_path):
 
 
 def test_points_runs_plot_scatter_against_the_data(tmp_path):
-    train(make_cfg(*TINY_POINTS, "data=gauss1d"), tmp_path / "one")
-    train(make_cfg(*TINY_POINTS), tmp_path / "two")
+    run_job(make_cfg(*TINY_POINTS, "data=gauss1d"), tmp_path / "one")
+    run_job(make_cfg(*TINY_POINTS), tmp_path / "two")
     for run in ("one", "two"):
         assert Image.open(tmp_path / run / "samples" / "epoch_0002.png").width >= 400
 
 
 def test_same_seed_and_config_give_the_same_numbers_on_cpu(tmp_path):
     cfg = make_cfg(*TINY, "trainer.steps=12", "seed=7")
-    train(cfg, tmp_path / "a")
-    train(cfg, tmp_path / "b")
-    train(make_cfg(*TINY, "trainer.steps=12", "seed=8"), tmp_path / "c")
+    run_job(cfg, tmp_path / "a")
+    run_job(cfg, tmp_path / "b")
+    run_job(make_cfg(*TINY, "trainer.steps=12", "seed=8"), tmp_path / "c")
     strip = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]  # noqa: E731
     a, b, c = (strip(read_csv(tmp_path / x / "metrics.csv")) for x in "abc")
     assert a == b and a != c
@@ -96,31 +96,31 @@ def test_same_seed_and_config_give_the_same_numbers_on_cpu(tmp_path):
 
 
 def test_steps_limit_and_n_critic_d_steps_per_g_step(tmp_path):
-    summary = train(make_cfg(*TINY, "trainer.steps=5", "trainer.n_critic=3", "trainer.log_every=1"), tmp_path / "r")
+    summary = run_job(make_cfg(*TINY, "trainer.steps=5", "trainer.n_critic=3", "trainer.log_every=1"), tmp_path / "r")
     assert summary["steps_done"] == 5 and summary["total_steps"] == 5
     opt_d = torch.load(tmp_path / "r" / "checkpoints" / "last.pt", weights_only=True)["opt_d"]
     assert int(opt_d["state"][0]["step"]) == 15  # Adam counted 3 D updates per G step
 
 
 def test_lr_multipliers_reach_the_optimisers(tmp_path):
-    train(make_cfg(*TINY, "trainer.steps=2", "optim.lr=1e-3", "optim.d_lr_mult=0.5", "optim.g_lr_mult=2"),
+    run_job(make_cfg(*TINY, "trainer.steps=2", "optim.lr=1e-3", "optim.d_lr_mult=0.5", "optim.g_lr_mult=2"),
           tmp_path / "r")
     row = read_csv(tmp_path / "r" / "metrics.csv")[-1]
     assert float(row["lr_d"]) == pytest.approx(5e-4) and float(row["lr_g"]) == pytest.approx(2e-3)
 
 
 def test_a_new_run_never_writes_into_an_existing_run(tmp_path):
-    train(make_cfg(*TINY, "trainer.steps=2"), tmp_path / "r")
+    run_job(make_cfg(*TINY, "trainer.steps=2"), tmp_path / "r")
     before = (tmp_path / "r" / "metrics.csv").read_bytes()
     with pytest.raises(RunFolderError, match="already holds a run"):
-        train(make_cfg(*TINY, "trainer.steps=2"), tmp_path / "r")
+        run_job(make_cfg(*TINY, "trainer.steps=2"), tmp_path / "r")
     assert (tmp_path / "r" / "metrics.csv").read_bytes() == before
 
 
 def test_unwritable_run_folder_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(RunFolderError, match="cannot write the run folder"):
-        train(make_cfg(*TINY), tmp_path / "file" / "run")
+        run_job(make_cfg(*TINY), tmp_path / "file" / "run")
 
 
 def test_non_finite_loss_stops_the_run_cleanly_as_diverged_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -131,7 +131,7 @@ def test_non_finite_loss_stops_the_run_cleanly_as_diverged_and_keeps_the_last_go
         return real_loss(self, fake) * (float("nan") if len(calls) >= 5 else 1.0)
 
     monkeypatch.setattr(WGANGPLoss, "g_loss", nan_from_the_fourth_step)
-    summary = train(make_cfg(*TINY_POINTS, "loss=wgan_gp", "trainer.epochs=8", "trainer.checkpoint_every=1",
+    summary = run_job(make_cfg(*TINY_POINTS, "loss=wgan_gp", "trainer.epochs=8", "trainer.checkpoint_every=1",
                              "trainer.log_every=1"), tmp_path / "r")
     on_disk = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["status"] == on_disk["status"] == "diverged" and "non-finite" in on_disk["error"]
@@ -144,7 +144,7 @@ def test_non_finite_loss_stops_the_run_cleanly_as_diverged_and_keeps_the_last_go
 
 def test_too_little_data_for_one_batch_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="fewer than trainer.batch_size=512"):
-        train(make_cfg(*TINY_POINTS, "data.n_samples=100", "trainer.batch_size=512"), tmp_path / "r")
+        run_job(make_cfg(*TINY_POINTS, "data.n_samples=100", "trainer.batch_size=512"), tmp_path / "r")
 
 
 def test_ctrl_c_marks_the_run_interrupted_and_keeps_what_was_logged(tmp_path, monkeypatch):
@@ -160,7 +160,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_what_was_logged(tmp_path, mo
 
     monkeypatch.setattr(GANStep, "__call__", step_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        train(make_cfg(*TINY), tmp_path / "r")
+        run_job(make_cfg(*TINY), tmp_path / "r")
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["steps_done"] == 4
     assert [r["step"] for r in read_csv(tmp_path / "r" / "metrics.csv")] == ["2", "4"]
@@ -168,14 +168,14 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_what_was_logged(tmp_path, mo
 
 @pytest.mark.parametrize("speedup", ["trainer.precision=bf16", "trainer.channels_last=true"])
 def test_opt_in_speedups_train_with_finite_numbers(tmp_path, speedup):
-    summary = train(make_cfg(*TINY, speedup), tmp_path / "r")
+    summary = run_job(make_cfg(*TINY, speedup), tmp_path / "r")
     assert summary["status"] == "completed"
     assert all(math.isfinite(v) for k, v in summary["final"].items() if isinstance(v, float))
 
 
 @pytest.mark.slow
 def test_torch_compile_trains_and_checkpoints_plain_weights(tmp_path):
-    train(make_cfg(*TINY, "trainer.compile=true"), tmp_path / "r")
+    run_job(make_cfg(*TINY, "trainer.compile=true"), tmp_path / "r")
     state = torch.load(tmp_path / "r" / "checkpoints" / "last.pt", weights_only=True)
     assert not any(k.startswith("_orig_mod") for k in state["generator"])
 
@@ -183,10 +183,10 @@ def test_torch_compile_trains_and_checkpoints_plain_weights(tmp_path):
 def test_fp16_needs_cuda_and_no_gradient_penalty(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="trainer.precision=fp16 needs a CUDA GPU"):
-            train(make_cfg(*TINY, "trainer.precision=fp16"), tmp_path / "r")
+            run_job(make_cfg(*TINY, "trainer.precision=fp16"), tmp_path / "r")
         assert not (tmp_path / "r").exists()
     with pytest.raises(ConfigError, match="loss=wgan_gp with trainer.precision=fp16"):
-        train(make_cfg(*TINY, "loss=wgan_gp", "discriminator.norm=layer", "trainer.precision=fp16"), tmp_path / "w")
+        run_job(make_cfg(*TINY, "loss=wgan_gp", "discriminator.norm=layer", "trainer.precision=fp16"), tmp_path / "w")
 
 
 def test_each_epoch_visits_every_sample_once_in_a_seeded_order(tmp_path):
@@ -197,13 +197,15 @@ def test_each_epoch_visits_every_sample_once_in_a_seeded_order(tmp_path):
     data = load_dataset(cfg.data)
     stream = BatchStream(data, batch_size=32, n_critic=1, seed=0)
     batches = []
-    while (group := stream.next()) is not None:
+    for _ in range(stream.steps_left()):
+        group = stream.next()
         batches += [x for x, y in group]
         assert all(y is None for x, y in group)  # unlabelled points
-    assert [len(b) for b in batches] == [32, 32, 32]  # full batches only
+    assert [len(b) for b in batches] == [32, 32, 32] and stream.steps_left() == 0  # full batches only
     assert len(torch.unique(torch.cat(batches), dim=0)) == 96
     assert torch.equal(BatchStream(data, batch_size=32, n_critic=1, seed=0).next()[0][0], batches[0])
     assert not torch.equal(BatchStream(data, batch_size=32, n_critic=1, seed=1).next()[0][0], batches[0])
+
 
 
 def test_labelled_batches_carry_the_classes_of_their_images():
@@ -217,11 +219,11 @@ def test_labelled_batches_carry_the_classes_of_their_images():
 
 
 def test_precision_auto_is_bf16_exactly_where_the_cpu_has_bf16_instructions(tmp_path, monkeypatch):
-    summary = train(make_cfg(*TINY, "trainer.steps=2", "trainer.precision=auto"), tmp_path / "r")
+    summary = run_job(make_cfg(*TINY, "trainer.steps=2", "trainer.precision=auto"), tmp_path / "r")
     has_bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     assert summary["precision"] == ("bf16" if has_bf16 else "32")
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)  # the fallback
-    assert train(make_cfg(*TINY, "trainer.steps=2", "trainer.precision=auto"), tmp_path / "s")["precision"] == "32"
+    assert run_job(make_cfg(*TINY, "trainer.steps=2", "trainer.precision=auto"), tmp_path / "s")["precision"] == "32"
 
 
 def test_the_best_epoch_says_which_other_evaluations_are_within_noise_of_it(tmp_path):
@@ -241,7 +243,7 @@ def test_a_run_says_what_its_work_will_cost_before_and_as_it_goes(tmp_path, capl
     from ganlab.training.cost import processor
 
     caplog.set_level("INFO", logger="ganlab")
-    train(make_cfg(*TINY), tmp_path / "run")  # 2 epochs of 30 G steps, an evaluation after each
+    run_job(make_cfg(*TINY), tmp_path / "run")  # 2 epochs of 30 G steps, an evaluation after each
     said = caplog.text
     assert f"the work: 60 G steps (an epoch is 30 G steps), 2 quality evaluations, on {processor()}" in said
     assert "of G steps left (" in said and "ms each), plus 2 evaluations (timed at the first)" in said
@@ -258,7 +260,7 @@ def test_evaluations_are_counted_in_g_steps_whatever_n_critic(tmp_path):
 
     from ganlab.training.cost import evaluations
 
-    train(make_cfg(*TINY_POINTS, "loss=wgan_gp", "trainer.epochs=10"), tmp_path / "wgan")
+    run_job(make_cfg(*TINY_POINTS, "loss=wgan_gp", "trainer.epochs=10"), tmp_path / "wgan")
     with open(tmp_path / "wgan" / "quality.csv") as f:
         assert [int(float(r["epoch"])) for r in csv.DictReader(f)] == [5, 10]
     assert evaluations(10, 1, 5) == 2  # what the run said it would make: every 5 epochs, the 10th the last

@@ -87,7 +87,7 @@ def train(*overrides: Union[str, DictConfig], run_dir: Optional[Union[str, Path]
           **parts: Part) -> "Run":
     """Train like `ganlab train OVERRIDES` into a new folder (default outputs/runs/<date>_<time>_<name>)
     and return the Run. Parts of your own: generator=MyG, loss=functools.partial(MyLoss, margin=1), ..."""
-    from ganlab.training.job import train as train_job
+    from ganlab.training.job import run_job
 
     cfg = config(*overrides, config_dir=config_dir, **parts)
     folder = Path(run_dir) if run_dir else Path("outputs/runs") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{cfg.name}"
@@ -97,7 +97,7 @@ def train(*overrides: Union[str, DictConfig], run_dir: Optional[Union[str, Path]
     given = [o for o in overrides if isinstance(o, str)] + [f"{k}={_override_value(v)}" for k, v in parts.items()]
     (folder / HYDRA_DIR / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(given)))
     try:
-        train_job(cfg, folder)
+        run_job(cfg, folder)
     except ConfigError:
         RunFolder(folder).abandon()
         raise
@@ -193,7 +193,7 @@ class Run:
 
     def generator(self, which: str = "best"):
         """The trained generator (checkpoints/best.pt, or "last"), in eval mode."""
-        from ganlab.record.checkpoints import load_generator
+        from ganlab.judging.sampling import load_generator
 
         return load_generator(self.path, which)[0]
 

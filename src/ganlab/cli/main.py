@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command == "train":  # the Hydra app, with ganlab's checks and messages around it
-        from ganlab.cli.train_app import train_command
+        from ganlab.cli.train_command import train_command
 
         return train_command(rest)
     if command not in COMMANDS:
@@ -149,7 +149,7 @@ def eval_arguments(evaluate: argparse.ArgumentParser) -> None:
 
 def eval_command(args: argparse.Namespace) -> int:
     if is_run(args.path):
-        from ganlab.judging.sampling import evaluate_checkpoint
+        from ganlab.judging.rescoring import evaluate_checkpoint
 
         if args.overrides:
             raise ValueError(f"{args.path} is a run: its config says what it is scored against; drop "
@@ -337,7 +337,7 @@ def study_command(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from ganlab.judging.study import Design, Study
-    from ganlab.cli.hydra_flags import sweep_name
+    from ganlab.config.hydra_flags import sweep_name
     from ganlab.training.processes import stop_workers_on_signals
 
     if not args.overrides:

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
 
-from ganlab.record.checkpoints import load_generator, sample_shape
+from ganlab.parts.networks.conditional import build_generator
+from ganlab.record.checkpoints import Checkpoint, CheckpointError, checkpoint_path, sample_shape
 from ganlab.record.pictures import save_image_grid, save_points_plot
-from ganlab.record.run_folder import atomic_write, eval_json
-from ganlab.training.memory import require, sample_values
+from ganlab.record.run_folder import atomic_write
+from ganlab.config.memory import require, sample_values
 
 FORMATS = (".png", ".npz")
+
+
+def load_generator(run_dir: Path, which: str = "best") -> tuple[torch.nn.Module, DictConfig, Checkpoint]:
+    """The generator of a run's `which` checkpoint (best or last), in eval mode on the CPU: the EMA generator
+    where the run kept one."""
+    path = checkpoint_path(run_dir, which)
+    checkpoint = Checkpoint.read(path)
+    cfg = OmegaConf.create(checkpoint.config)
+    generator = build_generator(cfg.generator, sample_shape(cfg, checkpoint), len(checkpoint.classes or []))
+    try:
+        generator.load_state_dict(checkpoint.generator_weights)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: its generator weights do not fit its config ({str(e).splitlines()[0]})") from None
+    return generator.eval(), cfg, checkpoint
 
 
 @torch.no_grad()
@@ -103,13 +117,13 @@ def write_samples(run_dir: Path, out: Path, n: int, which: str = "best", seed: i
         raise ValueError(f"--out {out}: {out.parent} is a file, not a folder")
     if not out.parent.is_dir():
         raise ValueError(f"--out {out}: the folder {out.parent} does not exist")
-    generator, cfg, state = load_generator(run_dir, which)
-    if interpolate is not None and len(sample_shape(cfg, state)) != 3:
+    generator, cfg, checkpoint = load_generator(run_dir, which)
+    if interpolate is not None and len(sample_shape(cfg, checkpoint)) != 3:
         raise ValueError(f"--interpolate draws strips of images, but {run_dir} models points; "
                          f"sample without --interpolate")
-    classes = state.get("classes")
+    classes = checkpoint.classes
     count, per_row, labels = layout(n, classes, chosen_class(classes, choice, run_dir), interpolate)
-    require(2 * sample_values(count, sample_shape(cfg, state)) + count * generator.z_dim, f"--n {n}", "ask for fewer samples")
+    require(2 * sample_values(count, sample_shape(cfg, checkpoint)) + count * generator.z_dim, f"--n {n}", "ask for fewer samples")
     samples = generate(generator, latents(generator.z_dim, count, seed, interpolate, truncation), labels)
     if out.suffix == ".png":
         if samples.dim() == 4:
@@ -127,27 +141,3 @@ def write_samples(run_dir: Path, out: Path, n: int, which: str = "best", seed: i
             arrays["labels"] = labels.numpy()
         atomic_write(out, lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
     return out
-
-
-def evaluate_checkpoint(run_dir: Path, which: str = "best", seed: int = 0) -> dict[str, Any]:
-    """Recompute the quality scores of a run's checkpoint; write them to eval_<which>.json."""
-    from ganlab.parts.data import load_dataset
-    from ganlab.quality import at_the_floor, build_evaluator, class_accuracy
-
-    generator, cfg, state = load_generator(run_dir, which)
-    data = load_dataset(cfg.data, cfg.seed)
-    evaluator = build_evaluator(cfg, data)
-    n, classes = cfg.metrics.n_samples, state.get("classes")
-    # a conditional G draws the classes in the data's frequencies, as in training's evaluations
-    labels = data.labels[torch.randint(len(data), (n,), generator=torch.Generator().manual_seed(seed))] if classes else None
-    samples = generate(generator, latents(generator.z_dim, n, seed), labels)
-    scores, noise = evaluator.score(samples), evaluator.noise(samples)
-    if classes:
-        per_class = evaluator.per_class(samples, labels, classes)
-        scores["class_accuracy"] = class_accuracy(per_class)
-    result = {"checkpoint": f"checkpoints/{which}.pt", "epoch": state.get("epoch"), "step": state.get("step"),
-              "metric": evaluator.primary, "scores": scores, "noise": noise, "floor": evaluator.floor,
-              "at_the_floor": at_the_floor(scores, noise, evaluator.floor), "scored_with": evaluator.info}
-    path = Path(run_dir) / eval_json(which)
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(result, indent=2) + "\n"))
-    return result

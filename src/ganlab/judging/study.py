@@ -22,7 +22,7 @@ from ganlab.judging import stats
 from ganlab.record.catalog import STUDY_STATE, RunRecord, find_runs
 from ganlab.record.run_folder import STUDY_LOCK, RunFolderError, atomic_write, claim_existing
 from ganlab.record.sweep_plan import place, settings
-from ganlab.training.processes import OutOfTime, run_ganlab
+from ganlab.training.processes import OutOfTime, run_worker
 from ganlab.training.sweep import forget_unstarted_sweep, resume_sweep
 
 STATE = STUDY_STATE
@@ -235,7 +235,7 @@ class Study:
         try:
             if folder.exists() and not forget_unstarted_sweep(folder):
                 resume_sweep(folder, say=lambda line: say(f"  {line}"), log=log, deadline=deadline)
-            elif run_ganlab("train", "-m", *(["--config-dir", self.design.config_dir] * bool(self.design.config_dir)),
+            elif run_worker("train", "-m", *(["--config-dir", self.design.config_dir] * bool(self.design.config_dir)),
                             *self.design.overrides, f"seed={','.join(map(str, seeds))}",
                             f"hydra.sweep.dir={folder}", log=log, deadline=deadline) == 2:
                 said = [line for line in log.read_text(errors="replace").splitlines() if "error" in line.lower()]

@@ -1,24 +1,64 @@
-"""Reading a run back: its checkpoints (safely, with weights_only; every format upgraded to the current
-one), the generator they hold, and the RNG states they carry so that a resumed run continues exactly."""
+"""A run's checkpoint: one type (Checkpoint) that writes it, reads it back safely (weights_only) and upgrades
+every earlier format to the current one, with the RNG states it carries so that a resumed run continues
+exactly."""
 
 from __future__ import annotations
 
 import pickle
 import random
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ganlab.parts.data import data_schema
-from ganlab.parts.networks.conditional import build_generator
-from ganlab.record.run_folder import CHECKPOINTS, is_run
+from ganlab.record.run_folder import CHECKPOINTS, RunFolder, is_run
 
 
-CHECKPOINT_FORMAT = 2  # 1: ganlab before the parts had their own state (upgraded when read)
+CHECKPOINT_FORMAT = 3  # upgraded when read: 1 before the parts had their own state; 2 counted a finished run's
+# partial last epoch (its steps ran out mid-epoch) in "epoch", where 3 counts whole passes only
+WHERE = ("config", "sample_shape", "step", "epoch", "finished", "classes", "elapsed", "rng", "threads")
+
+
+@dataclass
+class Checkpoint:
+    """Where a run stands and each of its parts' states: all that a resume, `sample` and `eval` need."""
+    config: dict[str, Any]  # the run's config as plain data: a run is rebuilt from it
+    sample_shape: list[int]  # one sample's shape (a user's data is known only once loaded)
+    step: int  # G steps done
+    epoch: int  # epochs completed: whole passes over the data
+    finished: bool  # the run's end-of-run work was done
+    elapsed: float  # seconds of training
+    parts: dict[str, Any]  # each part's state_dict by name: generator, discriminator, opt_g, opt_d, augment,
+    # generator_ema, batches, recorder, evaluation, doctor (those the run has)
+    classes: Optional[list[str]] = None  # a conditional GAN's, by label
+    rng: dict = field(default_factory=lambda: rng_state())  # the global RNGs, for a resume bit for bit
+    threads: int = field(default_factory=torch.get_num_threads)  # a resume uses them again: another count rounds
+    # differently
+
+    def write(self, run: RunFolder, name: str) -> Path:
+        """Into the run's checkpoints/ as `name`, atomically (one flat dict)."""
+        return run.save_checkpoint({
+            "format": CHECKPOINT_FORMAT, "config": self.config, "sample_shape": list(self.sample_shape),
+            "step": self.step, "epoch": self.epoch, "finished": self.finished,
+            **({"classes": self.classes} if self.classes else {}),
+            "elapsed": self.elapsed, "rng": self.rng, "threads": self.threads, **self.parts}, name)
+
+    @classmethod
+    def read(cls, path: Path) -> "Checkpoint":
+        """A checkpoint of any format (load_checkpoint), its parts' states apart from where the run stands."""
+        state = load_checkpoint(path)
+        return cls(**{k: state.get(k) for k in WHERE}, parts={k: v for k, v in state.items() if k not in WHERE
+                                                               and k != "format"})
+
+    @property
+    def generator_weights(self) -> dict[str, torch.Tensor]:
+        """The EMA generator's where the run kept one: it is what the run's grids and scores came from."""
+        return self.parts.get("generator_ema", self.parts["generator"])
 
 
 class CheckpointError(RuntimeError):
@@ -54,14 +94,20 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def upgraded(state: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint in the current format (CHECKPOINT_FORMAT); format 1 (flat keys) is regrouped by part."""
-    if state.get("format", 1) >= CHECKPOINT_FORMAT or "progress" not in state:  # current, or weights alone
+    """A checkpoint in the current format (CHECKPOINT_FORMAT): format 1 (flat keys) is regrouped by part, and
+    formats 1-2 no longer count a finished run's partial last epoch."""
+    form = state.get("format", 1)
+    if form >= CHECKPOINT_FORMAT or "batches" not in state and "progress" not in state:  # current, or weights
         return state
-    progress = state["progress"]
-    return {**state, "batches": {"rng": state["order_rng"], "order": state["order"], "cursor": state["cursor"]},
-            "recorder": {"sums": state["sums"], "count": state["count"], "last_row": progress["last_row"]},
-            "evaluation": {"fixed_noise": state["fixed_noise"], "best": state["best"],
-                           "last_eval": progress["last_eval"], "seconds": progress["eval_seconds"]}}
+    if form == 1:
+        progress = state["progress"]
+        state = {**state, "batches": {"rng": state["order_rng"], "order": state["order"], "cursor": state["cursor"]},
+                 "recorder": {"sums": state["sums"], "count": state["count"], "last_row": progress["last_row"]},
+                 "evaluation": {"fixed_noise": state["fixed_noise"], "best": state["best"],
+                                "last_eval": progress["last_eval"], "seconds": progress["eval_seconds"]}}
+    if state.get("finished") and state["batches"]["order"] is not None:  # it ended mid-epoch
+        state = {**state, "epoch": state["epoch"] - 1}
+    return {**state, "format": CHECKPOINT_FORMAT}
 
 
 def refused_global(error: pickle.UnpicklingError) -> str:
@@ -77,25 +123,12 @@ def checkpoint_path(run_dir: Path, which: str) -> Path:
     return path
 
 
-def sample_shape(cfg: DictConfig, state: dict[str, Any] | None = None) -> tuple[int, ...]:
-    """The shape of one sample of the run's data: as its checkpoint `state` recorded it (a user's data
-    is known only once loaded), else from its config."""
-    if state and "sample_shape" in state:
-        return tuple(state["sample_shape"])
+def sample_shape(cfg: DictConfig, checkpoint: Checkpoint | None = None) -> tuple[int, ...]:
+    """The shape of one sample of the run's data: as its checkpoint recorded it (a user's data is known only
+    once loaded), else from its config."""
+    if checkpoint and checkpoint.sample_shape:
+        return tuple(checkpoint.sample_shape)
     return data_schema(cfg.data).sample_shape(cfg.data)
-
-
-def load_generator(run_dir: Path, which: str = "best") -> tuple[torch.nn.Module, DictConfig, dict[str, Any]]:
-    """The generator of a run's `which` checkpoint (best or last), in eval mode on the CPU."""
-    path = checkpoint_path(run_dir, which)
-    state = load_checkpoint(path)
-    cfg = OmegaConf.create(state["config"])
-    generator = build_generator(cfg.generator, sample_shape(cfg, state), len(state.get("classes") or []))
-    try:  # the EMA generator where the run kept one: it is what the run's grids and scores came from
-        generator.load_state_dict(state.get("generator_ema", state["generator"]))
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: its generator weights do not fit its config ({str(e).splitlines()[0]})") from None
-    return generator.eval(), cfg, state
 
 
 def rng_state() -> dict:

@@ -21,15 +21,18 @@ class BatchStream:
     def per_step(self) -> int:
         return self.batch_size * self.n_critic
 
-    def next(self) -> list[tuple[torch.Tensor, torch.Tensor | None]] | None:
-        """The next n_critic real batches of this epoch's order, each with its classes (None when
-        unlabelled); None when the epoch is used up."""
+    def steps_left(self) -> int:
+        """G steps left in this epoch; a new epoch's seeded order is drawn when none is under way."""
         if self.order is None:
             self.order = torch.randperm(len(self.data), generator=self.rng).to(self.data.x.device)
             self.cursor = 0
-        if self.cursor + self.per_step > len(self.order):
-            self.order = None
-            return None
+        return (len(self.order) - self.cursor) // self.per_step
+
+    def next(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """The next n_critic real batches of this epoch's order, each with its classes (None when unlabelled);
+        steps_left() says how many there are."""
+        if self.order is None:
+            self.steps_left()
         index = self.order[self.cursor:self.cursor + self.per_step]
         batch = self.data.x[index]
         if self.channels_last and batch.dim() == 4:
@@ -38,10 +41,9 @@ class BatchStream:
         labels = self.labels[index].split(self.batch_size) if self.labels is not None else [None] * self.n_critic
         return list(zip(batch.split(self.batch_size), labels))
 
-    def end_if_used_up(self) -> None:
-        """At the run's end: an epoch with no full step left ends here, so a longer resume starts a new one."""
-        if self.order is not None and self.cursor + self.per_step > len(self.order):
-            self.order = None
+    def end_epoch(self) -> None:
+        """This epoch's data is used up (what is left is less than a step): the next step starts a new one."""
+        self.order = None
 
     def state_dict(self) -> dict:
         return {"rng": self.rng.get_state(), "order": None if self.order is None else self.order.cpu(),

@@ -26,6 +26,7 @@ from ganlab.parts.losses import LazyRegulariser
 from ganlab.parts.registry import AUGMENTATIONS, LOSSES, OPTIMIZERS, is_custom, option_name
 from ganlab.quality import Evaluator, build_evaluator
 from ganlab.quality.scores import as_loss
+from ganlab.record.checkpoints import Checkpoint, sample_shape
 from ganlab.record.run_folder import BEST_PT, LAST_PT, RunFolder, RunFolderError
 from ganlab.record.summary import Summary
 from ganlab.training.batches import BatchStream
@@ -117,8 +118,7 @@ def check_contract(cfg: DictConfig, data: Dataset, device: torch.device, n_class
 
 def check_memory(cfg: DictConfig) -> None:
     """Refuse, naming the key, settings whose tensors cannot fit in the memory available now."""
-    from ganlab.record.checkpoints import sample_shape
-    from ganlab.training.memory import network_values, require, sample_values
+    from ganlab.config.memory import network_values, require, sample_values
 
     if is_custom(cfg.data):  # its shape is known once it is loaded
         return
@@ -142,7 +142,7 @@ def n_params(net: torch.nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
+def run_job(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None,
           restart: bool = False, jobs: int = 1) -> dict[str, Any]:
     """Train the GAN that `cfg` describes into a new folder `run_dir`, continue it from the
     checkpoint state `resume`, or (`restart`) start over a run killed before its first checkpoint;
@@ -152,8 +152,8 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
     device = resolve_device(cfg.trainer.device)
     check_precision(cfg.trainer.precision, device)
     threads = threads_for(cfg, jobs)
-    if resume is not None and not cfg.trainer.threads and resume.get("threads"):
-        threads = resume["threads"]  # what the run started with (a sweep's job: cores // jobs), for the same numbers
+    if resume is not None and not cfg.trainer.threads and resume.threads:
+        threads = resume.threads  # what the run started with (a sweep's job: cores // jobs), for the same numbers
     if threads:
         torch.set_num_threads(threads)
     check_memory(cfg)
@@ -165,16 +165,16 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
                           f"{cfg.trainer.batch_size} x trainer.n_critic={cfg.trainer.n_critic}; lower trainer.batch_size")
     check_contract(cfg, data, device, n_classes)
     evaluator = build_evaluator(cfg, data) if cfg.metrics.enabled else None  # before the folder: it may refuse
-    run = (RunFolder(run_dir).reopen(resume["step"]) if resume is not None
+    run = (RunFolder(run_dir).reopen(resume.step) if resume is not None
            else RunFolder(run_dir).restart() if restart else RunFolder(run_dir).create())
     seed_everything(cfg.seed)  # the same networks whether or not the evaluator was just built
     gan = build_gan(cfg, data.sample_shape, device, n_classes)
     apply_speedups(cfg.trainer, gan.generator, gan.discriminator, data.is_image)
-    trainer = build_trainer(cfg, gan, data, run, device, evaluator, purge_step=resume and resume["step"],
+    trainer = build_trainer(cfg, gan, data, run, device, evaluator, purge_step=resume and resume.step,
                             progress_bar=cfg.trainer.progress and jobs == 1)  # parallel jobs' bars would garble
     if resume is not None:
         trainer.restore(resume)
-        log.info("resuming %s at step %d (epoch %d)", run.path, resume["step"], resume["epoch"])
+        log.info("resuming %s at step %d (epoch %d)", run.path, resume.step, resume.epoch)
     log.info("run %s in %s on %s (%d torch threads, precision %s)", cfg.name, run.path, device,
              torch.get_num_threads(), trainer.gan_step.precision.mode)
     log.info("G %s: %s params; D %s: %s params; loss %s; %d steps of %d per epoch",
@@ -184,7 +184,7 @@ def train(cfg: DictConfig, run_dir: Path, resume: dict[str, Any] | None = None,
     clock, now = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     summary = (Summary.read(run.path, strict=False) if resume is not None else Summary()).start(
         now, cfg.name, str(device), trainer.gan_step.precision.mode, trainer.total_steps,
-        resumed_at=(resume["step"] if resume else 0) if resume is not None or restart else None)
+        resumed_at=(resume.step if resume else 0) if resume is not None or restart else None)
     summary.write(run.path)
     try:
         with stop_on_signals(trainer, worker=jobs > 1):
@@ -260,8 +260,8 @@ def record_progress(summary: Summary, trainer: Trainer, run: RunFolder, seconds:
             tied_with_best(run, best), _relative(run, run.checkpoints / BEST_PT), evaluator.floor,
             {**evaluator.info, "generator": "ema" if trainer.ema else "raw"}, evaluation.seconds, seconds,
             weakest_class(best["per_class"]) if best.get("per_class") else None)
-    summary.progress(trainer.epoch, trainer.step, seconds, trainer.recorder.last_row,
-                     _relative(run, run.sample_path(trainer.epoch)), _relative(run, run.checkpoints / LAST_PT),
+    summary.progress(trainer.epochs_done, trainer.step, seconds, trainer.recorder.last_row,
+                     _relative(run, run.sample_path(trainer.epochs_done)), _relative(run, run.checkpoints / LAST_PT),
                      {"generator": n_params(gan.generator), "discriminator": n_params(gan.discriminator)},
                      trainer.doctor.as_list(), quality)
 

@@ -1,5 +1,6 @@
-"""ganlab commands in processes of their own, that never outlive the process that started them: Ctrl-C,
-SIGTERM or its death reach them, and a deadline stops them the same way (each checkpoints its run)."""
+"""Training in worker processes of their own (training/launch.py's entry point), that never outlive the
+process that started them: Ctrl-C, SIGTERM or its death reach them, and a deadline stops them the same way
+(each checkpoints its run)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,12 @@ class OutOfTime(Exception):
     """A command stopped (SIGTERM: it checkpointed its runs) at the deadline it was given."""
 
 
-def run_ganlab(*args: str, log: Optional[Path] = None, deadline: Optional[float] = None) -> int:
-    """A ganlab command in its own process, its output appended to `log` (else shown); its exit code.
+WORKER = "ganlab.training.launch"  # python -m WORKER train ARGS | resume RUN_DIR: as `ganlab train` / `ganlab resume`
+
+
+def run_worker(*args: str, log: Optional[Path] = None, deadline: Optional[float] = None) -> int:
+    """`train ARGS` or `resume RUN_DIR` in a worker process, its output appended to `log` (else shown); its
+    exit code.
     Ctrl-C or SIGTERM to this process reaches it too, and it is sent SIGTERM if this process dies
     (even by SIGKILL): it checkpoints and marks its run, never outliving the process that started it.
     At `deadline` (time.monotonic()) it is stopped the same way and OutOfTime is raised."""
@@ -30,7 +35,7 @@ def run_ganlab(*args: str, log: Optional[Path] = None, deadline: Optional[float]
         if out:
             out.write(f"$ ganlab {' '.join(args)}\n")
             out.flush()
-        child = subprocess.Popen([sys.executable, "-m", "ganlab.cli", *args], stdout=out,
+        child = subprocess.Popen([sys.executable, "-m", WORKER, *args], stdout=out,
                                  stderr=subprocess.STDOUT if out else None, preexec_fn=_end_with_parent)
         try:
             code = child.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))

@@ -13,7 +13,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ganlab.config import ConfigError
 from ganlab.config.schema import HOW_NOT_WHAT
-from ganlab.record.checkpoints import CheckpointError, find_run, load_checkpoint
+from ganlab.record.checkpoints import Checkpoint, CheckpointError, find_run
 from ganlab.record.run_folder import CHECKPOINTS, LAST_PT
 
 # What a resume may change: how (not what) it runs, how long to train, and how often it records.
@@ -117,13 +117,13 @@ def resume_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     """Continue a run from checkpoints/last.pt; a run killed before its first checkpoint starts over
     in its folder with its own config and seed (so it ends as an uninterrupted run would)."""
     from ganlab.config import validate
-    from ganlab.training.job import train
+    from ganlab.training.job import run_job
 
     run_dir = find_run(run_dir)
     last = run_dir / CHECKPOINTS / LAST_PT
     if last.exists():
-        state = load_checkpoint(last)
-        cfg = requested_config(run_dir, state["config"], overrides)
+        state = Checkpoint.read(last)
+        cfg = requested_config(run_dir, state.config, overrides)
     else:
         saved = run_dir / ".hydra" / "config.yaml"
         if not saved.is_file():
@@ -136,4 +136,4 @@ def resume_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
         if state is None:
             logging.getLogger("ganlab").warning("%s has no checkpoint yet (killed before its first one): starting "
                                                 "it over in the same folder with the same config and seed", run_dir)
-        return train(cfg, run_dir, resume=state, restart=state is None)
+        return run_job(cfg, run_dir, resume=state, restart=state is None)

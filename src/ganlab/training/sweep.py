@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from ganlab.record.catalog import is_sweep, load_run
 from ganlab.record.run_folder import SWEEP_LOCK, RunFolderError, claim_existing
 from ganlab.record.sweep_plan import job_folder_name, job_folders, missing_jobs, planned_config_dir, planned_overrides
-from ganlab.training.processes import run_ganlab
+from ganlab.training.processes import run_worker
 
 
 def parallel_jobs(hydra_cfg: DictConfig) -> int:
@@ -53,16 +53,16 @@ def resume_sweep(sweep_dir: Path, say=print, log: Optional[Path] = None, deadlin
     """Complete an interrupted sweep in place: resume its stopped jobs (and those whose folder Hydra made
     but that never trained), then train the jobs it never started into the same folder (one after another;
     each uses every core). Refused while another process (the sweep itself, or another completing it)
-    holds the folder; a `deadline` stops it as it stops run_ganlab."""
+    holds the folder; a `deadline` stops it as it stops run_worker."""
     claim_existing(sweep_dir, SWEEP_LOCK)
     jobs = [load_run(p) for p in job_folders(sweep_dir)]
     for job in jobs:  # "not started": Hydra made its folder, and the sweep stopped before it trained
         if job.status in ("stopped", "interrupted", "not started"):
             say(f"resuming {job.path.name}")
-            run_ganlab("resume", str(job.path), log=log, deadline=deadline)
+            run_worker("resume", str(job.path), log=log, deadline=deadline)
     overrides, config_dir = planned_overrides(sweep_dir), planned_config_dir(sweep_dir)
     for job in missing_jobs(overrides, jobs) if overrides else []:
         folder = Path(sweep_dir).resolve() / job_folder_name(job)
         say(f"starting {folder.name}")
-        run_ganlab("train", *(["--config-dir", config_dir] if config_dir else []), *job,
+        run_worker("train", *(["--config-dir", config_dir] if config_dir else []), *job,
                    f"hydra.run.dir='{folder}'", log=log, deadline=deadline)  # quoted: the name holds '=' and ','

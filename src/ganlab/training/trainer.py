@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from ganlab.quality import Evaluator
-from ganlab.record.checkpoints import CHECKPOINT_FORMAT, rng_state, set_rng_state
+from ganlab.record.checkpoints import Checkpoint, set_rng_state
 from ganlab.record.run_folder import BEST_PT, LAST_PT, RunFolder
 from ganlab.training import cost
 from ganlab.training.batches import BatchStream
@@ -75,7 +75,8 @@ class Trainer:
         self.sample_shape, self.classes = sample_shape, classes
         self.steps_per_epoch, self.total_steps = schedule.steps_per_epoch, schedule.total_steps
         self.step = 0  # G steps done
-        self.epoch = 0  # epochs completed
+        self.epoch = 0  # epochs completed (whole passes over the data)
+        self.partial_epoch = False  # the run's steps ended mid-epoch (that epoch's grid, scores are labelled epoch + 1)
         self.elapsed = 0.0  # seconds of training before this session (a resumed run)
         self.stop_signal: str | None = None  # set by SIGINT / SIGTERM: checkpoint and stop
         self.finished = False  # the last step's end-of-run work is done (a checkpoint of a run's end)
@@ -94,8 +95,6 @@ class Trainer:
         self.last_save = time.perf_counter()
         if self.finished and self.step >= self.total_steps:  # killed after its last checkpoint: nothing left
             return
-        if self.finished and self.batches.order is not None:  # a steps-limited end counted its partial
-            self.epoch -= 1  # epoch as done; the extended run goes on with that epoch
         n_evaluations = cost.evaluations(self.total_steps, self.steps_per_epoch, t.evaluate_every) \
             if self.evaluator is not None else 0
         log.info(cost.plan(self.total_steps, self.steps_per_epoch, self.batches.n_critic, n_evaluations,
@@ -103,31 +102,40 @@ class Trainer:
         self.pace = cost.Pace(self.step, self.evaluation.seconds, self.total_steps, n_evaluations)
         with tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
                   disable=not self.progress_bar) as bar:
-            while self.step < self.total_steps:
-                reals = self.batches.next()
-                if reals is None:  # this epoch's data is used up
+            while self.step < self.total_steps:  # an epoch (or what is left of it, or of the run) at a time
+                for _ in range(min(self.batches.steps_left(), self.total_steps - self.step)):
+                    self.train_step(bar)
+                self.partial_epoch = self.batches.steps_left() > 0  # the run's steps ended mid-epoch
+                if not self.partial_epoch:
+                    self.batches.end_epoch()
                     self.epoch += 1
-                    self.end_of_epoch(final=False)
-                    continue
-                self.recorder.add(self.gan_step(reals, self.step))
-                self.step += 1
-                self._say(self.pace.after_step(self.step, self.evaluation.seconds))
-                if self.ema:
-                    self.ema.update(self.gan.generator, self.step)
-                bar.update()
-                if self.step % t.log_every == 0:
-                    bar.set_postfix(self.recorder.write_row(self.step, self.seconds()), refresh=False)
-                if self.stop_signal:
-                    self.save_checkpoint(LAST_PT)
-                    raise KeyboardInterrupt(self.stop_signal)
-                if time.perf_counter() - self.last_save > 60 * t.checkpoint_minutes:
-                    self.save_checkpoint(LAST_PT)  # a kill never loses more than checkpoint_minutes
-            self.batches.end_if_used_up()
-            self.epoch += 1
-            self.end_of_epoch(final=True)
+                self.end_of_epoch(final=self.step >= self.total_steps)
+
+    def train_step(self, bar: tqdm) -> None:
+        """One G step (after its n_critic D steps) and what follows it: EMA, a metrics row, a checkpoint
+        when a signal asks to stop or checkpoint_minutes have passed."""
+        t = self.schedule
+        self.recorder.add(self.gan_step(self.batches.next(), self.step))
+        self.step += 1
+        self._say(self.pace.after_step(self.step, self.evaluation.seconds))
+        if self.ema:
+            self.ema.update(self.gan.generator, self.step)
+        bar.update()
+        if self.step % t.log_every == 0:
+            bar.set_postfix(self.recorder.write_row(self.step, self.seconds()), refresh=False)
+        if self.stop_signal:
+            self.save_checkpoint(LAST_PT)
+            raise KeyboardInterrupt(self.stop_signal)
+        if time.perf_counter() - self.last_save > 60 * t.checkpoint_minutes:
+            self.save_checkpoint(LAST_PT)  # a kill never loses more than checkpoint_minutes
+
+    @property
+    def epochs_done(self) -> int:
+        """Epochs trained, a run's partial last epoch (its steps ran out mid-epoch) counted."""
+        return self.epoch + self.partial_epoch
 
     def end_of_epoch(self, final: bool) -> None:
-        t, epoch, evaluation = self.schedule, self.epoch, self.evaluation
+        t, epoch, evaluation = self.schedule, self.epochs_done, self.evaluation
         if final:
             self.recorder.write_row(self.step, self.seconds())
         evaluate = self.evaluator is not None and (final or epoch % t.evaluate_every == 0)
@@ -152,30 +160,26 @@ class Trainer:
     # ------------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, name: str, finished: bool = False) -> None:
         self.gan_step.check_weights(self.step)
-        self.run.save_checkpoint({
-            "format": CHECKPOINT_FORMAT, "config": self.config,
-            "sample_shape": list(self.sample_shape),
-            "step": self.step, "epoch": self.epoch, "finished": finished,
-            **({"classes": self.classes} if self.classes else {}),
-            "elapsed": time.perf_counter() - self.start, "rng": rng_state(),
-            "threads": torch.get_num_threads(),  # a resume uses them again: another count rounds differently
-            **self.gan_step.state_dict(),  # generator, discriminator, opt_g, opt_d, augment
-            **({"generator_ema": self.ema.state_dict()} if self.ema else {}),
-            "batches": self.batches.state_dict(), "recorder": self.recorder.state_dict(),
-            "evaluation": self.evaluation.state_dict(), "doctor": self.doctor.state_dict(),
-        }, name)
+        Checkpoint(self.config, list(self.sample_shape), self.step, self.epoch, finished,
+                   time.perf_counter() - self.start, self.parts_state(), self.classes).write(self.run, name)
         self.last_save = time.perf_counter()
 
-    def restore(self, state: dict) -> None:
-        """Continue from a checkpoint written by save_checkpoint (as record/checkpoints.py reads it, in the
-        current format), bit for bit."""
-        self.step, self.epoch = state["step"], state["epoch"]
-        self.finished, self.elapsed = state["finished"], state["elapsed"]
-        self.gan_step.load_state_dict(state)
+    def parts_state(self) -> dict[str, Any]:
+        return {**self.gan_step.state_dict(),  # generator, discriminator, opt_g, opt_d, augment
+                **({"generator_ema": self.ema.state_dict()} if self.ema else {}),
+                "batches": self.batches.state_dict(), "recorder": self.recorder.state_dict(),
+                "evaluation": self.evaluation.state_dict(), "doctor": self.doctor.state_dict()}
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Continue from a checkpoint written by save_checkpoint (of any format), bit for bit."""
+        self.step, self.epoch = checkpoint.step, checkpoint.epoch
+        self.finished, self.elapsed = checkpoint.finished, checkpoint.elapsed
+        parts = checkpoint.parts
+        self.gan_step.load_state_dict(parts)
         if self.ema:
-            self.ema.load_state_dict(state["generator_ema"])
-        self.batches.load_state_dict(state["batches"])
-        self.recorder.load_state_dict(state["recorder"])
-        self.evaluation.load_state_dict(state["evaluation"])
-        self.doctor.load_state_dict(state["doctor"])
-        set_rng_state(state["rng"])
+            self.ema.load_state_dict(parts["generator_ema"])
+        self.batches.load_state_dict(parts["batches"])
+        self.recorder.load_state_dict(parts["recorder"])
+        self.evaluation.load_state_dict(parts["evaluation"])
+        self.doctor.load_state_dict(parts["doctor"])
+        set_rng_state(checkpoint.rng)

@@ -1,5 +1,10 @@
-"""`ganlab train`: its help, the checks before Hydra starts, and the Hydra app behind it (one job, in a
-single run or as one job of a sweep)."""
+"""Starting training without the command line: the checks before Hydra starts and the Hydra app behind
+`ganlab train` (one run, or the jobs of a sweep), its callback that claims folders, and a worker entry point
+that sweeps and studies run in processes of their own:
+
+    python -m ganlab.training.launch train [overrides] [-m]     # as `ganlab train`, less its --help
+    python -m ganlab.training.launch resume RUN_DIR [overrides]  # as `ganlab resume`
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,11 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError
@@ -17,17 +24,17 @@ from omegaconf.errors import InterpolationResolutionError
 from ganlab import CONF_DIR
 from ganlab.config import ConfigError, register_configs
 from ganlab.config.advice import advice
-from ganlab.cli.hydra_flags import split_hydra_flags, sweep_dir_of, sweep_dir_override
+from ganlab.config.hydra_flags import split_hydra_flags, sweep_dir_of, sweep_dir_override
 from ganlab.config.trust import UntrustedConfig, check_config_dir
 from ganlab.parts.data import DatasetError, DatasetNotFoundError
-from ganlab.parts.registry import PARTS
 from ganlab.record.catalog import load_run
-from ganlab.record.run_folder import HYDRA_NAMES, RunFolder, RunFolderError, claim_new
+from ganlab.record.run_folder import HYDRA_NAMES, RunFolder, RunFolderError, claim_new, claim_sweep
 from ganlab.record.summary import Summary
-from ganlab.training.memory import is_out_of_memory
 from ganlab.record.sweep_table import interrupted_sweep
+from ganlab.config.memory import is_out_of_memory
 from ganlab.training.processes import stop_workers_on_signals
-from ganlab.training.sweep import parallel_jobs
+from ganlab.training.sweep import parallel_jobs, refuse_existing_sweep
+from ganlab.training.trackers import experiment_id, mlflow_client
 
 log = logging.getLogger("ganlab")
 
@@ -43,16 +50,68 @@ def one_line(error: Exception) -> str:
     return str(error)
 
 
+def _refuse(error: Exception) -> None:
+    print(f"ganlab: error: {error}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def check_name(name: str) -> None:
+    if "/" in name or "\\" in name or name in ("", ".", ".."):
+        raise RunFolderError(f"name={name!r} names the run folder; use letters, digits, '-', '_' or '.' "
+                             f"(no '/'), e.g. name=my_run")
+
+
+class ClaimRunFolder(Callback):
+    """A single run claims its folder before Hydra writes .hydra/ there, refusing one that holds a
+    run or ganlab's file names, or that another process claimed; a sweep refuses a sweep folder
+    that already holds a sweep."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_name(str(config.name))
+            claim_new(Path(config.hydra.run.dir))
+        except RunFolderError as e:
+            _refuse(e)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_name(str(config.name))
+            refuse_existing_sweep(Path(config.hydra.sweep.dir))
+            claim_sweep(Path(config.hydra.sweep.dir))
+            say_sweep_plan(config)
+            if config.logger.name == "mlflow":  # one experiment per sweep, made once before its jobs start
+                name = config.logger.experiment or Path(config.hydra.sweep.dir).name
+                experiment_id(mlflow_client(config.logger), name)
+        except (RunFolderError, ConfigError) as e:
+            _refuse(e)
+
+
+def say_sweep_plan(config: DictConfig) -> None:
+    """Before a grid sweep's jobs: how many, how many at once, on which processor; each job's train.log
+    then says its own G steps, evaluations and time left."""
+    from ganlab.record.sweep_plan import settings
+    from ganlab.training.cost import processor
+
+    try:
+        jobs = len(settings([str(o) for o in config.hydra.overrides.task]))
+    except Exception:  # a sweeper with its own plan (Optuna), or a glob: Hydra says how many it launches
+        return
+    at_once = min(jobs, parallel_jobs(config.hydra))
+    print(f"ganlab: {jobs} jobs, {at_once} at a time, on {processor()}; each job's train.log says its G steps, "
+          f"evaluations and time left after its first steps", flush=True)
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
-def train_app(cfg: DictConfig) -> float | None:
-    from ganlab.training.job import train
+def hydra_task(cfg: DictConfig) -> float | None:
+    """Hydra's task: one job, a single run or one of a sweep; its best score is what a sweeper minimises."""
+    from ganlab.training.job import run_job
 
     hydra_cfg = HydraConfig.get()
     run_dir, sweeping = Path(hydra_cfg.runtime.output_dir), hydra_cfg.mode == RunMode.MULTIRUN
     try:
         if sweeping:  # Hydra made the job's folder and wrote its .hydra/ and train.log into it
             claim_new(run_dir, allow=HYDRA_NAMES)
-        summary = train(cfg, run_dir, jobs=parallel_jobs(hydra_cfg) if sweeping else 1)
+        summary = run_job(cfg, run_dir, jobs=parallel_jobs(hydra_cfg) if sweeping else 1)
     except KeyboardInterrupt:
         if sweeping:
             raise
@@ -87,61 +146,10 @@ def train_app(cfg: DictConfig) -> float | None:
     return best.get("score")  # what a sweeper (Optuna) minimises
 
 
-TRAIN_HELP = """ganlab train: compose a GAN from config groups, train it with one loop, and write a run folder
-(metrics.csv, samples/, history.png, checkpoints/, summary.json, train.log).
-
-usage: ganlab train [group=option ...] [key=value ...] [+exp=NAME] [-m] [--cfg job] [--info]
-
-== Config groups (pick with group=option) ==
-{groups}
-
-== Config (change with key=value{with_overrides}) ==
-{config}
-Examples:
-  ganlab train                                   # DCGAN on the bundled 8x8 digits
-  ganlab train loss=wgan_gp discriminator.norm=layer
-  ganlab train data=ring8 generator=mlp discriminator=mlp loss=hinge
-  ganlab train optim.lr=2e-4 optim.d_lr_mult=0.5 optim.g_lr_mult=2
-  ganlab train -m optim.lr=1e-4,2e-4 discriminator.dropout=0.3,0.5
-  ganlab train --cfg job                         # print the composed config, train nothing
-Runs go to outputs/runs/<date>_<time>_<name>/ (move one with hydra.run.dir=PATH).
-Hydra's own options: ganlab train --hydra-help
-"""
-
-def config_dirs(flags: dict[str, str | None]) -> list[Path]:
-    """ganlab's own config folder, then a user's from --config-dir / -cd (its groups add to ganlab's)."""
-    extra = flags.get("--config-dir") or flags.get("-cd")
-    return [CONF_DIR] + ([Path(extra).expanduser().resolve()] if extra else [])
-
-
-def train_help(args: list[str]) -> str:
-    """Help for `ganlab train`: the groups on disk and the config composed with the overrides."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    flags, overrides = split_hydra_flags(args)
-    dirs = config_dirs(flags)
-    options: dict[str, set[str]] = {}  # group (hydra/launcher for a nested one) -> its options
-    for d in (d for d in dirs if d.is_dir()):
-        for f in d.glob("*/**/*.yaml"):
-            options.setdefault(f.parent.relative_to(d).as_posix(), set()).add(f.stem)
-    for registry in PARTS:  # installed plug-ins' options too
-        options.setdefault(registry.part, set()).update(registry.names())
-    lines = [f"{g}: {', '.join(sorted(o))}" for g, o in sorted(options.items())]
-    searchpath = [f"hydra.searchpath=[file://{d}]" for d in dirs[1:]]
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=searchpath + overrides)
-    return TRAIN_HELP.format(groups="\n".join(lines), config=OmegaConf.to_yaml(cfg),
-                             with_overrides=f"; shown with {' '.join(overrides)}" if overrides else "")
-
-
-def train_command(rest: list[str]) -> int:
-    """`ganlab train REST`: --help, the checks on config files and overrides, then the Hydra app (a single
-    run, or a sweep whose Ctrl-C or SIGTERM stops its workers with one line)."""
+def launch_training(rest: list[str]) -> int:
+    """`ganlab train REST` less its --help: the checks on config files and overrides, then the Hydra app (a
+    single run, or a sweep whose Ctrl-C or SIGTERM stops its workers with one line); its exit code."""
     register_configs()
-    if "--help" in rest or "-h" in rest:
-        print(train_help([a for a in rest if a not in ("--help", "-h")]))
-        return 0
     flags, overrides = split_hydra_flags(rest)
     config_dir = flags.get("--config-dir") or flags.get("-cd")
     try:
@@ -156,7 +164,7 @@ def train_command(rest: list[str]) -> int:
 
     sys.argv = ["ganlab train", *rest, *sweep_dir_override(rest)]
     if not {"-m", "--multirun"} & set(rest):
-        train_app()
+        hydra_task()
         return 0
     sweep_dir = sweep_dir_of(sys.argv)
     # joblib's semaphores of workers stopped mid-job: the resource tracker's warning would follow our one line
@@ -164,8 +172,26 @@ def train_command(rest: list[str]) -> int:
                                                           "ignore::UserWarning:multiprocessing.resource_tracker"]))
     try:
         with stop_workers_on_signals(sweep_dir):
-            train_app()
+            hydra_task()
     except KeyboardInterrupt:  # the jobs checkpointed and stopped: one line, not joblib's traceback
         print(f"ganlab: {interrupted_sweep(sweep_dir)}", file=sys.stderr)
         return 130
     return 0
+
+
+def worker(argv: list[str]) -> int:
+    """A sweep's or study's job in a process of its own: `train ARGS` as `ganlab train`, `resume RUN_DIR
+    [OVERRIDES]` as `ganlab resume`; an exit code as theirs."""
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        return launch_training(rest)
+    from ganlab.training.resume import resume_run
+
+    try:
+        return 0 if resume_run(Path(rest[0]), rest[1:])["status"] == "completed" else 1
+    except KeyboardInterrupt:  # checkpointed and marked interrupted
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(worker(sys.argv[1:]))
