@@ -249,7 +249,7 @@ def test_extending_a_steps_limited_run_labels_its_epochs_right(tmp_path):
 
 def test_history_and_grids_are_written_atomically(tmp_path, monkeypatch):
     """A write that fails half way (a kill, a full disk) leaves the previous picture whole."""
-    import ganlab.training.recording as trainer_module
+    import ganlab.training.metrics_log as trainer_module
 
     folder = tmp_path / "run"
     run_job(make_cfg(*TINY_POINTS, "metrics.enabled=false"), folder)

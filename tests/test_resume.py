@@ -19,7 +19,7 @@ import torch
 from ganlab.record.checkpoints import CheckpointError, load_checkpoint
 from ganlab.record.run_folder import RunFolderError
 from ganlab.training.job import run_job
-from tests.conftest import QUICK_METRICS, REPO, ganlab, make_cfg, run_cli
+from tests.conftest import QUICK_METRICS, REPO, TINY_POINTS, ganlab, make_cfg, run_cli
 
 # Its module-scoped run is made once: under xdist, this file's tests run on one worker.
 pytestmark = pytest.mark.xdist_group("resume")
@@ -331,3 +331,26 @@ def test_a_sweeps_job_resumes_with_the_threads_it_started_with_bit_for_bit(tmp_p
     assert (short / "train.log").read_text().count("(1 torch threads") == 2
     ca, cb = (torch.load(p / "checkpoints" / "last.pt", weights_only=True) for p in (short, long))
     assert all(torch.equal(ca["generator"][k], cb["generator"][k]) for k in cb["generator"])
+
+
+@pytest.mark.parametrize("written_as", [3, 2])
+def test_a_run_that_ended_mid_epoch_extends_as_an_uninterrupted_run(tmp_path, written_as):
+    """trainer.steps=10 of 8 steps an epoch ends in the second epoch; extended to 20 steps, it goes on with
+    that epoch. A format-2 checkpoint counted the partial epoch as done; it is read as format 3."""
+    from ganlab.training.resume import resume_run
+
+    points = [*TINY_POINTS, "metrics.enabled=false"]
+    run_job(make_cfg(*points, "trainer.steps=10"), tmp_path / "short")
+    last = tmp_path / "short" / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    assert (state["format"], state["epoch"], state["finished"]) == (3, 1, True)
+    assert json.loads((tmp_path / "short" / "summary.json").read_text())["epochs_done"] == 2  # the partial one
+    if written_as == 2:
+        torch.save({**state, "format": 2, "epoch": 2}, last)
+    resume_run(tmp_path / "short", ["trainer.steps=20"])
+    run_job(make_cfg(*points, "trainer.steps=20"), tmp_path / "long")
+    short, long = (torch.load(p / "checkpoints" / "last.pt", weights_only=True) for p in (tmp_path / "short", tmp_path / "long"))
+    assert (short["epoch"], short["step"]) == (long["epoch"], long["step"]) == (2, 20)
+    assert all(torch.equal(short["generator"][k], long["generator"][k]) for k in long["generator"])
+    assert sorted(p.name for p in (tmp_path / "short" / "samples").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "long" / "samples").iterdir())

@@ -277,8 +277,8 @@ def test_a_gan_built_by_hand_trains_through_the_trainer_with_no_config(tmp_path)
     from ganlab.record.run_folder import RunFolder
     from ganlab.training.batches import BatchStream
     from ganlab.training.diagnose import Diagnostician
-    from ganlab.training.evaluation import Evaluation
-    from ganlab.training.recording import Recorder
+    from ganlab.training.scorekeeper import Scorekeeper
+    from ganlab.training.metrics_log import MetricsLog
     from ganlab.training.step import GAN, GANStep
     from ganlab.training.trainer import Parts, Schedule, Trainer, steps_per_epoch
 
@@ -300,10 +300,10 @@ def test_a_gan_built_by_hand_trains_through_the_trainer_with_no_config(tmp_path)
     per_epoch = steps_per_epoch(len(data), batch_size=32, n_critic=1)
     schedule = Schedule(total_steps=3 * per_epoch, steps_per_epoch=per_epoch, log_every=4, sample_every=1,
                         evaluate_every=1, checkpoint_every=1, checkpoint_minutes=5.0)
-    doctor, step = Diagnostician(), GANStep(gan, torch.device("cpu"))
-    parts = Parts(gan, BatchStream(data, 32, 1, seed=0), step, Recorder(run, step, doctor, None, per_epoch, "by hand"),
-                  Evaluation(None, run, data, g, None, doctor, None, seed=0, title="by hand", n_grid=16, n_samples=64),
-                  doctor)
+    diagnostician, step = Diagnostician(), GANStep(gan, torch.device("cpu"))
+    parts = Parts(gan, BatchStream(data, 32, 1, seed=0), step, MetricsLog(run, step, diagnostician, None, per_epoch, "by hand"),
+                  Scorekeeper(None, run, data, g, None, diagnostician, None, seed=0, title="by hand", n_grid=16, n_samples=64),
+                  diagnostician)
     trainer = Trainer(parts, schedule, run, config={"made": "by hand"}, sample_shape=data.sample_shape)
     trainer.fit()
     run.release()

@@ -1,4 +1,4 @@
-"""The command line: `ganlab train` (train_app.py, a Hydra app) and the other subcommands (main.py)."""
+"""The command line: `ganlab train` (train_command.py; its Hydra app is training/launch.py) and the other subcommands (main.py)."""
 
 from ganlab.cli.main import main
 

@@ -1,4 +1,4 @@
-"""The `ganlab` command: `train` (the Hydra app, cli/train_app.py) and the subcommands in COMMANDS below,
+"""The `ganlab` command: `train` (cli/train_command.py; the Hydra app: training/launch.py) and the subcommands in COMMANDS below,
 each an arguments function and a run function."""
 
 from __future__ import annotations
@@ -378,7 +378,7 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {  # `ganlab train` is the Hydra app (train_app.py); these are the others, in `ganlab --help` order
+COMMANDS = {  # `ganlab train` is the Hydra app (training/launch.py); these are the others, in `ganlab --help` order
     "runs": Command(runs_command, runs_arguments, "list the runs and sweeps under outputs/ (or DIR), newest first",
                     "List the runs (and sweep jobs) under DIR, newest first."),
     "compare": Command(compare_command, compare_arguments, "which change helped, over a sweep or several runs",

@@ -23,7 +23,7 @@ from ganlab.parts.registry import (
     check_choice,
     check_positive,
     check_range,
-    is_custom,
+    is_users_part,
     option_name,
 )
 
@@ -66,9 +66,9 @@ def validate(cfg: DictConfig) -> None:
     for registry in PARTS:  # each part's name, then that option's own checks
         registry.validate(cfg[registry.part])
     for side in ("generator", "discriminator"):
-        if not is_custom(cfg[side]):
+        if not is_users_part(cfg[side]):
             _validate_net(side, cfg[side])
-    images = None if is_custom(cfg.data) else holds_images(cfg.data)  # a user's data: known once loaded
+    images = None if is_users_part(cfg.data) else holds_images(cfg.data)  # a user's data: known once loaded
     if images is False:
         _validate_points(cfg)
     _validate_conditioning(cfg, images is not False)
@@ -82,14 +82,14 @@ def validate(cfg: DictConfig) -> None:
 
 def _validate_conditioning(cfg: DictConfig, images: bool) -> None:
     g, d = cfg.generator, cfg.discriminator
-    if not is_custom(g):
+    if not is_users_part(g):
         check_choice("generator.conditioning", g.conditioning, CONDITIONING_G)
-    if not is_custom(d):
+    if not is_users_part(d):
         check_choice("discriminator.conditioning", d.conditioning, CONDITIONING_D)
         check(d.class_weight >= 0, f"discriminator.class_weight={d.class_weight} must be >= 0")
     if not is_conditional(cfg):
         return
-    check(not is_custom(g), f"discriminator.conditioning={d.conditioning} wraps ganlab's networks in a class-conditional "
+    check(not is_users_part(g), f"discriminator.conditioning={d.conditioning} wraps ganlab's networks in a class-conditional "
                             f"GAN; generator._target_={g.get('_target_')} is your own: give it ganlab's generator, or "
                             f"use discriminator.conditioning=none")
     check(images, f"discriminator.conditioning={d.conditioning} needs classes, but data={cfg.data.name} holds points "
@@ -102,14 +102,14 @@ def _validate_conditioning(cfg: DictConfig, images: bool) -> None:
 
 def _validate_remedies(cfg: DictConfig) -> None:
     """Packing and the minibatch std layer (parts/networks/packing.py, layers.py)."""
-    d, knob = cfg.discriminator, lambda key: DISCRIMINATORS.knob(cfg.discriminator, key)
-    pack = knob("pack")
+    d, setting = cfg.discriminator, lambda key: DISCRIMINATORS.setting(cfg.discriminator, key)
+    pack = setting("pack")
     check(pack >= 1, f"discriminator.pack={pack} must be >= 1 (1: no packing)")
     check(cfg.trainer.batch_size % pack == 0, f"discriminator.pack={pack} must divide trainer.batch_size="
                                               f"{cfg.trainer.batch_size}: D judges the batch in packs of {pack}")
     check(pack == 1 or not is_conditional(cfg), f"discriminator.pack={pack} with discriminator.conditioning="
                                                 f"{d.get('conditioning')}: a pack holds samples of several classes; use one")
-    check(not (knob("minibatch_std") and is_custom(d)),
+    check(not (setting("minibatch_std") and is_users_part(d)),
           f"discriminator.minibatch_std=true is a layer inside ganlab's networks; discriminator._target_="
           f"{d.get('_target_')} is your own: add ganlab.parts.networks.layers.MinibatchStd before its head instead")
 
@@ -131,7 +131,7 @@ def _validate_points(cfg: DictConfig) -> None:
     """Data of points (1-D/2-D): networks that model points, no image augmentation."""
     nets = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}
     wrong = [side for side, registry in nets.items()
-             if not is_custom(cfg[side]) and not fits_points(registry, cfg[side].name)]
+             if not is_users_part(cfg[side]) and not fits_points(registry, cfg[side].name)]
     fixes = [f"{side}={next(n for n in nets[side].names() if fits_points(nets[side], n))}" for side in wrong]
     (dims,) = data_schema(cfg.data).sample_shape(cfg.data)
     check(not wrong, f"data={cfg.data.name} holds {dims}-D points, not images, so {cfg[wrong[0]].name if wrong else ''} "
@@ -141,14 +141,14 @@ def _validate_points(cfg: DictConfig) -> None:
 
 
 def _validate_loss(cfg: DictConfig) -> None:
-    loss, knob, name = cfg.loss, lambda key: LOSSES.knob(cfg.loss, key), option_name(cfg.loss)
-    check(knob("n_critic") >= 1, f"loss.n_critic={knob('n_critic')} must be >= 1")
+    loss, setting, name = cfg.loss, lambda key: LOSSES.setting(cfg.loss, key), option_name(cfg.loss)
+    check(setting("n_critic") >= 1, f"loss.n_critic={setting('n_critic')} must be >= 1")
     for key in ("r1_gamma", "r2_gamma"):
-        check(knob(key) >= 0, f"loss.{key}={knob(key)} must be >= 0 (0: off)")
-    check(knob("reg_every") >= 1, f"loss.reg_every={knob('reg_every')} must be >= 1")
-    if getattr(LOSSES.kind(loss), "gradient_penalty", False):
+        check(setting(key) >= 0, f"loss.{key}={setting(key)} must be >= 0 (0: off)")
+    check(setting("reg_every") >= 1, f"loss.reg_every={setting('reg_every')} must be >= 1")
+    if getattr(LOSSES.builder(loss), "gradient_penalty", False):
         with_penalty = [n for n in LOSSES.names() if not LOSSES[n].build.gradient_penalty]
-        check(knob("r1_gamma") == 0 and knob("r2_gamma") == 0,
+        check(setting("r1_gamma") == 0 and setting("r2_gamma") == 0,
               f"loss={name} with loss.r1_gamma/r2_gamma: {name} has its own gradient penalty; "
               f"use R1/R2 with {', '.join(with_penalty)}")
         check(cfg.discriminator.get("norm") != "batch",
@@ -161,8 +161,8 @@ def _validate_loss(cfg: DictConfig) -> None:
 
 def _validate_optim(optim: DictConfig) -> None:
     for key in ("lr", "d_lr_mult", "g_lr_mult"):
-        check_positive(f"optim.{key}", OPTIMIZERS.knob(optim, key))
-    if not is_custom(optim):
+        check_positive(f"optim.{key}", OPTIMIZERS.setting(optim, key))
+    if not is_users_part(optim):
         check(optim.weight_decay >= 0, f"optim.weight_decay={optim.weight_decay} must be >= 0")
 
 

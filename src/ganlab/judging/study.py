@@ -21,7 +21,7 @@ from typing import Callable, Optional
 from ganlab.judging import stats
 from ganlab.record.catalog import STUDY_STATE, RunRecord, find_runs
 from ganlab.record.run_folder import STUDY_LOCK, RunFolderError, atomic_write, claim_existing
-from ganlab.record.sweep_plan import place, settings
+from ganlab.record.sweep_plan import setting_and_seed, swept_settings
 from ganlab.training.processes import OutOfTime, run_worker
 from ganlab.training.sweep import forget_unstarted_sweep, resume_sweep
 
@@ -63,7 +63,7 @@ class Design:
         if self.config_dir is not None and not Path(self.config_dir).is_dir():
             raise StudyError(f"--config-dir {self.config_dir}: no such folder; give the folder that holds your "
                              f"config groups (e.g. myconf/exp/mine.yaml)")
-        if len(settings(self.overrides)) < 2:
+        if len(swept_settings(self.overrides)) < 2:
             raise StudyError(f"nothing to compare in '{' '.join(self.overrides)}': sweep a key over two or more "
                              f"values, e.g. optim.lr=1e-4,2e-4 or +exp=baseline,label_smoothing")
 
@@ -161,10 +161,10 @@ class Study:
 
     def placed(self, runs: list[RunRecord]) -> dict[tuple, RunRecord]:
         """Each run by its (setting, seed): exactly one run of each, a second is an error naming both."""
-        keys = {k for k, _ in settings(self.design.overrides)[0]}
+        keys = {k for k, _ in swept_settings(self.design.overrides)[0]}
         found: dict[tuple, RunRecord] = {}
         for run in runs:
-            where = place(run, keys)
+            where = setting_and_seed(run, keys)
             if where in found:
                 raise StudyError(f"two runs of one setting and seed, {found[where].path} and {run.path}; a study "
                                  f"counts each once: move one of them out of {self.folder}, then continue with: "
@@ -175,7 +175,7 @@ class Study:
     def seeds_done(self, runs: list[RunRecord]) -> int:
         """How many seeds, from the first, have a finished run (a score or a failure) of every setting."""
         done = {where for where, r in self.placed(runs).items() if r.status in DONE}
-        wanted = settings(self.design.overrides)
+        wanted = swept_settings(self.design.overrides)
         seeds = self.design.seeds(0, self.design.max_seeds)
         return next((i for i, seed in enumerate(seeds) if any((s, seed) not in done for s in wanted)), len(seeds))
 
@@ -183,7 +183,7 @@ class Study:
     def run(self, say: Callable[[str], None] = print) -> str:
         """Rounds and looks until settled or out of budget; returns why it stopped."""
         d = self.design
-        n_settings = len(settings(d.overrides))
+        n_settings = len(swept_settings(d.overrides))
         say(f"study {self.folder}: {' '.join(d.overrides)}\n  up to {d.max_seeds} seeds per value in rounds of "
             f"{d.per_round}: at most {math.ceil(d.max_seeds / d.per_round)} rounds of {n_settings * d.per_round} runs "
             f"({n_settings} settings; each run's train.log says its G steps and time left)"
@@ -230,7 +230,7 @@ class Study:
         budget = self.design.max_minutes
         deadline = clock + 60 * (budget - self.minutes) if budget else None
         log = self.folder / "rounds.log"
-        say(f"\nround: seeds {seeds[0]}-{seeds[-1]} of {len(settings(self.design.overrides))} settings in {folder} "
+        say(f"\nround: seeds {seeds[0]}-{seeds[-1]} of {len(swept_settings(self.design.overrides))} settings in {folder} "
             f"(output in {log})")
         try:
             if folder.exists() and not forget_unstarted_sweep(folder):

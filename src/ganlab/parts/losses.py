@@ -250,7 +250,7 @@ def as_gan_loss(loss) -> GANLoss:
 
 
 # ganlab's own keys of any loss (a user's `loss._target_` included), with their defaults.
-LOSSES.knobs = {key: field.default for key, field in LossConfig.__dataclass_fields__.items() if key != "name"}
+LOSSES.settings = {key: field.default for key, field in LossConfig.__dataclass_fields__.items() if key != "name"}
 LOSSES.custom = lambda target, args, cfg: as_gan_loss(target(**args))
 LOSSES.target_rule = TargetRule("a loss class of yours (with d_loss and g_loss)",
                                 lambda target: inspect.isclass(target) and not from_a_library(target))

@@ -52,8 +52,8 @@ def rmsprop(cfg: DictConfig, params, lr_mult: float) -> torch.optim.Optimizer:
 
 # ganlab's own keys of any optimiser, a user's (`optim._target_: torch.optim.SGD`) included; the user's
 # class gets the parameters, lr (optim.lr times the network's multiplier) and its own arguments.
-OPTIMIZERS.knobs = {key: OptimConfig.__dataclass_fields__[key].default for key in ("lr", "d_lr_mult", "g_lr_mult")}
+OPTIMIZERS.settings = {key: OptimConfig.__dataclass_fields__[key].default for key in ("lr", "d_lr_mult", "g_lr_mult")}
 OPTIMIZERS.custom = lambda target, args, cfg, params, lr_mult: target(
-    params, lr=OPTIMIZERS.knob(cfg, "lr") * lr_mult, **args)
+    params, lr=OPTIMIZERS.setting(cfg, "lr") * lr_mult, **args)
 OPTIMIZERS.target_rule = TargetRule("a torch.optim.Optimizer subclass", lambda target: inspect.isclass(target)
                                     and issubclass(target, torch.optim.Optimizer))

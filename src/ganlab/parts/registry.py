@@ -70,14 +70,14 @@ def load_plugins() -> None:
             _plugin_loading = None
 
 
-def is_custom(cfg) -> bool:
+def is_users_part(cfg) -> bool:
     """A user's part named by its import path, not a registered option."""
     return TARGET in cfg
 
 
 def option_name(cfg) -> str:
     """A registered option's name, or a user's part's class (or function) name."""
-    return str(cfg[TARGET]).rsplit(".", 1)[-1] if is_custom(cfg) else cfg.name
+    return str(cfg[TARGET]).rsplit(".", 1)[-1] if is_users_part(cfg) else cfg.name
 
 
 def import_target(path: str, key: str) -> Callable:
@@ -151,7 +151,7 @@ class Registry:
         # Set by the part's module: ganlab's own keys for any option of the part (e.g. loss.r1_gamma) with
         # their defaults, never passed to a user's part; and how a user's part is built, custom(target,
         # arguments, cfg, *build arguments), where plain target(**arguments) is not enough.
-        self.knobs: dict[str, Any] = {}
+        self.settings: dict[str, Any] = {}
         self.custom: Optional[Callable] = None
         # What a user's `_target_` must be (set by the part's module); None: the part takes no `_target_`.
         self.target_rule: Optional[TargetRule] = None
@@ -181,7 +181,7 @@ class Registry:
 
     def build(self, cfg, *args, **kwargs):
         """The part that `cfg` (its config node) names: a registered option, or a user's `_target_`."""
-        if not is_custom(cfg):
+        if not is_users_part(cfg):
             return self[cfg.name].build(cfg, *args, **kwargs)
         target = self.target(cfg)
         try:
@@ -211,26 +211,26 @@ class Registry:
         return target
 
     def arguments(self, cfg) -> dict[str, Any]:
-        """A user's part's own arguments: its node less `_target_`, `name` and ganlab's knobs."""
+        """A user's part's own arguments: its node less `_target_`, `name` and ganlab's own settings."""
         from omegaconf import OmegaConf
 
         self._load()
         node = OmegaConf.to_container(cfg, resolve=True)
-        return {k: v for k, v in node.items() if k not in (TARGET, "name", *self.knobs)}
+        return {k: v for k, v in node.items() if k not in (TARGET, "name", *self.settings)}
 
-    def knob(self, cfg, key: str) -> Any:
+    def setting(self, cfg, key: str) -> Any:
         """One of ganlab's own keys of this part, at its default where a user's part leaves it out."""
         self._load()
-        return cfg[key] if key in cfg else self.knobs[key]
+        return cfg[key] if key in cfg else self.settings[key]
 
-    def kind(self, cfg) -> Any:
+    def builder(self, cfg) -> Any:
         """What builds the part (a registered class, or a user's target): where its class attributes live."""
-        return self.target(cfg) if is_custom(cfg) else self[cfg.name].build
+        return self.target(cfg) if is_users_part(cfg) else self[cfg.name].build
 
     def validate(self, cfg) -> None:
         """`cfg.name` is a registered option and its values pass the option's checks; or a user's target
         can be imported and takes the arguments given."""
-        if is_custom(cfg):
+        if is_users_part(cfg):
             target = self.target(cfg)
             try:
                 inspect.signature(target).bind_partial(**self.arguments(cfg))

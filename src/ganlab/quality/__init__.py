@@ -18,7 +18,7 @@ from omegaconf import DictConfig, open_dict
 from ganlab.config import ConfigError
 from ganlab.parts.data import Dataset, DatasetNotFoundError, data_schema, load_dataset
 from ganlab.parts.data.mixtures import sample_mixture
-from ganlab.parts.registry import is_custom
+from ganlab.parts.registry import is_users_part
 from ganlab.quality import scores
 from ganlab.quality.classifier import TrainedClassifier, load_or_train, sealed, unsealed
 from ganlab.quality.inception import SCORES as INCEPTION_SCORES
@@ -225,7 +225,7 @@ class MixtureEvaluator(Evaluator):
 
 def other_split(data_cfg: DictConfig) -> Optional[Dataset]:
     """The split the run does not train on (the test split, usually), when it can be read."""
-    if is_custom(data_cfg) or not data_schema(data_cfg).has_splits:
+    if is_users_part(data_cfg) or not data_schema(data_cfg).has_splits:
         return None
     other = data_cfg.copy()
     with open_dict(other):
@@ -244,7 +244,7 @@ def yardstick_config(data_cfg: DictConfig) -> DictConfig:
     """The data the scores of every run on this dataset are measured against: its full training split
     at the run's image size and channels, whatever the run's subset (data.limit) or split. A user's
     data is its own yardstick."""
-    if is_custom(data_cfg):
+    if is_users_part(data_cfg):
         return data_cfg
     full = data_cfg.copy()
     with open_dict(full):

@@ -42,14 +42,14 @@ def swept_overrides(overrides: list[str]) -> list[tuple[str, str, list[str]]]:
                              f"the values instead of a glob") from None
 
 
-def settings(overrides: list[str]) -> list[tuple[tuple[str, str], ...]]:
+def swept_settings(overrides: list[str]) -> list[tuple[tuple[str, str], ...]]:
     """Every combination of the swept values, each as ((key, value), ...) sorted by key: one per job."""
     swept = swept_overrides(overrides)
     keys = [k for k, _, _ in swept]
     return [tuple(sorted(zip(keys, combo))) for combo in itertools.product(*(v for _, _, v in swept))]
 
 
-def place(run: RunRecord, keys: set[str]) -> tuple[tuple[tuple[str, str], ...], Optional[int]]:
+def setting_and_seed(run: RunRecord, keys: set[str]) -> tuple[tuple[tuple[str, str], ...], Optional[int]]:
     """A run's setting (its values of the swept `keys`) and its seed."""
     values = {o.partition("=")[0].lstrip("+~"): o.partition("=")[2] for o in run.overrides}
     seed = values.get("seed", "")
@@ -64,7 +64,7 @@ def planned_overrides(sweep_dir: Path) -> Optional[list[str]]:
         if "BasicSweeper" not in str(hydra.sweeper.get("_target_", "")):
             return None
         overrides = [str(o) for o in hydra.overrides.task]
-        settings(overrides)  # a glob needs Hydra's config loader
+        swept_settings(overrides)  # a glob needs Hydra's config loader
         return overrides
     except Exception:  # an unreadable or foreign file, or a plan only Hydra can expand: the job folders tell
         return None
@@ -83,10 +83,10 @@ def missing_jobs(overrides: list[str], jobs: list[RunRecord]) -> list[list[str]]
     """The planned jobs (each as its overrides) that have no folder: an interrupted sweep never started them."""
     swept = swept_overrides(overrides)
     keys = {k for k, _, _ in swept}
-    have = {place(r, keys)[0] for r in jobs}
+    have = {setting_and_seed(r, keys)[0] for r in jobs}
     fixed = [o for o in overrides if o.lstrip("+~").partition("=")[0] not in keys]
     prefixes = {k: p for k, p, _ in swept}
-    return [fixed + [f"{prefixes[k]}{k}={v}" for k, v in setting] for setting in settings(overrides)
+    return [fixed + [f"{prefixes[k]}{k}={v}" for k, v in setting] for setting in swept_settings(overrides)
             if setting not in have]
 
 

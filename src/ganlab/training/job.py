@@ -23,7 +23,7 @@ from ganlab.parts.contract import BATCH, check_parts
 from ganlab.parts.data import Dataset, DatasetError, load_dataset
 from ganlab.parts.networks.conditional import build_discriminator, build_generator
 from ganlab.parts.losses import LazyRegulariser
-from ganlab.parts.registry import AUGMENTATIONS, LOSSES, OPTIMIZERS, is_custom, option_name
+from ganlab.parts.registry import AUGMENTATIONS, LOSSES, OPTIMIZERS, is_users_part, option_name
 from ganlab.quality import Evaluator, build_evaluator
 from ganlab.quality.scores import as_loss
 from ganlab.record.checkpoints import Checkpoint, sample_shape
@@ -32,9 +32,9 @@ from ganlab.record.summary import Summary
 from ganlab.training.batches import BatchStream
 from ganlab.training.diagnose import Diagnostician
 from ganlab.training.ema import GeneratorEMA
-from ganlab.training.evaluation import Evaluation
+from ganlab.training.scorekeeper import Scorekeeper
 from ganlab.training.precision import apply_speedups
-from ganlab.training.recording import Recorder
+from ganlab.training.metrics_log import MetricsLog
 from ganlab.training.step import GAN, GANStep, NonFiniteLossError
 from ganlab.training.sweep import threads_for
 from ganlab.training.trackers import build_logger
@@ -77,8 +77,8 @@ def build_gan(cfg: DictConfig, sample_shape: tuple[int, ...], device: torch.devi
     generator = build_generator(cfg.generator, sample_shape, n_classes).to(device)
     discriminator = build_discriminator(cfg.discriminator, sample_shape, n_classes).to(device)
     return GAN(generator, discriminator, LOSSES.build(cfg.loss),
-               opt_g=OPTIMIZERS.build(cfg.optim, generator.parameters(), OPTIMIZERS.knob(cfg.optim, "g_lr_mult")),
-               opt_d=OPTIMIZERS.build(cfg.optim, discriminator.parameters(), OPTIMIZERS.knob(cfg.optim, "d_lr_mult")))
+               opt_g=OPTIMIZERS.build(cfg.optim, generator.parameters(), OPTIMIZERS.setting(cfg.optim, "g_lr_mult")),
+               opt_d=OPTIMIZERS.build(cfg.optim, discriminator.parameters(), OPTIMIZERS.setting(cfg.optim, "d_lr_mult")))
 
 
 def build_trainer(cfg: DictConfig, gan: GAN, data: Dataset, run: RunFolder, device: torch.device,
@@ -90,19 +90,19 @@ def build_trainer(cfg: DictConfig, gan: GAN, data: Dataset, run: RunFolder, devi
                         sample_every=t.sample_every, checkpoint_every=t.checkpoint_every,
                         checkpoint_minutes=t.checkpoint_minutes,
                         evaluate_every=cfg.metrics.every * t.n_critic)  # epochs of the data: as often per G step
-    doctor = Diagnostician(warmup_steps=schedule.total_steps // 10, critic=gan.loss.critic)
+    diagnostician = Diagnostician(warmup_steps=schedule.total_steps // 10, critic=gan.loss.critic)
     logger = build_logger(cfg, run.path, purge_step)
     classes = data.classes if is_conditional(cfg) else None
     batches = BatchStream(data, t.batch_size, t.n_critic, cfg.seed, t.channels_last, bool(classes))
-    regulariser = LazyRegulariser(*(LOSSES.knob(cfg.loss, k) for k in ("r1_gamma", "r2_gamma", "reg_every")))
+    regulariser = LazyRegulariser(*(LOSSES.setting(cfg.loss, k) for k in ("r1_gamma", "r2_gamma", "reg_every")))
     gan_step = GANStep(gan, device, t.precision, regulariser, AUGMENTATIONS.build(cfg.augment, t.batch_size))
     ema = GeneratorEMA(gan.generator, t.ema_decay, t.ema_start) if t.ema_decay > 0 else None
-    blank = frozenset({*(name for name in ("r1", "r2") if not LOSSES.knob(cfg.loss, f"{name}_gamma")),
+    blank = frozenset({*(name for name in ("r1", "r2") if not LOSSES.setting(cfg.loss, f"{name}_gamma")),
                        *(() if cfg.discriminator.get("conditioning") == "acgan" else ("class_loss",))})
-    recorder = Recorder(run, gan_step, doctor, logger, per_epoch, cfg.name, blank)
-    evaluation = Evaluation(evaluator, run, data, gan.generator, ema, doctor, logger, cfg.seed, cfg.name,
+    metrics_log = MetricsLog(run, gan_step, diagnostician, logger, per_epoch, cfg.name, blank)
+    scorekeeper = Scorekeeper(evaluator, run, data, gan.generator, ema, diagnostician, logger, cfg.seed, cfg.name,
                             n_grid=t.n_grid, n_samples=cfg.metrics.n_samples, classes=classes)
-    parts = Parts(gan, batches, gan_step, recorder, evaluation, doctor, ema, logger)
+    parts = Parts(gan, batches, gan_step, metrics_log, scorekeeper, diagnostician, ema, logger)
     return Trainer(parts, schedule, run, OmegaConf.to_container(cfg, resolve=True), data.sample_shape, classes,
                    progress_bar)
 
@@ -120,13 +120,13 @@ def check_memory(cfg: DictConfig) -> None:
     """Refuse, naming the key, settings whose tensors cannot fit in the memory available now."""
     from ganlab.config.memory import network_values, require, sample_values
 
-    if is_custom(cfg.data):  # its shape is known once it is loaded
+    if is_users_part(cfg.data):  # its shape is known once it is loaded
         return
     shape = sample_shape(cfg)
     if "n_samples" in cfg.data:
         require(4 * sample_values(cfg.data.n_samples, shape), f"data.n_samples={cfg.data.n_samples}",
                 "lower data.n_samples")
-    if not (is_custom(cfg.generator) or is_custom(cfg.discriminator)):  # a user's may not build on the meta device
+    if not (is_users_part(cfg.generator) or is_users_part(cfg.discriminator)):  # a user's may not build on the meta device
         nets = (network_values(lambda: build_generator(cfg.generator, shape))
                 + network_values(lambda: build_discriminator(cfg.discriminator, shape)))
         require(nets, f"generator.width={cfg.generator.width} with discriminator.width={cfg.discriminator.width}",
@@ -190,11 +190,11 @@ def run_job(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None,
         with stop_on_signals(trainer, worker=jobs > 1):
             trainer.fit()
         summary.end("completed")
-        if evaluator is not None and trainer.evaluation.best:
-            summary["at_the_floor"] = trainer.evaluation.floor_check()
+        if evaluator is not None and trainer.scorekeeper.best:
+            summary["at_the_floor"] = trainer.scorekeeper.floor_check()
     except NonFiniteLossError as e:  # a result, not a crash: stop cleanly, keep the last good checkpoint
         last_good = run.checkpoints / LAST_PT
-        diagnosis = trainer.doctor.divergence(trainer.step, trainer.step / trainer.steps_per_epoch, str(e),
+        diagnosis = trainer.diagnostician.divergence(trainer.step, trainer.step / trainer.steps_per_epoch, str(e),
                                               _relative(run, last_good))
         log.error("diagnosis: %s", diagnosis.line())
         summary.end("diverged", str(e))
@@ -251,19 +251,19 @@ def stop_on_signals(trainer: Trainer, worker: bool = False) -> Iterator[None]:
 
 def record_progress(summary: Summary, trainer: Trainer, run: RunFolder, seconds: float) -> None:
     """What the run reached, into its summary (its shape: record/summary.py)."""
-    gan, evaluator, evaluation = trainer.gan, trainer.evaluator, trainer.evaluation
+    gan, evaluator, scorekeeper = trainer.gan, trainer.evaluator, trainer.scorekeeper
     quality = None
     if evaluator is not None:
-        best = evaluation.best
+        best = scorekeeper.best
         quality = Summary.quality_record(
-            evaluator.primary, evaluation.last_eval, best, _best_vs_last(best, evaluation.last_eval),
+            evaluator.primary, scorekeeper.last_eval, best, _best_vs_last(best, scorekeeper.last_eval),
             tied_with_best(run, best), _relative(run, run.checkpoints / BEST_PT), evaluator.floor,
-            {**evaluator.info, "generator": "ema" if trainer.ema else "raw"}, evaluation.seconds, seconds,
+            {**evaluator.info, "generator": "ema" if trainer.ema else "raw"}, scorekeeper.seconds, seconds,
             weakest_class(best["per_class"]) if best.get("per_class") else None)
-    summary.progress(trainer.epochs_done, trainer.step, seconds, trainer.recorder.last_row,
+    summary.progress(trainer.epochs_done, trainer.step, seconds, trainer.metrics_log.last_row,
                      _relative(run, run.sample_path(trainer.epochs_done)), _relative(run, run.checkpoints / LAST_PT),
                      {"generator": n_params(gan.generator), "discriminator": n_params(gan.discriminator)},
-                     trainer.doctor.as_list(), quality)
+                     trainer.diagnostician.as_list(), quality)
 
 
 def weakest_class(per_class: list[dict]) -> dict:

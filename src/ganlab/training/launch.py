@@ -89,11 +89,11 @@ class ClaimRunFolder(Callback):
 def say_sweep_plan(config: DictConfig) -> None:
     """Before a grid sweep's jobs: how many, how many at once, on which processor; each job's train.log
     then says its own G steps, evaluations and time left."""
-    from ganlab.record.sweep_plan import settings
+    from ganlab.record.sweep_plan import swept_settings
     from ganlab.training.cost import processor
 
     try:
-        jobs = len(settings([str(o) for o in config.hydra.overrides.task]))
+        jobs = len(swept_settings([str(o) for o in config.hydra.overrides.task]))
     except Exception:  # a sweeper with its own plan (Optuna), or a glob: Hydra says how many it launches
         return
     at_once = min(jobs, parallel_jobs(config.hydra))

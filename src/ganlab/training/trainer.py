@@ -2,7 +2,7 @@
 
 Each concern owns its state and checkpoints it with state_dict / load_state_dict: the batch stream
 (batches.py), the D/G step with its networks, optimisers and augmentation (step.py), the
-metrics.csv rows (recording.py), grids and quality scores (evaluation.py) and the EMA generator
+metrics.csv rows (metrics_log.py), grids and quality scores (scorekeeper.py) and the EMA generator
 (ema.py). The loop below only orders them; the checkpoint is their states side by side. The Trainer
 knows no config: it is handed its Parts and a Schedule (job.build_trainer makes them from one), so a
 GAN built by hand trains through it too.
@@ -25,8 +25,8 @@ from ganlab.training import cost
 from ganlab.training.batches import BatchStream
 from ganlab.training.diagnose import Diagnostician
 from ganlab.training.ema import GeneratorEMA
-from ganlab.training.evaluation import Evaluation
-from ganlab.training.recording import Recorder
+from ganlab.training.scorekeeper import Scorekeeper
+from ganlab.training.metrics_log import MetricsLog
 from ganlab.training.step import GAN, GANStep
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,9 @@ class Parts:
     gan: GAN
     batches: BatchStream
     gan_step: GANStep
-    recorder: Recorder
-    evaluation: Evaluation
-    doctor: Diagnostician
+    metrics_log: MetricsLog
+    scorekeeper: Scorekeeper
+    diagnostician: Diagnostician
     ema: Optional[GeneratorEMA] = None
     logger: Any = None  # TensorBoard or MLflow beside the CSVs (trackers.py)
 
@@ -70,7 +70,7 @@ class Trainer:
         the run from it); `classes`: a conditional GAN's, by label."""
         self.schedule, self.run, self.config, self.progress_bar = schedule, run, config, progress_bar
         self.gan, self.batches, self.gan_step = parts.gan, parts.batches, parts.gan_step
-        self.recorder, self.evaluation, self.doctor = parts.recorder, parts.evaluation, parts.doctor
+        self.metrics_log, self.scorekeeper, self.diagnostician = parts.metrics_log, parts.scorekeeper, parts.diagnostician
         self.ema, self.logger = parts.ema, parts.logger
         self.sample_shape, self.classes = sample_shape, classes
         self.steps_per_epoch, self.total_steps = schedule.steps_per_epoch, schedule.total_steps
@@ -83,23 +83,23 @@ class Trainer:
 
     @property
     def evaluator(self) -> Evaluator | None:
-        return self.evaluation.evaluator
+        return self.scorekeeper.evaluator
 
     def seconds(self) -> float:
         return time.perf_counter() - self.start
 
     # ------------------------------------------------------------------------------ loop
     def fit(self) -> None:
-        t = self.schedule
+        schedule = self.schedule
         self.start = time.perf_counter() - self.elapsed
         self.last_save = time.perf_counter()
         if self.finished and self.step >= self.total_steps:  # killed after its last checkpoint: nothing left
             return
-        n_evaluations = cost.evaluations(self.total_steps, self.steps_per_epoch, t.evaluate_every) \
+        n_evaluations = cost.evaluations(self.total_steps, self.steps_per_epoch, schedule.evaluate_every) \
             if self.evaluator is not None else 0
         log.info(cost.plan(self.total_steps, self.steps_per_epoch, self.batches.n_critic, n_evaluations,
                            self.gan_step.device, torch.get_num_threads(), self.gan_step.precision.mode))
-        self.pace = cost.Pace(self.step, self.evaluation.seconds, self.total_steps, n_evaluations)
+        self.pace = cost.Pace(self.step, self.scorekeeper.seconds, self.total_steps, n_evaluations)
         with tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
                   disable=not self.progress_bar) as bar:
             while self.step < self.total_steps:  # an epoch (or what is left of it, or of the run) at a time
@@ -114,19 +114,19 @@ class Trainer:
     def train_step(self, bar: tqdm) -> None:
         """One G step (after its n_critic D steps) and what follows it: EMA, a metrics row, a checkpoint
         when a signal asks to stop or checkpoint_minutes have passed."""
-        t = self.schedule
-        self.recorder.add(self.gan_step(self.batches.next(), self.step))
+        schedule = self.schedule
+        self.metrics_log.add(self.gan_step(self.batches.next(), self.step))
         self.step += 1
-        self._say(self.pace.after_step(self.step, self.evaluation.seconds))
+        self._say(self.pace.after_step(self.step, self.scorekeeper.seconds))
         if self.ema:
             self.ema.update(self.gan.generator, self.step)
         bar.update()
-        if self.step % t.log_every == 0:
-            bar.set_postfix(self.recorder.write_row(self.step, self.seconds()), refresh=False)
+        if self.step % schedule.log_every == 0:
+            bar.set_postfix(self.metrics_log.write_row(self.step, self.seconds()), refresh=False)
         if self.stop_signal:
             self.save_checkpoint(LAST_PT)
             raise KeyboardInterrupt(self.stop_signal)
-        if time.perf_counter() - self.last_save > 60 * t.checkpoint_minutes:
+        if time.perf_counter() - self.last_save > 60 * schedule.checkpoint_minutes:
             self.save_checkpoint(LAST_PT)  # a kill never loses more than checkpoint_minutes
 
     @property
@@ -135,21 +135,21 @@ class Trainer:
         return self.epoch + self.partial_epoch
 
     def end_of_epoch(self, final: bool) -> None:
-        t, epoch, evaluation = self.schedule, self.epochs_done, self.evaluation
+        schedule, epoch, scorekeeper = self.schedule, self.epochs_done, self.scorekeeper
         if final:
-            self.recorder.write_row(self.step, self.seconds())
-        evaluate = self.evaluator is not None and (final or epoch % t.evaluate_every == 0)
-        if final or evaluate or epoch % t.sample_every == 0:
-            evaluation.save_samples(epoch, self.step)
+            self.metrics_log.write_row(self.step, self.seconds())
+        evaluate = self.evaluator is not None and (final or epoch % schedule.evaluate_every == 0)
+        if final or evaluate or epoch % schedule.sample_every == 0:
+            scorekeeper.save_samples(epoch, self.step)
         if evaluate:
-            before = evaluation.seconds
-            if evaluation.evaluate(epoch, self.step):
+            before = scorekeeper.seconds
+            if scorekeeper.evaluate(epoch, self.step):
                 self.save_checkpoint(BEST_PT)
-            self._say(self.pace.after_evaluation(self.step, evaluation.seconds - before))
+            self._say(self.pace.after_evaluation(self.step, scorekeeper.seconds - before))
         if final and self.evaluator is not None:
-            evaluation.check_degradation(epoch)
-        if final or epoch % t.checkpoint_every == 0:
-            self.recorder.plot_history(self.evaluator)
+            scorekeeper.check_degradation(epoch)
+        if final or epoch % schedule.checkpoint_every == 0:
+            self.metrics_log.plot_history(self.evaluator)
             self.save_checkpoint(LAST_PT, finished=final)
 
     @staticmethod
@@ -167,8 +167,9 @@ class Trainer:
     def parts_state(self) -> dict[str, Any]:
         return {**self.gan_step.state_dict(),  # generator, discriminator, opt_g, opt_d, augment
                 **({"generator_ema": self.ema.state_dict()} if self.ema else {}),
-                "batches": self.batches.state_dict(), "recorder": self.recorder.state_dict(),
-                "evaluation": self.evaluation.state_dict(), "doctor": self.doctor.state_dict()}
+                # the file's names for the last three, from format 2 on: recorder, evaluation, doctor
+                "batches": self.batches.state_dict(), "recorder": self.metrics_log.state_dict(),
+                "evaluation": self.scorekeeper.state_dict(), "doctor": self.diagnostician.state_dict()}
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Continue from a checkpoint written by save_checkpoint (of any format), bit for bit."""
@@ -179,7 +180,7 @@ class Trainer:
         if self.ema:
             self.ema.load_state_dict(parts["generator_ema"])
         self.batches.load_state_dict(parts["batches"])
-        self.recorder.load_state_dict(parts["recorder"])
-        self.evaluation.load_state_dict(parts["evaluation"])
-        self.doctor.load_state_dict(parts["doctor"])
+        self.metrics_log.load_state_dict(parts["recorder"])
+        self.scorekeeper.load_state_dict(parts["evaluation"])
+        self.diagnostician.load_state_dict(parts["doctor"])
         set_rng_state(checkpoint.rng)

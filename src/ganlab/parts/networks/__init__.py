@@ -28,4 +28,4 @@ GENERATORS.target_rule = DISCRIMINATORS.target_rule = TargetRule(
     "a torch.nn.Module subclass", lambda target: inspect.isclass(target) and issubclass(target, nn.Module))
 # ganlab's own keys of any D (a user's `discriminator._target_` included): packing wraps any network
 # (packing.py); minibatch_std is a layer inside ganlab's networks (layers.py).
-DISCRIMINATORS.knobs = {key: DiscriminatorNetConfig.__dataclass_fields__[key].default for key in ("pack", "minibatch_std")}
+DISCRIMINATORS.settings = {key: DiscriminatorNetConfig.__dataclass_fields__[key].default for key in ("pack", "minibatch_std")}

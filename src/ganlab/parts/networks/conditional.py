@@ -112,7 +112,7 @@ def build_generator(cfg: DictConfig, shape: tuple[int, ...], n_classes: int = 0)
 def build_discriminator(cfg: DictConfig, shape: tuple[int, ...], n_classes: int = 0) -> nn.Module:
     """The configured D; class-conditional when `n_classes` > 0, judging packs of samples when
     `discriminator.pack` > 1."""
-    pack = DISCRIMINATORS.knob(cfg, "pack")
+    pack = DISCRIMINATORS.setting(cfg, "pack")
     if pack > 1:
         return Packed(DISCRIMINATORS.build(cfg, packed_shape(shape, pack)), pack)
     return ConditionalDiscriminator(cfg, shape, n_classes) if n_classes else DISCRIMINATORS.build(cfg, shape)

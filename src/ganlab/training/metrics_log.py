@@ -18,12 +18,12 @@ from ganlab.training.step import STATS, GANStep, NonFiniteLossError
 log = logging.getLogger(__name__)
 
 
-class Recorder:
-    def __init__(self, run: RunFolder, gan_step: GANStep, doctor: Diagnostician, logger, steps_per_epoch: int,
+class MetricsLog:
+    def __init__(self, run: RunFolder, gan_step: GANStep, diagnostician: Diagnostician, logger, steps_per_epoch: int,
                  title: str, blank: frozenset[str] = frozenset()):
         """`title`: the run's name on its history plot; `blank`: metrics.csv columns that mean nothing for this
         run (no R1, no class loss), left blank like the loss columns its loss does not fill."""
-        self.run, self.gan_step, self.doctor, self.logger, self.title = run, gan_step, doctor, logger, title
+        self.run, self.gan_step, self.diagnostician, self.logger, self.title = run, gan_step, diagnostician, logger, title
         self.steps_per_epoch = steps_per_epoch
         self.sums = torch.zeros(len(STATS), device=gan_step.device)
         self.count = 0
@@ -55,7 +55,7 @@ class Recorder:
         bad = [k for k in ("loss_d", "loss_g", "grad_norm_d", "grad_norm_g") if not math.isfinite(stats[k])]
         if bad:
             raise NonFiniteLossError(f"non-finite {', '.join(bad)} at step {step}")
-        for diagnosis in self.doctor.on_metrics(row):
+        for diagnosis in self.diagnostician.on_metrics(row):
             log.warning("diagnosis: %s", diagnosis.line())
         return {"loss_d": f"{stats['loss_d']:.3f}", "loss_g": f"{stats['loss_g']:.3f}"}
 

@@ -29,14 +29,14 @@ log = logging.getLogger(__name__)
 POINT_GRID = 1000  # generated points drawn in each scatter plot of 1-D/2-D data
 
 
-class Evaluation:
+class Scorekeeper:
     def __init__(self, evaluator: Optional[Evaluator], run: RunFolder, data: Dataset, generator: nn.Module,
-                 ema: Optional[GeneratorEMA], doctor: Diagnostician, logger, seed: int, title: str,
+                 ema: Optional[GeneratorEMA], diagnostician: Diagnostician, logger, seed: int, title: str,
                  n_grid: int, n_samples: int, classes: Optional[list[str]] = None):
         """`seed`: the run's (the fixed and evaluation noise come from seed + 1); `n_grid` images a grid,
         `n_samples` an evaluation; `classes` of a conditional GAN (one grid row each)."""
         self.evaluator, self.run, self.data, self.title = evaluator, run, data, title
-        self.generator, self.ema, self.doctor, self.logger = generator, ema, doctor, logger
+        self.generator, self.ema, self.diagnostician, self.logger = generator, ema, diagnostician, logger
         z_rng = torch.Generator().manual_seed(seed + 1)
         device = next(generator.parameters()).device
         n_fixed = n_grid if data.is_image else POINT_GRID
@@ -111,7 +111,7 @@ class Evaluation:
                 pairs = self.evaluator.closest_pairs(samples)
                 atomic_write(self.run.path / CLOSEST_PAIRS_PNG,
                              lambda tmp: save_image_grid(pairs, tmp, fmt="png", nrow=4))
-        for diagnosis in self.doctor.on_quality(row):
+        for diagnosis in self.diagnostician.on_quality(row):
             log.warning("diagnosis: %s", diagnosis.line())
         return is_best
 
@@ -125,7 +125,7 @@ class Evaluation:
         return rows
 
     def check_degradation(self, epoch: int) -> None:
-        for diagnosis in self.doctor.degradation(self.best, self.last_eval, epoch):
+        for diagnosis in self.diagnostician.degradation(self.best, self.last_eval, epoch):
             log.warning("diagnosis: %s", diagnosis.line())
 
     def state_dict(self) -> dict:
