@@ -41,10 +41,12 @@ def requires_grad(net: nn.Module, flag: bool) -> None:
 
 class GANStep:
     def __init__(self, gan: GAN, device: torch.device, precision: str = "32",
-                 regulariser: Optional[LazyRegulariser] = None, augment: Optional[DiffAugment] = None):
+                 regulariser: Optional[LazyRegulariser] = None, augment: Optional[DiffAugment] = None,
+                 rng: Optional[torch.Generator] = None):
         """`precision`: trainer.precision (32, bf16, fp16, auto); `regulariser`: the lazy R1/R2 penalty (none
-        by default); `augment`: what D's inputs pass through (none by default)."""
-        self.gan, self.device = gan, device
+        by default); `augment`: what D's inputs pass through (none by default); `rng`: the noise's random
+        stream (torch's global one by default)."""
+        self.gan, self.device, self.rng = gan, device, rng
         self.precision = Precision(precision, device)
         self.regulariser = regulariser or LazyRegulariser(0.0, 0.0, 16)
         self.augment = augment
@@ -117,7 +119,9 @@ class GANStep:
         return self.augment(images) if self.augment else images
 
     def noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.gan.generator.z_dim, device=self.device)
+        if self.rng is None:
+            return torch.randn(n, self.gan.generator.z_dim, device=self.device)
+        return torch.randn(n, self.gan.generator.z_dim, generator=self.rng).to(self.device)
 
     def check_weights(self, step: int) -> None:
         """Refuse to checkpoint NaN weights over a good checkpoint."""

@@ -1,0 +1,116 @@
+"""Time per member's G step: K GANs stacked into one vmapped computation (training/stack.py) against the
+same K GANs stepped one after another, on one thread, interleaved round by round in one run; each
+figure's share of the processor's single-thread float32 matmul peak, measured in the same run.
+
+    python benchmarks/stacked.py [--rounds 5] [--ks 1,2,4,8,16]
+
+One thread each way, so the ratio is what a stack gains per core: K separate processes on K cores
+each take one solo step's time per member (when the cores are not shared), as the sequential solo
+steps here do. Networks: the ring MLP (ganlab's default mlp on ring8, batch 64), PacGAN's (a 4 x 400
+MLP G, a 3 x 200 maxout D of 5 pieces, batch 100) and the default digits DCGAN (batch norm, batch 64).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ganlab.parts.data import load_dataset
+from ganlab.config.schema import compose_train
+from ganlab.training.batches import BatchStream
+from ganlab.training.cost import processor
+from ganlab.training.job import build_gan
+from ganlab.training.stack import StackedStep
+from ganlab.training.step import GANStep
+
+
+CPU = torch.device("cpu")
+NETWORKS = {
+    "ring MLP": ["data=ring8", "data.n_samples=20000", "generator=mlp", "discriminator=mlp", "trainer.batch_size=64"],
+    "PacGAN's": ["data=ring8", "data.n_samples=20000", "generator=mlp", "generator.width=400", "generator.depth=4",
+                 "discriminator=maxout", "trainer.batch_size=100"],
+    "digits DCGAN": ["trainer.batch_size=64"],
+}
+
+
+def matmul_peak(seconds: float = 1.0) -> float:
+    """Single-thread float32 matmul FLOP/s (1024 x 1024)."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    a @ b
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        n += 1
+    return 2 * 1024 ** 3 * n / (time.perf_counter() - start)
+
+
+def build(overrides: list[str], k: int):
+    cfg = compose_train(*overrides)
+    data = load_dataset(cfg.data, 0)
+    gans, streams, rngs = [], [], []
+    for seed in range(k):
+        torch.manual_seed(seed)
+        gans.append(build_gan(cfg, data.sample_shape, CPU))
+        streams.append(BatchStream(data, cfg.trainer.batch_size, 1, seed))
+        rngs.append(torch.Generator().manual_seed(seed))
+    return gans, streams, rngs
+
+
+def reals(stream: BatchStream) -> list[torch.Tensor]:
+    if stream.steps_left() == 0:
+        stream.end_epoch()
+    return [x for x, _ in stream.next()]
+
+
+def timed(step, n: int) -> float:
+    start = time.perf_counter()
+    for i in range(n):
+        step(i)
+    return (time.perf_counter() - start) / n
+
+
+def flops_of_one_step(overrides: list[str]) -> float:
+    gans, streams, rngs = build(overrides, 1)
+    solo = GANStep(gans[0], CPU, rng=rngs[0])
+    with FlopCounterMode(display=False) as counter:
+        solo([(x, None) for x in reals(streams[0])], 0)
+    return counter.get_total_flops()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--ks", default="1,2,4,8,16")
+    parser.add_argument("--steps", type=int, default=5, help="G steps timed per round and way")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    peak = matmul_peak()
+    print(f"processor: {processor()}; torch {torch.__version__}, 1 thread; float32 matmul peak "
+          f"{peak / 1e9:.0f} GFLOP/s")
+    print(f"{'networks':22} {'K':>3} {'solo ms':>8} {'stacked ms':>10} {'ratio':>6} {'solo peak':>9} "
+          f"{'stack peak':>10}   (per member's G step, medians of {args.rounds} interleaved rounds)")
+    for name, overrides in NETWORKS.items():
+        flops = flops_of_one_step(overrides)
+        for k in map(int, args.ks.split(",")):
+            gans, streams, rngs = build(overrides, k)
+            solos = [GANStep(g, CPU, rng=r) for g, r in zip(gans, rngs)]
+            gans2, streams2, rngs2 = build(overrides, k)
+            stack = StackedStep(gans2, rngs2, CPU)
+            solo_step = lambda i: [s([(x, None) for x in reals(b)], i) for s, b in zip(solos, streams)]  # noqa: E731
+            stack_step = lambda i: stack([reals(b) for b in streams2], i)  # noqa: E731
+            solo_step(0), stack_step(0)  # warm-up
+            solo_t, stack_t = [], []
+            for _ in range(args.rounds):
+                solo_t.append(timed(solo_step, args.steps) / k)
+                stack_t.append(timed(stack_step, args.steps) / k)
+            s, t = statistics.median(solo_t), statistics.median(stack_t)
+            print(f"{name:22} {k:>3} {1e3 * s:>8.2f} {1e3 * t:>10.2f} {s / t:>5.2f}x {flops / s / peak:>8.0%} "
+                  f"{flops / t / peak:>9.0%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
