@@ -133,6 +133,26 @@ def fake_round(folder: Path, jobs: list[tuple[str, str, int]]) -> None:
         (job / "summary.json").write_text(json.dumps({"status": "completed"}))
 
 
+def test_a_round_stopped_after_its_first_seed_finished_is_continued_in_its_own_folder(tmp_path, monkeypatch):
+    """Seed 1 of every setting finished, seed 2 stopped: the next round is seeds 1-2 again, completed in place,
+    not a new seeds_2-2 whose runs would count twice."""
+    from ganlab.judging.study import Design, Study
+    from ganlab.training.processes import OutOfTime
+
+    folder = tmp_path / "s"
+    study = Study.start(folder, Design(["optim.lr=0.1,0.2"], max_seeds=4, per_round=2, max_minutes=10))
+    fake_round(folder / "seeds_1-2", [("a", "0.1", 1), ("b", "0.2", 1)])
+    rounds = []
+
+    def train_round(seeds, say):
+        rounds.append(seeds)
+        raise OutOfTime("train")  # the round is all this test needs
+
+    monkeypatch.setattr(study, "_train_round", train_round)
+    study.run(say=lambda line: None)
+    assert rounds == [[1, 2]]
+
+
 def test_a_look_counts_each_setting_and_seed_once_and_names_both_folders_of_a_duplicate(tmp_path):
     from ganlab.judging.study import Design, Study
 

@@ -205,7 +205,9 @@ class Study:
                 return self._stop(f"the time budget is spent: a round takes {self.round_minutes:.1f} min and "
                                   f"{d.max_minutes - self.minutes:.1f} of {d.max_minutes:g} min are left", say)
             try:
-                self._train_round(d.seeds(seeds, d.per_round - seeds % d.per_round), say)
+                # the whole round that holds the next seed: one stopped after some of its seeds finished is
+                # completed in its own folder, never begun again in another (its runs would count twice)
+                self._train_round(d.seeds(seeds - seeds % d.per_round, d.per_round), say)
             except OutOfTime:
                 self._look_if_new(say)
                 return self._stop(f"the time budget is spent ({self.minutes:.1f} of {d.max_minutes:g} min): the round "
