@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ganlab.config import ConfigError, validate
 from ganlab.parts.losses import RpGANLoss, squared_gradient_norm
-from ganlab.parts.networks.conditional import build_discriminator
+from ganlab.parts.networks.build import build_discriminator
 from ganlab.parts.networks.layers import MinibatchStd
 from ganlab.parts.networks.packing import Packed
 from tests.conftest import TINY, TINY_POINTS, make_cfg, whole_and_resumed

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ganlab.parts.networks.conditional import build_generator
+from ganlab.parts.networks.build import build_generator
 from ganlab.record.checkpoints import Checkpoint, CheckpointError, checkpoint_path, sample_shape
 from ganlab.record.pictures import save_image_grid, save_points_plot
 from ganlab.record.run_folder import atomic_write

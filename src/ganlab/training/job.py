@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from ganlab.config import ConfigError, is_conditional, validate
 from ganlab.parts.contract import BATCH, check_parts
 from ganlab.parts.data import Dataset, DatasetError, load_dataset
-from ganlab.parts.networks.conditional import build_discriminator, build_generator
+from ganlab.parts.networks.build import build_discriminator, build_generator
 from ganlab.parts.losses import LazyRegulariser
 from ganlab.parts.registry import AUGMENTATIONS, LOSSES, OPTIMIZERS, is_users_part, option_name
 from ganlab.quality import Evaluator, build_evaluator

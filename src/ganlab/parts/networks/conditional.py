@@ -14,7 +14,6 @@ import torch
 import torch.nn as nn
 from omegaconf import DictConfig
 
-from ganlab.parts.networks.packing import Packed, packed_shape
 from ganlab.parts.registry import DISCRIMINATORS, GENERATORS
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
@@ -102,17 +101,3 @@ class ConditionalDiscriminator(nn.Module):
         if self.method != "acgan":
             return y.new_zeros((), dtype=torch.float32)
         return self.class_weight * nn.functional.cross_entropy(self.class_logits.float(), y)
-
-
-def build_generator(cfg: DictConfig, shape: tuple[int, ...], n_classes: int = 0) -> nn.Module:
-    """The configured G; class-conditional when `n_classes` > 0."""
-    return ConditionalGenerator(cfg, shape, n_classes) if n_classes else GENERATORS.build(cfg, shape)
-
-
-def build_discriminator(cfg: DictConfig, shape: tuple[int, ...], n_classes: int = 0) -> nn.Module:
-    """The configured D; class-conditional when `n_classes` > 0, judging packs of samples when
-    `discriminator.pack` > 1."""
-    pack = DISCRIMINATORS.setting(cfg, "pack")
-    if pack > 1:
-        return Packed(DISCRIMINATORS.build(cfg, packed_shape(shape, pack)), pack)
-    return ConditionalDiscriminator(cfg, shape, n_classes) if n_classes else DISCRIMINATORS.build(cfg, shape)
