@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganlab.record.checkpoints import CheckpointError, load_checkpoint
+from ganlab.record.checkpoints import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
 from ganlab.record.run_folder import RunFolderError
 from ganlab.training.job import run_job
 from tests.conftest import QUICK_METRICS, REPO, TINY_POINTS, ganlab, make_cfg, run_cli
@@ -294,15 +294,18 @@ def test_a_run_saved_by_an_earlier_ganlab_resumes_with_the_later_settings_at_the
 FORMAT1 = REPO / "tests" / "fixtures" / "run_format1"  # written by ganlab 34cff50 (2 epochs of a tiny ring run)
 
 
-def test_a_checkpoint_of_the_first_format_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+def test_a_checkpoint_of_the_first_format_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch):
+    """Before format 4 a run drew z from torch's global stream, and its resume goes on doing so: it ends as an
+    uninterrupted run that draws z there."""
     folder = tmp_path / "old"
     shutil.copytree(FORMAT1, folder)
     out = ganlab("resume", str(folder), "trainer.epochs=4")
     assert out.returncode == 0, out.stderr
     overrides = [o for o in (FORMAT1 / ".hydra" / "overrides.yaml").read_text().split("\n- ") if "epochs" not in o]
+    monkeypatch.setattr("ganlab.training.job.noise_stream", lambda seed: None)  # the global stream, as then
     run_job(make_cfg(*[o.strip("- \n") for o in overrides], "trainer.epochs=4"), tmp_path / "new")
     old, new = (torch.load(p / "checkpoints" / "last.pt", weights_only=True) for p in (folder, tmp_path / "new"))
-    assert old["format"] == new["format"] == 3 and old["step"] == new["step"] == 32
+    assert old["format"] == new["format"] == CHECKPOINT_FORMAT and old["step"] == new["step"] == 32
     # The fixture's first half was trained on another processor, whose kernels round differently in
     # the last bit (measured: 6e-8 of a tensor's scale, Intel Xeon against the AMD EPYC that wrote it):
     # equal within float32 rounding, not bit for bit. Runs made and resumed on one machine stay
@@ -343,7 +346,7 @@ def test_a_run_that_ended_mid_epoch_extends_as_an_uninterrupted_run(tmp_path, wr
     run_job(make_cfg(*points, "trainer.steps=10"), tmp_path / "short")
     last = tmp_path / "short" / "checkpoints" / "last.pt"
     state = torch.load(last, weights_only=True)
-    assert (state["format"], state["epoch"], state["finished"]) == (3, 1, True)
+    assert (state["format"], state["epoch"], state["finished"]) == (CHECKPOINT_FORMAT, 1, True)
     assert json.loads((tmp_path / "short" / "summary.json").read_text())["epochs_done"] == 2  # the partial one
     if written_as == 2:
         torch.save({**state, "format": 2, "epoch": 2}, last)

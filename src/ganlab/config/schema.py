@@ -38,6 +38,7 @@ class TrainerConfig:
     n_grid: int = 64  # images in each sample grid (points for 1-D/2-D data: 1000 used)
     threads: Optional[int] = None  # torch CPU threads (null: torch's default)
     progress: bool = True  # tqdm progress bar
+    stack: int = 1  # a sweep's jobs that differ only in seed train K at a time as one computation (training/stack.py)
     precision: str = "32"  # 32 | bf16 (autocast) | fp16 (autocast and a gradient scaler; CUDA only) | auto (bf16 on a CPU that has bf16 instructions, else 32)
     channels_last: bool = False  # NHWC memory layout for images
     compile: bool = False  # torch.compile G and D (compiling takes a while first)
@@ -90,7 +91,7 @@ class TrainConfig:
 
 # Keys that say how a run is carried out, not what it trains: a sweep's job folders are named
 # without them, compare does not count them as swept, and a resume may change them.
-HOW_NOT_WHAT = ("trainer.device", "trainer.progress", "trainer.threads", "logger.tracking_uri")
+HOW_NOT_WHAT = ("trainer.device", "trainer.progress", "trainer.threads", "trainer.stack", "logger.tracking_uri")
 
 LOGGERS = {"csv": LoggerConfig, "tensorboard": LoggerConfig, "mlflow": MLflowLoggerConfig}  # logger=NAME -> schema
 

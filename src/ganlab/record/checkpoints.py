@@ -19,8 +19,9 @@ from ganlab.parts.data import data_schema
 from ganlab.record.run_folder import CHECKPOINTS, RunFolder, is_run
 
 
-CHECKPOINT_FORMAT = 3  # upgraded when read: 1 before the parts had their own state; 2 counted a finished run's
-# partial last epoch (its steps ran out mid-epoch) in "epoch", where 3 counts whole passes only
+CHECKPOINT_FORMAT = 4  # upgraded when read: 1 before the parts had their own state; 2 counted a finished run's
+# partial last epoch (its steps ran out mid-epoch) in "epoch", where 3 counts whole passes only; 4 draws G's
+# noise from the run's own stream (its state: parts["noise"]), where 1-3 drew it from torch's global one
 WHERE = ("config", "sample_shape", "step", "epoch", "finished", "classes", "elapsed", "rng", "threads")
 
 
@@ -34,7 +35,7 @@ class Checkpoint:
     finished: bool  # the run's end-of-run work was done
     elapsed: float  # seconds of training
     parts: dict[str, Any]  # each part's state_dict by name: generator, discriminator, opt_g, opt_d, augment,
-    # generator_ema, batches, recorder, evaluation, doctor (those the run has)
+    # generator_ema, batches, recorder, evaluation, doctor, noise (those the run has)
     classes: Optional[list[str]] = None  # a conditional GAN's, by label
     rng: dict = field(default_factory=lambda: rng_state())  # the global RNGs, for a resume bit for bit
     threads: int = field(default_factory=torch.get_num_threads)  # a resume uses them again: another count rounds
@@ -46,7 +47,7 @@ class Checkpoint:
             "format": CHECKPOINT_FORMAT, "config": self.config, "sample_shape": list(self.sample_shape),
             "step": self.step, "epoch": self.epoch, "finished": self.finished,
             **({"classes": self.classes} if self.classes else {}),
-            "elapsed": self.elapsed, "rng": self.rng, "threads": self.threads, **self.parts}, name)
+            "elapsed": self.elapsed, "rng": self.rng, "threads": self.threads, **compact(self.parts)}, name)
 
     @classmethod
     def read(cls, path: Path) -> "Checkpoint":
@@ -59,6 +60,18 @@ class Checkpoint:
     def generator_weights(self) -> dict[str, torch.Tensor]:
         """The EMA generator's where the run kept one: it is what the run's grids and scores came from."""
         return self.parts.get("generator_ema", self.parts["generator"])
+
+
+def compact(state: Any) -> Any:
+    """The state with each tensor that views a larger one (a stack member's slice of the stacked weights) copied
+    out: torch.save would write the whole of what it views."""
+    if isinstance(state, dict):
+        return {k: compact(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(compact(v) for v in state)
+    if torch.is_tensor(state) and state.untyped_storage().nbytes() > state.numel() * state.element_size():
+        return state.clone()
+    return state
 
 
 class CheckpointError(RuntimeError):
@@ -95,7 +108,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def upgraded(state: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint in the current format (CHECKPOINT_FORMAT): format 1 (flat keys) is regrouped by part, and
-    formats 1-2 no longer count a finished run's partial last epoch."""
+    formats 1-2 no longer count a finished run's partial last epoch; 1-3 keep drawing z from the global stream
+    (they have no parts["noise"])."""
     form = state.get("format", 1)
     if form >= CHECKPOINT_FORMAT or "batches" not in state and "progress" not in state:  # current, or weights
         return state
@@ -105,7 +119,7 @@ def upgraded(state: dict[str, Any]) -> dict[str, Any]:
                  "recorder": {"sums": state["sums"], "count": state["count"], "last_row": progress["last_row"]},
                  "evaluation": {"fixed_noise": state["fixed_noise"], "best": state["best"],
                                 "last_eval": progress["last_eval"], "seconds": progress["eval_seconds"]}}
-    if state.get("finished") and state["batches"]["order"] is not None:  # it ended mid-epoch
+    if form <= 2 and state.get("finished") and state["batches"]["order"] is not None:  # it ended mid-epoch
         state = {**state, "epoch": state["epoch"] - 1}
     return {**state, "format": CHECKPOINT_FORMAT}
 

@@ -53,6 +53,10 @@ class Summary(dict):
             cls(status="failed", error=f"{error.__class__.__name__}: {error}").write(folder)
 
     # ------------------------------------------------------------------------ written by the run
+    def in_stack(self, members: list[str], index: int) -> None:
+        """Trained in a stack (training/stack.py) with these run folders, its own at `index`."""
+        self["stack"] = {"members": members, "index": index}
+
     def start(self, now: str, name: str, device: str, precision: str, total_steps: int,
               resumed_at: Optional[int] = None) -> "Summary":
         """A run (re)starting: running, with what it runs on; a resume (or restart, at 0) is listed."""

@@ -35,7 +35,7 @@ from ganlab.training.ema import GeneratorEMA
 from ganlab.training.scorekeeper import Scorekeeper
 from ganlab.training.precision import apply_speedups
 from ganlab.training.metrics_log import MetricsLog
-from ganlab.training.step import GAN, GANStep, NonFiniteLossError
+from ganlab.training.step import GAN, GANStep, NonFiniteLossError, noise_stream
 from ganlab.training.sweep import threads_for
 from ganlab.training.trackers import build_logger
 from ganlab.training.trainer import Parts, Schedule, Trainer, steps_per_epoch
@@ -95,7 +95,8 @@ def build_trainer(cfg: DictConfig, gan: GAN, data: Dataset, run: RunFolder, devi
     classes = data.classes if is_conditional(cfg) else None
     batches = BatchStream(data, t.batch_size, t.n_critic, cfg.seed, t.channels_last, bool(classes))
     regulariser = LazyRegulariser(*(LOSSES.setting(cfg.loss, k) for k in ("r1_gamma", "r2_gamma", "reg_every")))
-    gan_step = GANStep(gan, device, t.precision, regulariser, AUGMENTATIONS.build(cfg.augment, t.batch_size))
+    gan_step = GANStep(gan, device, t.precision, regulariser, AUGMENTATIONS.build(cfg.augment, t.batch_size),
+                       noise_stream(cfg.seed))
     ema = GeneratorEMA(gan.generator, t.ema_decay, t.ema_start) if t.ema_decay > 0 else None
     blank = frozenset({*(name for name in ("r1", "r2") if not LOSSES.setting(cfg.loss, f"{name}_gamma")),
                        *(() if cfg.discriminator.get("conditioning") == "acgan" else ("class_loss",))})
@@ -142,70 +143,99 @@ def n_params(net: torch.nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def run_job(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None,
-          restart: bool = False, jobs: int = 1) -> dict[str, Any]:
-    """Train the GAN that `cfg` describes into a new folder `run_dir`, continue it from the
-    checkpoint state `resume`, or (`restart`) start over a run killed before its first checkpoint;
-    `jobs` share the machine's cores (a parallel sweep: fewer threads, no progress bar). The config
-    is never changed: what .hydra/config.yaml says is what ran. Return the run's summary."""
-    validate(cfg)
-    device = resolve_device(cfg.trainer.device)
-    check_precision(cfg.trainer.precision, device)
-    threads = threads_for(cfg, jobs)
-    if resume is not None and not cfg.trainer.threads and resume.threads:
-        threads = resume.threads  # what the run started with (a sweep's job: cores // jobs), for the same numbers
-    if threads:
-        torch.set_num_threads(threads)
-    check_memory(cfg)
-    seed_everything(cfg.seed)
-    data = load_dataset(cfg.data, cfg.seed).to(device)
-    n_classes = class_count(cfg, data)
-    if steps_per_epoch(len(data), cfg.trainer.batch_size, cfg.trainer.n_critic) == 0:
-        raise ConfigError(f"data={option_name(cfg.data)} has {len(data)} samples, fewer than trainer.batch_size="
-                          f"{cfg.trainer.batch_size} x trainer.n_critic={cfg.trainer.n_critic}; lower trainer.batch_size")
-    check_contract(cfg, data, device, n_classes)
-    evaluator = build_evaluator(cfg, data) if cfg.metrics.enabled else None  # before the folder: it may refuse
-    run = (RunFolder(run_dir).reopen(resume.step) if resume is not None
-           else RunFolder(run_dir).restart() if restart else RunFolder(run_dir).create())
-    seed_everything(cfg.seed)  # the same networks whether or not the evaluator was just built
-    gan = build_gan(cfg, data.sample_shape, device, n_classes)
-    apply_speedups(cfg.trainer, gan.generator, gan.discriminator, data.is_image)
-    trainer = build_trainer(cfg, gan, data, run, device, evaluator, purge_step=resume and resume.step,
-                            progress_bar=cfg.trainer.progress and jobs == 1)  # parallel jobs' bars would garble
-    if resume is not None:
-        trainer.restore(resume)
-        log.info("resuming %s at step %d (epoch %d)", run.path, resume.step, resume.epoch)
-    log.info("run %s in %s on %s (%d torch threads, precision %s)", cfg.name, run.path, device,
-             torch.get_num_threads(), trainer.gan_step.precision.mode)
-    log.info("G %s: %s params; D %s: %s params; loss %s; %d steps of %d per epoch",
-             option_name(cfg.generator), f"{n_params(gan.generator):,}", option_name(cfg.discriminator),
-             f"{n_params(gan.discriminator):,}", option_name(cfg.loss), trainer.total_steps, trainer.steps_per_epoch)
+class Job:
+    """One run from its config to its summary: everything before training is done by the constructor (checks,
+    data, folder, parts, summary "running"), `train` runs it alone, `end` and `close` record how it ended;
+    a stack (training/stack.py) builds its members as Jobs and trains their parts together."""
 
-    clock, now = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
-    summary = (Summary.read(run.path, strict=False) if resume is not None else Summary()).start(
-        now, cfg.name, str(device), trainer.gan_step.precision.mode, trainer.total_steps,
-        resumed_at=(resume.step if resume else 0) if resume is not None or restart else None)
-    summary.write(run.path)
-    try:
-        with stop_on_signals(trainer, worker=jobs > 1):
-            trainer.fit()
-        summary.end("completed")
-        if evaluator is not None and trainer.scorekeeper.best:
-            summary["at_the_floor"] = trainer.scorekeeper.floor_check()
-    except NonFiniteLossError as e:  # a result, not a crash: stop cleanly, keep the last good checkpoint
-        last_good = run.checkpoints / LAST_PT
-        diagnosis = trainer.diagnostician.divergence(trainer.step, trainer.step / trainer.steps_per_epoch, str(e),
-                                              _relative(run, last_good))
-        log.error("diagnosis: %s", diagnosis.line())
-        summary.end("diverged", str(e))
-    except KeyboardInterrupt:
-        summary.end("interrupted")
-        raise
-    except Exception as e:
-        summary.end("failed", f"{e.__class__.__name__}: {e}")
-        raise
-    finally:
-        record_progress(summary, trainer, run, trainer.elapsed + time.perf_counter() - clock)
+    def __init__(self, cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None, restart: bool = False,
+                 jobs: int = 1, progress_bar: bool = True, queued: bool = False):
+        """Train the GAN that `cfg` describes into a new folder `run_dir`, continue it from the checkpoint state
+        `resume`, or (`restart`) start over a run killed before its first checkpoint; `jobs` share the machine's
+        cores (a parallel sweep: fewer threads, no progress bar); `queued`: a new run in the folder that a sweep
+        made for it (it holds Hydra's files alone). The config is never changed: what .hydra/config.yaml says is
+        what ran."""
+        validate(cfg)
+        self.cfg, self.jobs = cfg, jobs
+        device = resolve_device(cfg.trainer.device)
+        check_precision(cfg.trainer.precision, device)
+        threads = threads_for(cfg, jobs)
+        if resume is not None and not cfg.trainer.threads and resume.threads:
+            threads = resume.threads  # what the run started with (a sweep's job: cores // jobs), for the same numbers
+        if threads:
+            torch.set_num_threads(threads)
+        check_memory(cfg)
+        seed_everything(cfg.seed)
+        data = load_dataset(cfg.data, cfg.seed).to(device)
+        n_classes = class_count(cfg, data)
+        if steps_per_epoch(len(data), cfg.trainer.batch_size, cfg.trainer.n_critic) == 0:
+            raise ConfigError(f"data={option_name(cfg.data)} has {len(data)} samples, fewer than trainer.batch_size="
+                              f"{cfg.trainer.batch_size} x trainer.n_critic={cfg.trainer.n_critic}; lower "
+                              f"trainer.batch_size")
+        check_contract(cfg, data, device, n_classes)
+        evaluator = build_evaluator(cfg, data) if cfg.metrics.enabled else None  # before the folder: it may refuse
+        self.run = run = (RunFolder(run_dir).reopen(resume.step) if resume is not None
+                          else RunFolder(run_dir).restart() if restart or queued else RunFolder(run_dir).create())
+        seed_everything(cfg.seed)  # the same networks whether or not the evaluator was just built
+        self.gan = gan = build_gan(cfg, data.sample_shape, device, n_classes)
+        apply_speedups(cfg.trainer, gan.generator, gan.discriminator, data.is_image)
+        self.trainer = trainer = build_trainer(
+            cfg, gan, data, run, device, evaluator, purge_step=resume and resume.step,
+            progress_bar=progress_bar and cfg.trainer.progress and jobs == 1)  # parallel jobs' bars would garble
+        if resume is not None:
+            trainer.restore(resume)
+            log.info("resuming %s at step %d (epoch %d)", run.path, resume.step, resume.epoch)
+        log.info("run %s in %s on %s (%d torch threads, precision %s)", cfg.name, run.path, device,
+                 torch.get_num_threads(), trainer.gan_step.precision.mode)
+        log.info("G %s: %s params; D %s: %s params; loss %s; %d steps of %d per epoch",
+                 option_name(cfg.generator), f"{n_params(gan.generator):,}", option_name(cfg.discriminator),
+                 f"{n_params(gan.discriminator):,}", option_name(cfg.loss), trainer.total_steps,
+                 trainer.steps_per_epoch)
+        self.clock, now = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.summary = (Summary.read(run.path, strict=False) if resume is not None else Summary()).start(
+            now, cfg.name, str(device), trainer.gan_step.precision.mode, trainer.total_steps,
+            resumed_at=resume.step if resume is not None else 0 if restart else None)
+        self.summary.write(run.path)
+
+    def train(self) -> dict[str, Any]:
+        """Train it alone (Ctrl-C and SIGTERM checkpoint and stop it); its summary."""
+        try:
+            with stop_on_signals(self.trainer, worker=self.jobs > 1):
+                self.trainer.fit()
+            self.completed()
+        except NonFiniteLossError as e:  # a result, not a crash: stop cleanly, keep the last good checkpoint
+            self.diverged(e)
+        except (KeyboardInterrupt, Exception) as e:
+            self.stopped(e)
+            raise
+        finally:
+            self.close()
+        return self.summary
+
+    def completed(self) -> None:
+        self.summary.end("completed")
+        if self.trainer.evaluator is not None and self.trainer.scorekeeper.best:
+            self.summary["at_the_floor"] = self.trainer.scorekeeper.floor_check()
+
+    def diverged(self, error: NonFiniteLossError) -> None:
+        trainer, run = self.trainer, self.run
+        diagnosis = trainer.diagnostician.divergence(trainer.step, trainer.step / trainer.steps_per_epoch, str(error),
+                                                     _relative(run, run.checkpoints / LAST_PT))
+        log.error("diagnosis: %s%s", f"{self.cfg.name} seed {self.cfg.seed}: " if self.summary.get("stack") else "",
+                  diagnosis.line())
+        self.summary.end("diverged", str(error))
+
+    def stopped(self, error: BaseException) -> None:
+        """Ctrl-C or SIGTERM (interrupted), or an error (failed)."""
+        if isinstance(error, KeyboardInterrupt):
+            self.summary.end("interrupted")
+        else:
+            self.summary.end("failed", f"{error.__class__.__name__}: {error}")
+
+    def close(self) -> None:
+        """What the run reached into its summary; the folder let go of."""
+        trainer, run, summary = self.trainer, self.run, self.summary
+        record_progress(summary, trainer, run, trainer.elapsed + time.perf_counter() - self.clock)
         try:
             summary.write(run.path)
         except RunFolderError as e:  # the disk is full or read-only: say so, keep the original error
@@ -215,7 +245,12 @@ def run_job(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None,
         run.release()
         log.info("%s after %d steps (%d epochs) in %.1f s", summary["status"], summary["steps_done"],
                  summary["epochs_done"], summary["duration_s"])
-    return summary
+
+
+def run_job(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None,
+            restart: bool = False, jobs: int = 1) -> dict[str, Any]:
+    """Train the GAN that `cfg` describes into `run_dir` (Job's arguments); return the run's summary."""
+    return Job(cfg, run_dir, resume, restart, jobs).train()
 
 
 @contextmanager

@@ -4,6 +4,7 @@ that sweeps and studies run in processes of their own:
 
     python -m ganlab.training.launch train [overrides] [-m]     # as `ganlab train`, less its --help
     python -m ganlab.training.launch resume RUN_DIR [overrides]  # as `ganlab resume`
+    python -m ganlab.training.launch stack [--jobs N] RUN_DIR...  # a sweep's jobs as one stack (stacked_runs.py)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError
 
 from ganlab import CONF_DIR
-from ganlab.config import ConfigError, register_configs
+from ganlab.config import ConfigError, register_configs, validate
 from ganlab.config.advice import advice
 from ganlab.config.hydra_flags import split_hydra_flags, sweep_dir_of, sweep_dir_override
 from ganlab.config.trust import UntrustedConfig, check_config_dir
@@ -110,7 +111,11 @@ def hydra_task(cfg: DictConfig) -> float | None:
     run_dir, sweeping = Path(hydra_cfg.runtime.output_dir), hydra_cfg.mode == RunMode.MULTIRUN
     try:
         if sweeping:  # Hydra made the job's folder and wrote its .hydra/ and train.log into it
-            claim_new(run_dir, allow=HYDRA_NAMES)
+            claim = claim_new(run_dir, allow=HYDRA_NAMES)
+            if cfg.trainer.stack > 1:  # queued: trained in a stack at the sweep's end (stacked_runs.TrainStacks)
+                validate(cfg)
+                claim.release()
+                return None
         summary = run_job(cfg, run_dir, jobs=parallel_jobs(hydra_cfg) if sweeping else 1)
     except KeyboardInterrupt:
         if sweeping:
@@ -181,13 +186,18 @@ def launch_training(rest: list[str]) -> int:
 
 def worker(argv: list[str]) -> int:
     """A sweep's or study's job in a process of its own: `train ARGS` as `ganlab train`, `resume RUN_DIR
-    [OVERRIDES]` as `ganlab resume`; an exit code as theirs."""
+    [OVERRIDES]` as `ganlab resume`, `stack [--jobs N] RUN_DIR...` a stack of queued or stopped jobs; an exit
+    code as theirs."""
     command, rest = argv[0], argv[1:]
     if command == "train":
         return launch_training(rest)
     from ganlab.training.resume import resume_run
+    from ganlab.training.stacked_runs import train_stack
 
     try:
+        if command == "stack":
+            jobs = int(rest[1]) if rest[0] == "--jobs" else 1
+            return train_stack([Path(d) for d in rest[2:] if rest[0] == "--jobs"] or [Path(d) for d in rest], jobs)
         return 0 if resume_run(Path(rest[0]), rest[1:])["status"] == "completed" else 1
     except KeyboardInterrupt:  # checkpointed and marked interrupted
         return 130

@@ -96,12 +96,13 @@ def _typed(override: str) -> DictConfig:
 
 
 @contextmanager
-def log_to(run_dir: Path) -> Iterator[None]:
-    """Append the resumed session's log to the run's train.log, and show it on the console."""
+def log_to(*run_dirs: Path) -> Iterator[None]:
+    """Append the session's log to the runs' train.log files (a resumed run's, a stack's members'), and show it
+    on the console."""
     formatter = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    handlers = (logging.FileHandler(run_dir / "train.log", mode="a"), logging.StreamHandler())
+    handlers = (*(logging.FileHandler(d / "train.log", mode="a") for d in run_dirs), logging.StreamHandler())
     for handler in handlers:
         handler.setFormatter(formatter)
         root.addHandler(handler)
@@ -113,6 +114,20 @@ def log_to(run_dir: Path) -> Iterator[None]:
             handler.close()
 
 
+def saved_run(run_dir: Path, overrides: list[str]) -> tuple[DictConfig, Checkpoint | None]:
+    """The config a run continues with (its saved one with `overrides`) and its checkpoints/last.pt (None
+    when it has none yet: killed before its first, or a stack's member not yet started)."""
+    last = run_dir / CHECKPOINTS / LAST_PT
+    if last.exists():
+        state = Checkpoint.read(last)
+        return requested_config(run_dir, state.config, overrides), state
+    saved = run_dir / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise CheckpointError(f"{run_dir} holds neither {CHECKPOINTS}/{LAST_PT} nor .hydra/config.yaml; nothing to "
+                              f"resume from")
+    return requested_config(run_dir, OmegaConf.to_container(OmegaConf.load(saved), resolve=True), overrides), None
+
+
 def resume_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     """Continue a run from checkpoints/last.pt; a run killed before its first checkpoint starts over
     in its folder with its own config and seed (so it ends as an uninterrupted run would)."""
@@ -120,17 +135,7 @@ def resume_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     from ganlab.training.job import run_job
 
     run_dir = find_run(run_dir)
-    last = run_dir / CHECKPOINTS / LAST_PT
-    if last.exists():
-        state = Checkpoint.read(last)
-        cfg = requested_config(run_dir, state.config, overrides)
-    else:
-        saved = run_dir / ".hydra" / "config.yaml"
-        if not saved.is_file():
-            raise CheckpointError(f"{run_dir} holds neither {CHECKPOINTS}/{LAST_PT} nor .hydra/config.yaml; nothing to "
-                                  f"resume from")
-        state, cfg = None, requested_config(run_dir, OmegaConf.to_container(OmegaConf.load(saved), resolve=True),
-                                            overrides)
+    cfg, state = saved_run(run_dir, overrides)
     validate(cfg)
     with log_to(run_dir):
         if state is None:

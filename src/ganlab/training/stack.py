@@ -16,14 +16,18 @@ settings. `why_not_stackable` names what does not.
 from __future__ import annotations
 
 import copy
+import time
 from typing import Optional
 
 import torch
 import torch.nn as nn
 from torch.func import functional_call, stack_module_state, vmap
+from tqdm import tqdm
 
+from ganlab.record.run_folder import LAST_PT
 from ganlab.training.precision import Precision
-from ganlab.training.step import GAN, STATS
+from ganlab.training.step import GAN, STATS, GANStep, NonFiniteLossError
+from ganlab.training.trainer import Trainer
 
 ELEMENTWISE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
 
@@ -48,6 +52,16 @@ class StackedNet:
         for p in self.params.values():
             p.requires_grad_(flag)
 
+    def bind(self, nets: list[nn.Module]) -> None:
+        """Each member network's parameters and buffers become views of its slice of the stacked tensors: the
+        members always hold the stack's weights (their grids, scores, EMA and checkpoints read them)."""
+        for k, net in enumerate(nets):
+            for name, p in net.named_parameters():
+                p.data = self.params[name].data[k]
+            for name, b in list(net.named_buffers()):
+                owner, _, leaf = name.rpartition(".")
+                net.get_submodule(owner)._buffers[leaf] = self.buffers[name][k]
+
     def member_state(self, k: int) -> dict[str, torch.Tensor]:
         """Member k's state_dict, as its solo network's."""
         return {name: t[k].detach().clone() for name, t in {**self.params, **self.buffers}.items()}
@@ -58,6 +72,7 @@ class StackedNet:
         return torch.cat(grads, dim=1).norm(dim=1)
 
 
+@torch.random.fork_rng(devices=[])  # the global stream stays as it was
 def probe(gan: GAN) -> Optional[str]:
     """Two copies of the GAN's networks called as one stack on a tiny batch (forward and backward): what
     fails there (an `.item()`, an `out=` op, data-dependent control flow) cannot stack."""
@@ -74,9 +89,17 @@ def probe(gan: GAN) -> Optional[str]:
     return None
 
 
-def why_not_stackable(gans: list[GAN]) -> Optional[str]:
-    """Why these GANs cannot train as one stack (None: they can)."""
+def why_not_stackable(gans: list[GAN], steps: Optional[list[GANStep]] = None) -> Optional[str]:
+    """Why these GANs (trained by these GANSteps) cannot train as one stack (None: they can)."""
     first = gans[0]
+    for step in steps or []:
+        reason = ("it has augmentation" if step.augment else
+                  "it has an R1/R2 penalty" if step.regulariser.r1_gamma or step.regulariser.r2_gamma else
+                  "it is conditional" if getattr(step.gan.generator, "n_classes", 0) else
+                  "its precision is fp16 (a gradient scaler per run)" if step.precision.mode == "fp16" else
+                  "its z does not come from a stream of its own" if step.rng is None else None)
+        if reason:
+            return f"the run cannot stack: {reason}"
     for gan in gans:
         for name, net in (("generator", gan.generator), ("discriminator", gan.discriminator)):
             if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in net.modules()):
@@ -103,6 +126,41 @@ def stacked_optimizer(template: torch.optim.Optimizer, params: list[torch.Tensor
     return type(template)(params, **settings)
 
 
+def _pairs(net: StackedNet, member: nn.Module) -> list[tuple[torch.Tensor, nn.Parameter]]:
+    """(stacked parameter, the member's parameter) by name."""
+    own = dict(member.named_parameters())
+    return [(stacked, own[name]) for name, stacked in net.params.items()]
+
+
+def gather_state(optimizer: torch.optim.Optimizer, net: StackedNet,
+                 members: list[tuple[nn.Module, torch.optim.Optimizer]]) -> None:
+    """The stacked optimiser's state from its members' (a resumed stack): moments stacked, the step count
+    (the same for all) kept."""
+    for i, (stacked, _) in enumerate(_pairs(net, members[0][0])):
+        states = [opt.state.get(_pairs(net, m)[i][1]) for m, opt in members]
+        if not states[0]:
+            continue
+        optimizer.state[stacked] = {
+            key: torch.stack([st[key] for st in states]) if key != "step" and _per_weight(value, stacked) else value.clone()
+            if torch.is_tensor(value) else value for key, value in states[0].items()}
+
+
+def scatter_state(optimizer: torch.optim.Optimizer, net: StackedNet,
+                  members: list[tuple[nn.Module, torch.optim.Optimizer]]) -> None:
+    """Each member optimiser's state: its slice of the stacked optimiser's (copies)."""
+    for k, (member, opt) in enumerate(members):
+        for stacked, own in _pairs(net, member):
+            state = optimizer.state.get(stacked)
+            if state:
+                opt.state[own] = {key: value[k].clone() if key != "step" and torch.is_tensor(value) and value.shape == stacked.shape
+                                  else value.clone() if torch.is_tensor(value) else value for key, value in state.items()}
+
+
+def _per_weight(value, stacked: torch.Tensor) -> bool:
+    """A state tensor with one entry per weight (Adam's moments, SGD's momentum), not a count."""
+    return torch.is_tensor(value) and value.shape == stacked.shape[1:]
+
+
 class StackedStep:
     """The GANStep of K members: n_critic D steps, then one G step, as one vmapped computation. Each
     member's real batches come from its own batch stream and its noise from its own generator `rngs[k]`."""
@@ -113,11 +171,20 @@ class StackedStep:
             raise ValueError(f"these runs cannot train as one stack: {reason}")
         self.k, self.rngs, self.device = len(gans), rngs, device
         self.loss = gans[0].loss
+        self.gans = gans
         self.generator = StackedNet([g.generator for g in gans])
         self.discriminator = StackedNet([g.discriminator for g in gans])
         self.opt_g = stacked_optimizer(gans[0].opt_g, self.generator.parameters())
         self.opt_d = stacked_optimizer(gans[0].opt_d, self.discriminator.parameters())
+        for net, opt, which in ((self.generator, self.opt_g, "generator"), (self.discriminator, self.opt_d, "discriminator")):
+            gather_state(opt, net, [(getattr(g, which), getattr(g, f"opt_{which[0]}")) for g in gans])
+            net.bind([getattr(g, which) for g in gans])
         self.precision = Precision(precision, device)
+
+    def to_members(self) -> None:
+        """Each member's optimisers given their slice of the stacked ones' states (before it checkpoints)."""
+        for net, opt, which in ((self.generator, self.opt_g, "generator"), (self.discriminator, self.opt_d, "discriminator")):
+            scatter_state(opt, net, [(getattr(g, which), getattr(g, f"opt_{which[0]}")) for g in self.gans])
 
     def noise(self, n: int) -> torch.Tensor:
         """[K, n, z_dim]: member k's from its own stream."""
@@ -169,3 +236,70 @@ class StackedStep:
         norms = net.grad_norms()
         optimizer.step()
         return norms
+
+
+class StackedTrainer:
+    """K member Trainers (training/trainer.py) of one schedule whose D and G steps run as one StackedStep.
+    Each member keeps its own batch stream, noise stream, metrics, grids, scores, EMA and checkpoints, and
+    its networks are views of its slice of the stack's weights. A member whose loss or weights turn
+    non-finite is frozen (its folder keeps its last good checkpoint) while the others go on."""
+
+    def __init__(self, members: list[Trainer], progress_bar: bool = True):
+        lead = members[0]
+        if len({(m.step, m.total_steps, m.steps_per_epoch) for m in members}) > 1:
+            raise ValueError("the members of a stack must stand at the same step of the same schedule")
+        steps = [m.gan_step for m in members]
+        self.members, self.progress_bar = members, progress_bar
+        self.step, self.total_steps = lead.step, lead.total_steps
+        self.stacked = StackedStep([m.gan for m in members], [s.rng for s in steps], lead.gan_step.device,
+                                   lead.gan_step.precision.mode)
+        self.diverged: dict[int, NonFiniteLossError] = {}  # member index -> what went non-finite
+        self.stop_signal: str | None = None  # set by SIGINT / SIGTERM: every member checkpoints, then the stack stops
+        self.last_save = time.perf_counter()
+
+    def live(self) -> list[tuple[int, Trainer]]:
+        return [(k, m) for k, m in enumerate(self.members) if k not in self.diverged]
+
+    def fit(self) -> None:
+        started = [m.begin(quiet=k > 0) for k, m in enumerate(self.members)]  # the first member speaks for all
+        if not all(started):
+            return
+        batches = self.members[0].batches
+        with tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
+                  disable=not self.progress_bar) as bar:
+            while self.step < self.total_steps:
+                for _ in range(min(batches.steps_left(), self.total_steps - self.step)):
+                    reals = [[x for x, _ in m.batches.next()] for m in self.members]
+                    stats = self.stacked(reals, self.step)
+                    self.step += 1
+                    for k, m in self.live():
+                        self.guarded(k, m.after_step, stats[k])
+                    bar.update()
+                    self.checkpoint_if_due()
+                self.stacked.to_members()
+                for k, m in enumerate(self.members):
+                    if k in self.diverged:  # frozen: its data order keeps pace with the others'
+                        if m.batches.steps_left() == 0:
+                            m.batches.end_epoch()
+                    else:
+                        self.guarded(k, m.close_epoch)
+
+    def guarded(self, k: int, work, *args) -> None:
+        """A member's work; a member that turns non-finite there is frozen."""
+        try:
+            work(*args)
+        except NonFiniteLossError as e:
+            self.diverged[k] = e
+
+    def checkpoint_if_due(self) -> None:
+        """Every member checkpoints when a signal asks to stop (then the stack stops) or when
+        checkpoint_minutes have passed."""
+        stop = self.stop_signal
+        if not stop and time.perf_counter() - self.last_save <= 60 * self.members[0].schedule.checkpoint_minutes:
+            return
+        self.stacked.to_members()
+        for k, m in self.live():
+            self.guarded(k, m.save_checkpoint, LAST_PT)
+        self.last_save = time.perf_counter()
+        if stop:
+            raise KeyboardInterrupt(stop)

@@ -11,14 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn as nn
+
 from ganlab.parts.augment import DiffAugment
 from ganlab.parts.losses import GANLoss, LazyRegulariser
 from ganlab.training.precision import Precision
 
 STATS = ("loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake", "grad_norm_d", "grad_norm_g",
          "gp", "wasserstein", "r1", "r2", "class_loss")
+
+
+def noise_stream(seed: int) -> torch.Generator:
+    """The run's own stream of G's noise z, apart from torch's global one and from the data order's (seeded
+    with `seed`): a member of a stack draws the same z as its solo run."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, NOISE_STREAM]).generate_state(1)[0]))
+
+
+NOISE_STREAM = 1  # the noise stream's number beside the run's seed
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -45,7 +56,8 @@ class GANStep:
                  rng: Optional[torch.Generator] = None):
         """`precision`: trainer.precision (32, bf16, fp16, auto); `regulariser`: the lazy R1/R2 penalty (none
         by default); `augment`: what D's inputs pass through (none by default); `rng`: the noise's random
-        stream (torch's global one by default)."""
+        stream (noise_stream(seed) in a run; torch's global one by default, and in a run whose checkpoint
+        is older than format 4)."""
         self.gan, self.device, self.rng = gan, device, rng
         self.precision = Precision(precision, device)
         self.regulariser = regulariser or LazyRegulariser(0.0, 0.0, 16)
@@ -133,7 +145,8 @@ class GANStep:
         gan = self.gan
         return {"generator": gan.generator.state_dict(), "discriminator": gan.discriminator.state_dict(),
                 "opt_g": gan.opt_g.state_dict(), "opt_d": gan.opt_d.state_dict(),
-                **({"augment": self.augment.state_dict()} if self.augment else {})}
+                **({"augment": self.augment.state_dict()} if self.augment else {}),
+                **({"noise": self.rng.get_state()} if self.rng is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
         gan = self.gan
@@ -143,3 +156,7 @@ class GANStep:
         gan.opt_d.load_state_dict(state["opt_d"])
         if self.augment:
             self.augment.load_state_dict(state["augment"])
+        if "noise" in state:
+            self.rng.set_state(state["noise"])
+        else:  # a checkpoint before format 4 drew z from torch's global stream: it goes on doing so
+            self.rng = None

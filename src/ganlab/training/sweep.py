@@ -54,12 +54,19 @@ def resume_sweep(sweep_dir: Path, say=print, log: Optional[Path] = None, deadlin
     but that never trained), then train the jobs it never started into the same folder (one after another;
     each uses every core). Refused while another process (the sweep itself, or another completing it)
     holds the folder; a `deadline` stops it as it stops run_worker."""
+    from ganlab.training.stacked_runs import WAITING, run_stacks, stack_groups
+
     claim_existing(sweep_dir, SWEEP_LOCK)
     jobs = [load_run(p) for p in job_folders(sweep_dir)]
-    for job in jobs:  # "not started": Hydra made its folder, and the sweep stopped before it trained
-        if job.status in ("stopped", "interrupted", "not started"):
-            say(f"resuming {job.path.name}")
-            run_worker("resume", str(job.path), log=log, deadline=deadline)
+    # "not started": Hydra made its folder (or queued it for a stack), and the sweep stopped before it trained
+    waiting = [job.path for job in jobs if job.status in WAITING]
+    stacks = stack_groups(waiting)  # those of a sweep with trainer.stack > 1
+    for path in [p for p in waiting if not any(p in group for group in stacks)]:
+        say(f"resuming {path.name}")
+        run_worker("resume", str(path), log=log, deadline=deadline)
+    for group in stacks:
+        say(f"resuming {', '.join(p.name for p in group)} as a stack")
+    run_stacks(stacks, log=log, deadline=deadline)
     overrides, config_dir = planned_overrides(sweep_dir), planned_config_dir(sweep_dir)
     for job in missing_jobs(overrides, jobs) if overrides else []:
         folder = Path(sweep_dir).resolve() / job_folder_name(job)

@@ -80,6 +80,7 @@ class Trainer:
         self.elapsed = 0.0  # seconds of training before this session (a resumed run)
         self.stop_signal: str | None = None  # set by SIGINT / SIGTERM: checkpoint and stop
         self.finished = False  # the last step's end-of-run work is done (a checkpoint of a run's end)
+        self.quiet = False  # another member of its stack says the pace
 
     @property
     def evaluator(self) -> Evaluator | None:
@@ -90,44 +91,61 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ loop
     def fit(self) -> None:
-        schedule = self.schedule
-        self.start = time.perf_counter() - self.elapsed
-        self.last_save = time.perf_counter()
-        if self.finished and self.step >= self.total_steps:  # killed after its last checkpoint: nothing left
+        if not self.begin():
             return
-        n_evaluations = cost.evaluations(self.total_steps, self.steps_per_epoch, schedule.evaluate_every) \
-            if self.evaluator is not None else 0
-        log.info(cost.plan(self.total_steps, self.steps_per_epoch, self.batches.n_critic, n_evaluations,
-                           self.gan_step.device, torch.get_num_threads(), self.gan_step.precision.mode))
-        self.pace = cost.Pace(self.step, self.scorekeeper.seconds, self.total_steps, n_evaluations)
         with tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
                   disable=not self.progress_bar) as bar:
             while self.step < self.total_steps:  # an epoch (or what is left of it, or of the run) at a time
                 for _ in range(min(self.batches.steps_left(), self.total_steps - self.step)):
-                    self.train_step(bar)
-                self.partial_epoch = self.batches.steps_left() > 0  # the run's steps ended mid-epoch
-                if not self.partial_epoch:
-                    self.batches.end_epoch()
-                    self.epoch += 1
-                self.end_of_epoch(final=self.step >= self.total_steps)
+                    self.after_step(self.gan_step(self.batches.next(), self.step), bar)
+                    self.checkpoint_if_due()
+                self.close_epoch()
 
-    def train_step(self, bar: tqdm) -> None:
-        """One G step (after its n_critic D steps) and what follows it: EMA, a metrics row, a checkpoint
-        when a signal asks to stop or checkpoint_minutes have passed."""
+    def begin(self, quiet: bool = False) -> bool:
+        """Start the clocks and say what the run will cost (unless `quiet`); False when nothing is left."""
         schedule = self.schedule
-        self.metrics_log.add(self.gan_step(self.batches.next(), self.step))
+        self.start = time.perf_counter() - self.elapsed
+        self.last_save = time.perf_counter()
+        if self.finished and self.step >= self.total_steps:  # killed after its last checkpoint: nothing left
+            return False
+        n_evaluations = cost.evaluations(self.total_steps, self.steps_per_epoch, schedule.evaluate_every) \
+            if self.evaluator is not None else 0
+        self.quiet = quiet
+        if not quiet:
+            log.info(cost.plan(self.total_steps, self.steps_per_epoch, self.batches.n_critic, n_evaluations,
+                               self.gan_step.device, torch.get_num_threads(), self.gan_step.precision.mode))
+        self.pace = cost.Pace(self.step, self.scorekeeper.seconds, self.total_steps, n_evaluations)
+        return True
+
+    def after_step(self, stats: torch.Tensor, bar: Optional[tqdm] = None) -> None:
+        """What follows a G step whose measurements are `stats` (STATS order): EMA, a metrics row."""
+        self.metrics_log.add(stats)
         self.step += 1
         self._say(self.pace.after_step(self.step, self.scorekeeper.seconds))
         if self.ema:
             self.ema.update(self.gan.generator, self.step)
-        bar.update()
-        if self.step % schedule.log_every == 0:
-            bar.set_postfix(self.metrics_log.write_row(self.step, self.seconds()), refresh=False)
+        if bar is not None:
+            bar.update()
+        if self.step % self.schedule.log_every == 0:
+            postfix = self.metrics_log.write_row(self.step, self.seconds())
+            if bar is not None:
+                bar.set_postfix(postfix, refresh=False)
+
+    def checkpoint_if_due(self) -> None:
+        """A checkpoint when a signal asks to stop (then stop) or checkpoint_minutes have passed."""
         if self.stop_signal:
             self.save_checkpoint(LAST_PT)
             raise KeyboardInterrupt(self.stop_signal)
-        if time.perf_counter() - self.last_save > 60 * schedule.checkpoint_minutes:
+        if time.perf_counter() - self.last_save > 60 * self.schedule.checkpoint_minutes:
             self.save_checkpoint(LAST_PT)  # a kill never loses more than checkpoint_minutes
+
+    def close_epoch(self) -> None:
+        """After an epoch's steps (or the run's last ones, mid-epoch): its grids, scores and checkpoint."""
+        self.partial_epoch = self.batches.steps_left() > 0  # the run's steps ended mid-epoch
+        if not self.partial_epoch:
+            self.batches.end_epoch()
+            self.epoch += 1
+        self.end_of_epoch(final=self.step >= self.total_steps)
 
     @property
     def epochs_done(self) -> int:
@@ -152,9 +170,9 @@ class Trainer:
             self.metrics_log.plot_history(self.evaluator)
             self.save_checkpoint(LAST_PT, finished=final)
 
-    @staticmethod
-    def _say(line: str | None) -> None:
-        if line:
+    def _say(self, line: str | None) -> None:
+        """A line of the pace (time left), unless another member of its stack says it."""
+        if line and not self.quiet:
             log.info(line)
 
     # ------------------------------------------------------------------------ checkpoints

@@ -1,0 +1,141 @@
+"""A sweep's jobs trained as stacks (training/stack.py): which job folders share one (their configs differ only
+in seed and they stand at the same step; at most trainer.stack of them), the worker's `stack` command that
+trains them, and the Hydra callback that trains a sweep's queued jobs once its launcher has made their folders.
+
+With trainer.stack=K > 1 a sweep's launcher only makes and checks each job's folder (the job is queued, "not
+started"); at the sweep's end TrainStacks groups the queued jobs and trains each group in a worker process
+(`python -m ganlab.training.launch stack [--jobs N] DIR...`), as many at once as the launcher would run jobs.
+Each member writes its own complete run folder; its summary.json names the stack's members.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from ganlab.record.catalog import load_run
+from ganlab.record.run_folder import SUMMARY_JSON
+from ganlab.record.summary import Summary
+from ganlab.record.sweep_plan import job_folders
+from ganlab.training.job import Job, stop_on_signals
+from ganlab.training.processes import run_worker
+from ganlab.training.resume import log_to, saved_run
+from ganlab.training.stack import StackedTrainer, why_not_stackable
+from ganlab.training.sweep import parallel_jobs
+
+logger = logging.getLogger("ganlab")
+
+WAITING = ("stopped", "interrupted", "not started")  # a sweep's jobs that a stack (re)starts
+
+
+def stack_groups(run_dirs: list[Path]) -> list[list[Path]]:
+    """The run folders whose configs ask for a stack (trainer.stack > 1), grouped: same config but for the
+    seed, same checkpoint step; at most trainer.stack a group, in the order given."""
+    groups: dict[str, list[list[Path]]] = {}
+    for run_dir in run_dirs:
+        cfg, state = saved_run(run_dir, [])
+        if cfg.trainer.stack <= 1:
+            continue
+        config = OmegaConf.to_container(cfg, resolve=True)
+        config.pop("seed")
+        key = json.dumps([config, state.step if state else 0], sort_keys=True, default=str)
+        chunks = groups.setdefault(key, [[]])
+        if len(chunks[-1]) == cfg.trainer.stack:
+            chunks.append([])
+        chunks[-1].append(run_dir)
+    return [group for chunks in groups.values() for group in chunks]
+
+
+def run_stacks(groups: list[list[Path]], at_once: int = 1, log: Optional[Path] = None,
+               deadline: Optional[float] = None) -> None:
+    """Each group as a stack in a worker process of its own, `at_once` at a time (sharing the cores); the
+    workers' output appended to `log` (else shown), stopped at `deadline` as run_worker stops them."""
+    at_once = max(1, min(at_once, len(groups)))
+
+    def one(group: list[Path]) -> int:
+        return run_worker("stack", "--jobs", str(at_once), *map(str, group), log=log, deadline=deadline)
+
+    with ThreadPoolExecutor(at_once) as pool:
+        list(pool.map(one, groups))
+
+
+class TrainStacks(Callback):
+    """At a sweep's end (before its table): its queued jobs trained as stacks."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir).resolve()
+        if not sweep_dir.is_dir():
+            return
+        queued = [p for p in job_folders(sweep_dir) if load_run(p).status == "not started"]
+        groups = stack_groups(queued)
+        if groups:
+            at_once = min(len(groups), parallel_jobs(config.hydra))
+            print(f"ganlab: {len(queued)} jobs as {len(groups)} stacks, {at_once} at a time", flush=True)
+            run_stacks(groups, at_once)
+
+
+def member(run_dir: Path, jobs: int) -> Job:
+    """A stack's member, ready to train: new (a queued job's folder holds Hydra's files alone), resumed from
+    its last.pt, or started over (stopped before its first checkpoint)."""
+    cfg, state = saved_run(run_dir, [])
+    new = state is None and not (run_dir / SUMMARY_JSON).exists()
+    return Job(cfg, run_dir, resume=state, restart=state is None and not new, jobs=jobs, queued=new)
+
+
+def why_not_one_stack(jobs: list[Job]) -> Optional[str]:
+    trainers = [j.trainer for j in jobs]
+    if len({(t.step, t.total_steps, t.steps_per_epoch) for t in trainers}) > 1:
+        return "they do not stand at the same step of one schedule"
+    return why_not_stackable([t.gan for t in trainers], [t.gan_step for t in trainers])
+
+
+def train_stack(run_dirs: list[Path], jobs: int = 1) -> int:
+    """Train these run folders as one stack (or one after another, saying why, when they cannot stack); an
+    exit code: 0 when every member completed."""
+    run_dirs = [Path(d) for d in run_dirs]
+    with log_to(*run_dirs):
+        members: list[Job] = []
+        for run_dir in run_dirs:
+            try:
+                members.append(member(run_dir, jobs))
+            except Exception as e:  # this member cannot start: the others still train
+                logger.error("%s: %s", run_dir.name, e)
+                Summary.mark_failed(run_dir, e)
+        if not members:
+            return 1
+        reason = why_not_one_stack(members) if len(members) > 1 else "a stack of one"
+        if reason:
+            if len(members) > 1:
+                logger.warning("%d runs train one after another, not as a stack: %s", len(members), reason)
+            return max(0 if job.train()["status"] == "completed" else 1 for job in members)
+        return train_members(members, jobs)
+
+
+def train_members(members: list[Job], jobs: int) -> int:
+    names = [job.run.path.name for job in members]
+    for k, job in enumerate(members):
+        job.summary.in_stack(names, k)
+    logger.info("a stack of %d: %s", len(members), ", ".join(names))
+    stack = StackedTrainer([job.trainer for job in members],
+                           progress_bar=jobs == 1 and bool(members[0].cfg.trainer.progress))
+    try:
+        with stop_on_signals(stack, worker=jobs > 1):
+            stack.fit()
+    except (KeyboardInterrupt, Exception) as e:
+        for k, job in enumerate(members):
+            job.diverged(stack.diverged[k]) if k in stack.diverged else job.stopped(e)
+        raise
+    else:
+        for k, job in enumerate(members):
+            job.diverged(stack.diverged[k]) if k in stack.diverged else job.completed()
+    finally:
+        for job in members:
+            job.close()
+    return 0 if all(job.summary["status"] == "completed" for job in members) else 1
+
