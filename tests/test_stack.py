@@ -10,7 +10,7 @@ from ganlab.training.batches import BatchStream
 from ganlab.training.job import build_gan
 from ganlab.training.stack import StackedStep, why_not_stackable
 from ganlab.training.step import GANStep
-from tests.conftest import TINY_POINTS, make_cfg
+from tests.conftest import REPO, TINY_POINTS, make_cfg, run_cli
 
 CPU = torch.device("cpu")
 SEEDS = (1, 2, 3)
@@ -83,3 +83,128 @@ def test_what_cannot_stack_is_named():
     assert "optimiser settings differ" in why_not_stackable(two)
     with pytest.raises(ValueError, match="cannot train as one stack: the members' optimiser settings differ"):
         StackedStep(two, [torch.Generator(), torch.Generator()], CPU)
+
+
+# ------------------------------------------------------------------ stacked runs: folders, resume, divergence
+STACKED = [*TINY_POINTS, "trainer.stack=3"]
+
+
+def member_jobs(tmp_path, name, seeds=SEEDS, *overrides, resume=False):
+    """One Job a seed in tmp_path/name/seed-S (new folders, or resumed from their last.pt)."""
+    from ganlab.record.checkpoints import Checkpoint
+    from ganlab.training.job import Job
+
+    jobs = []
+    for seed in seeds:
+        folder = tmp_path / name / f"seed-{seed}"
+        state = Checkpoint.read(folder / "checkpoints" / "last.pt") if resume else None
+        jobs.append(Job(make_cfg(*STACKED, f"seed={seed}", *overrides), folder, resume=state))
+    return jobs
+
+
+def weights(folder):
+    state = torch.load(folder / "checkpoints" / "last.pt", weights_only=True)
+    return {f"{part}.{k}": v for part in ("generator", "discriminator", "generator_ema") for k, v in state.get(part, {}).items()}
+
+
+def test_a_stack_writes_each_members_folder_as_its_solo_run_would(tmp_path):
+    from ganlab.record.catalog import load_run
+    from ganlab.training.job import run_job
+    from ganlab.training.stacked_runs import train_members
+
+    assert train_members(member_jobs(tmp_path, "stack", SEEDS, "trainer.ema_decay=0.9"), jobs=1) == 0
+    run_job(make_cfg(*STACKED, "seed=2", "trainer.ema_decay=0.9"), tmp_path / "solo")
+    stacked, solo = tmp_path / "stack" / "seed-2", tmp_path / "solo"
+    assert sorted(p.name for p in stacked.rglob("*")) == sorted(p.name for p in solo.rglob("*"))
+    a, b = weights(stacked), weights(solo)
+    assert a.keys() == b.keys()
+    for name in a:  # 16 G steps: equal within float rounding (the stack's kernels sum in another order)
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
+    run = load_run(stacked)
+    assert run.status == "completed" and run.summary["stack"] == {"members": ["seed-1", "seed-2", "seed-3"], "index": 1}
+    rows = [(tmp_path / f).joinpath("metrics.csv").read_text().splitlines() for f in ("stack/seed-2", "solo")]
+    assert [r.split(",")[:4] for r in rows[0]] == [r.split(",")[:4] for r in rows[1]]  # step, epoch, loss_d, loss_g (6 digits)
+    # a member's checkpoint holds its own weights, not the stack's: as small as the solo run's
+    assert (stacked / "checkpoints" / "last.pt").stat().st_size < 1.1 * (solo / "checkpoints" / "last.pt").stat().st_size
+
+
+def test_a_stack_stopped_mid_epoch_resumes_bit_for_bit(tmp_path):
+    from ganlab.training.stacked_runs import train_members
+
+    quick = ["metrics.enabled=false", "trainer.steps=16"]
+    train_members(member_jobs(tmp_path, "whole", SEEDS, *quick), jobs=1)
+    train_members(member_jobs(tmp_path, "parts", SEEDS, *quick, "trainer.steps=5"), jobs=1)  # 8 steps an epoch
+    train_members(member_jobs(tmp_path, "parts", SEEDS, *quick, resume=True), jobs=1)
+    for seed in SEEDS:
+        a, b = (weights(tmp_path / name / f"seed-{seed}") for name in ("whole", "parts"))
+        assert all(torch.equal(a[n], b[n]) for n in a), seed
+        opt = [torch.load(tmp_path / name / f"seed-{seed}" / "checkpoints" / "last.pt", weights_only=True)["opt_d"]
+               for name in ("whole", "parts")]
+        assert all(torch.equal(x, y) for i in opt[0]["state"] for x, y in
+                   zip(opt[0]["state"][i].values(), opt[1]["state"][i].values()))
+
+
+def test_a_diverging_member_is_frozen_while_the_others_go_on(tmp_path):
+    from ganlab.record.catalog import load_run
+    from ganlab.training.job import run_job
+    from ganlab.training.stacked_runs import train_members
+
+    jobs = member_jobs(tmp_path, "stack")
+    with torch.no_grad():
+        next(jobs[1].gan.generator.parameters()).fill_(float("nan"))  # seed 2 is non-finite from its first step
+    assert train_members(jobs, jobs=1) == 1
+    runs = [load_run(tmp_path / "stack" / f"seed-{s}") for s in SEEDS]
+    assert [r.status for r in runs] == ["completed", "diverged", "completed"]
+    assert "non-finite" in runs[1].summary["error"] and not (runs[1].path / "checkpoints" / "last.pt").exists()
+    run_job(make_cfg(*STACKED, "seed=3"), tmp_path / "solo")
+    a, b = weights(runs[2].path), weights(tmp_path / "solo")
+    assert all(torch.allclose(a[n], b[n], rtol=1e-5, atol=1e-6) for n in a)
+
+
+def sweep_of_stacks(sweep, *overrides):
+    return run_cli("train", "-m", *TINY_POINTS, "seed=1,2,3,4", "trainer.stack=2", f"hydra.sweep.dir={sweep}", *overrides)
+
+
+def test_a_sweep_with_trainer_stack_trains_its_seeds_as_stacks(tmp_path):
+    from ganlab.record.catalog import find_runs
+
+    out = sweep_of_stacks(tmp_path / "sweep", "trainer.epochs=1")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ganlab: 4 jobs as 2 stacks, 2 at a time" in out.stdout
+    runs = find_runs(tmp_path / "sweep")
+    assert [r.status for r in runs] == ["completed"] * 4
+    assert [len(r.summary["stack"]["members"]) for r in runs] == [2] * 4
+    stacks = {tuple(r.summary["stack"]["members"]) for r in runs}
+    assert len(stacks) == 2 and sorted(n for s in stacks for n in s) == sorted(r.path.name for r in runs)
+    assert all((r.path / "checkpoints" / "best.pt").is_file() and list((r.path / "samples").iterdir()) for r in runs)
+    assert "(1 torch threads" in (runs[0].path / "train.log").read_text()  # two stacks at once on 2 cores
+
+
+@pytest.mark.slow  # 90 s: two sweeps of 4 jobs, one stopped by SIGTERM and completed by `ganlab sweep --resume`
+def test_a_sweep_of_stacks_stopped_by_sigterm_completes_in_place_bit_for_bit(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    longer = ["trainer.steps=400", "metrics.enabled=false", "trainer.checkpoint_minutes=0.01"]
+    assert sweep_of_stacks(tmp_path / "whole", *longer).returncode == 0
+    sweep = tmp_path / "stopped"
+    process = subprocess.Popen([sys.executable, "-m", "ganlab.cli", "train", "-m", *TINY_POINTS, "seed=1,2,3,4",
+                                "trainer.stack=2", f"hydra.sweep.dir={sweep}", *longer], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while len(list(sweep.glob("*/checkpoints/last.pt"))) < 4:
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-3000:]
+    assert "continue it with: ganlab sweep" in err.strip().splitlines()[-1]
+    done = run_cli("sweep", str(sweep), "--resume", timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for a, b in zip(*(sorted(p.glob("*/checkpoints/last.pt")) for p in (tmp_path / "whole", sweep))):
+        assert a.parent.parent.name == b.parent.parent.name
+        wa, wb = weights(a.parent.parent), weights(b.parent.parent)
+        assert all(torch.equal(wa[n], wb[n]) for n in wa), a

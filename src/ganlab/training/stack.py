@@ -274,6 +274,8 @@ class StackedTrainer:
                     self.step += 1
                     for k, m in self.live():
                         self.guarded(k, m.after_step, stats[k])
+                    if not self.live():  # every member diverged
+                        return
                     bar.update()
                     self.checkpoint_if_due()
                 self.stacked.to_members()
