@@ -1,12 +1,14 @@
-"""PacGAN's Table 1 (Lin et al. 2018), GAN and PacGAN2 on the ring and the grid, in rounds.
+"""PacGAN's Table 1 (Lin et al. 2018), GAN and PacGAN2 on the ring and the grid, in rounds of stacks.
 
     python experiments/pacgan_table1/run.py --epochs 20     # train (or resume) every run to epoch 20
     python experiments/pacgan_table1/run.py --table-only    # the table at the last epoch all runs reached
 
 Each run is a ganlab run in outputs/studies/pacgan_table1/<data>-pack<m>-seed<s> (+exp=pacgan_ring or
-pacgan_grid, discriminator.pack=m, seed=s); a round resumes each one to --epochs, bit for bit, two at a
-time, so every run advances together and a study longer than a session continues in the next. The
-table (table.md) gives mean +- standard error over the seeds beside the paper's, at one epoch.
+pacgan_grid, discriminator.pack=m, seed=s), and each cell's seeds train as one stack (trainer.stack): the
+first round is one sweep (`ganlab train -m ... trainer.stack=N`), later rounds resume each cell's stack to
+--epochs (`python -m ganlab.training.launch stack RUN_DIR... -- trainer.epochs=E`), --jobs stacks at a time,
+so every cell advances together and a study longer than a session continues in the next. The table
+(table.md) gives mean +- standard error over the seeds beside the paper's, at one epoch.
 """
 
 from __future__ import annotations
@@ -32,14 +34,20 @@ def run_dir(data: str, pack: int, seed: int) -> Path:
     return ROOT / f"{data}-pack{pack}-seed{seed}"
 
 
-def advance(data: str, pack: int, seed: int, epochs: int) -> int:
-    """Train the run to `epochs` epochs: start it, or resume it (the last checkpoint is one epoch old at most)."""
-    folder = run_dir(data, pack, seed)
-    if (folder / "checkpoints" / "last.pt").exists() or (folder / ".hydra" / "config.yaml").exists():
-        command = ["ganlab", "resume", str(folder), f"trainer.epochs={epochs}"]
-    else:
-        command = ["ganlab", "train", f"+exp={DATA[data]}", f"discriminator.pack={pack}", f"seed={seed}",
-                   f"trainer.epochs={epochs}", "trainer.progress=false", "trainer.threads=1", f"hydra.run.dir={folder}"]
+def first_round(seeds: list[int], epochs: int, jobs: int) -> int:
+    """One sweep: every cell's seeds queued, then trained as a stack a cell, `jobs` stacks at a time."""
+    command = ["ganlab", "train", "-m", f"+exp={','.join(DATA.values())}", "discriminator.pack=1,2",
+               f"seed={','.join(map(str, seeds))}", f"trainer.stack={len(seeds)}", f"trainer.epochs={epochs}",
+               "trainer.progress=false", "trainer.threads=1", f"hydra.launcher.n_jobs={jobs}",
+               f"hydra.sweep.dir={ROOT}", "hydra.sweep.subdir=${data.name}-pack${discriminator.pack}-seed${seed}"]
+    with open(ROOT / "rounds.log", "a") as log:
+        return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+def advance(data: str, pack: int, seeds: list[int], epochs: int, jobs: int) -> int:
+    """Resume one cell's stack to `epochs` epochs (its last checkpoint is one epoch old at most)."""
+    command = [sys.executable, "-m", "ganlab.training.launch", "stack", "--jobs", str(jobs),
+               *(str(run_dir(data, pack, s)) for s in seeds), "--", f"trainer.epochs={epochs}"]
     with open(ROOT / "rounds.log", "a") as log:
         return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
 
@@ -80,18 +88,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20, help="train every run to this many epochs (paper: 400)")
     parser.add_argument("--seeds", type=int, default=5, help="trials per row: seeds 1..N (paper: 10)")
-    parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (one thread each)")
+    parser.add_argument("--jobs", type=int, default=2, help="stacks trained at once (one thread each)")
     parser.add_argument("--table-only", action="store_true", help="write table.md from the runs as they stand")
     args = parser.parse_args()
     seeds = list(range(1, args.seeds + 1))
     ROOT.mkdir(parents=True, exist_ok=True)
     if not args.table_only:
-        # seed-major order: a round cut short leaves whole seeds done, every cell with as many
-        plan = [(d, m, s, args.epochs) for s in seeds for d in DATA for m in (1, 2)]
-        with ThreadPoolExecutor(args.jobs) as pool:
-            failed = [p for p, rc in zip(plan, pool.map(lambda p: advance(*p), plan)) if rc]
-        for data, pack, seed, _ in failed:
-            print(f"failed: {run_dir(data, pack, seed)} (see {ROOT / 'rounds.log'})", file=sys.stderr)
+        if not any(run_dir(d, m, s).is_dir() for d in DATA for m in (1, 2) for s in seeds):
+            failed = first_round(seeds, args.epochs, args.jobs)
+        else:
+            cells = [(d, m) for d in DATA for m in (1, 2)]
+            with ThreadPoolExecutor(args.jobs) as pool:
+                failed = sum(pool.map(lambda c: advance(*c, seeds, args.epochs, args.jobs), cells))
+        if failed:
+            print(f"some runs failed (see {ROOT / 'rounds.log'})", file=sys.stderr)
     text = table(seeds)
     (ROOT / "table.md").write_text(text)
     print(text)

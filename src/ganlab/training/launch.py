@@ -4,7 +4,7 @@ that sweeps and studies run in processes of their own:
 
     python -m ganlab.training.launch train [overrides] [-m]     # as `ganlab train`, less its --help
     python -m ganlab.training.launch resume RUN_DIR [overrides]  # as `ganlab resume`
-    python -m ganlab.training.launch stack [--jobs N] RUN_DIR...  # a sweep's jobs as one stack (stacked_runs.py)
+    python -m ganlab.training.launch stack [--jobs N] RUN_DIR... [-- OVERRIDES]  # runs as one stack (stacked_runs.py)
 """
 
 from __future__ import annotations
@@ -186,8 +186,8 @@ def launch_training(rest: list[str]) -> int:
 
 def worker(argv: list[str]) -> int:
     """A sweep's or study's job in a process of its own: `train ARGS` as `ganlab train`, `resume RUN_DIR
-    [OVERRIDES]` as `ganlab resume`, `stack [--jobs N] RUN_DIR...` a stack of queued or stopped jobs; an exit
-    code as theirs."""
+    [OVERRIDES]` as `ganlab resume`, `stack [--jobs N] RUN_DIR... [-- OVERRIDES]` queued or stopped runs as one
+    stack, each resumed with OVERRIDES as `ganlab resume` takes them; an exit code as theirs."""
     command, rest = argv[0], argv[1:]
     if command == "train":
         return launch_training(rest)
@@ -195,9 +195,10 @@ def worker(argv: list[str]) -> int:
     from ganlab.training.stacked_runs import train_stack
 
     try:
-        if command == "stack":
-            jobs = int(rest[1]) if rest[0] == "--jobs" else 1
-            return train_stack([Path(d) for d in rest[2:] if rest[0] == "--jobs"] or [Path(d) for d in rest], jobs)
+        if command == "stack":  # stack [--jobs N] RUN_DIR... [-- OVERRIDES]
+            jobs, rest = (int(rest[1]), rest[2:]) if rest[:1] == ["--jobs"] else (1, rest)
+            dirs, overrides = (rest[:rest.index("--")], rest[rest.index("--") + 1:]) if "--" in rest else (rest, [])
+            return train_stack([Path(d) for d in dirs], jobs, overrides)
         return 0 if resume_run(Path(rest[0]), rest[1:])["status"] == "completed" else 1
     except KeyboardInterrupt:  # checkpointed and marked interrupted
         return 130

@@ -80,10 +80,10 @@ class TrainStacks(Callback):
             run_stacks(groups, at_once)
 
 
-def member(run_dir: Path, jobs: int) -> Job:
+def member(run_dir: Path, jobs: int, overrides: list[str]) -> Job:
     """A stack's member, ready to train: new (a queued job's folder holds Hydra's files alone), resumed from
-    its last.pt, or started over (stopped before its first checkpoint)."""
-    cfg, state = saved_run(run_dir, [])
+    its last.pt, or started over (stopped before its first checkpoint), with the `overrides` a resume takes."""
+    cfg, state = saved_run(run_dir, overrides)
     new = state is None and not (run_dir / SUMMARY_JSON).exists()
     return Job(cfg, run_dir, resume=state, restart=state is None and not new, jobs=jobs, queued=new)
 
@@ -95,15 +95,15 @@ def why_not_one_stack(jobs: list[Job]) -> Optional[str]:
     return why_not_stackable([t.gan for t in trainers], [t.gan_step for t in trainers])
 
 
-def train_stack(run_dirs: list[Path], jobs: int = 1) -> int:
-    """Train these run folders as one stack (or one after another, saying why, when they cannot stack); an
-    exit code: 0 when every member completed."""
+def train_stack(run_dirs: list[Path], jobs: int = 1, overrides: tuple[str, ...] = ()) -> int:
+    """Train these run folders as one stack (or one after another, saying why, when they cannot stack), each
+    with the `overrides` a resume takes (trainer.epochs=...); an exit code: 0 when every member completed."""
     run_dirs = [Path(d) for d in run_dirs]
     with log_to(*run_dirs):
         members: list[Job] = []
         for run_dir in run_dirs:
             try:
-                members.append(member(run_dir, jobs))
+                members.append(member(run_dir, jobs, list(overrides)))
             except Exception as e:  # this member cannot start: the others still train
                 logger.error("%s: %s", run_dir.name, e)
                 Summary.mark_failed(run_dir, e)
