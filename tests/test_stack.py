@@ -208,3 +208,24 @@ def test_a_sweep_of_stacks_stopped_by_sigterm_completes_in_place_bit_for_bit(tmp
         assert a.parent.parent.name == b.parent.parent.name
         wa, wb = weights(a.parent.parent), weights(b.parent.parent)
         assert all(torch.equal(wa[n], wb[n]) for n in wa), a
+
+
+def test_trainer_stack_auto_measures_whether_a_stack_pays_and_says_so():
+    import re
+
+    from ganlab.training.stacked_runs import measured_stack
+
+    k, why = measured_stack(make_cfg(*STACKED), n_jobs=3, threads=1)
+    assert re.fullmatch(r"(measured|a stack of 3 measured) \d+\.\d\dx per seed on .+\)(, under 1.15x)?", why), why
+    assert (k == 3) == why.startswith("measured")
+    assert measured_stack(make_cfg(*DIGITS, "discriminator.dropout=0.3"), n_jobs=4)[1].startswith(
+        "the discriminator has dropout")
+    assert measured_stack(make_cfg(*STACKED), n_jobs=1) == (1, "a single job")
+
+
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_a_bad_trainer_stack_is_refused_in_one_line(value):
+    from ganlab.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match=f"trainer.stack={value} must be a number >= 1 .* or auto"):
+        validate(make_cfg(*STACKED[:-1], f"trainer.stack={value}"))

@@ -34,7 +34,7 @@ from ganlab.record.summary import Summary
 from ganlab.record.sweep_table import interrupted_sweep
 from ganlab.config.memory import is_out_of_memory
 from ganlab.training.processes import stop_workers_on_signals
-from ganlab.training.sweep import parallel_jobs, refuse_existing_sweep
+from ganlab.training.sweep import parallel_jobs, refuse_existing_sweep, stacks_here
 from ganlab.training.trackers import experiment_id, mlflow_client
 
 log = logging.getLogger("ganlab")
@@ -112,7 +112,8 @@ def hydra_task(cfg: DictConfig) -> float | None:
     try:
         if sweeping:  # Hydra made the job's folder and wrote its .hydra/ and train.log into it
             claim = claim_new(run_dir, allow=HYDRA_NAMES)
-            if cfg.trainer.stack > 1:  # queued: trained in a stack at the sweep's end (stacked_runs.TrainStacks)
+            if cfg.trainer.stack != "1" and stacks_here(hydra_cfg):  # queued: trained in a stack at the sweep's end
+                # (stacked_runs.TrainStacks)
                 validate(cfg)
                 claim.release()
                 return None

@@ -1,8 +1,8 @@
 """A sweep's jobs trained as stacks (training/stack.py): which job folders share one (their configs differ only
-in seed and they stand at the same step; at most trainer.stack of them), the worker's `stack` command that
+in seed and they stand at the same step; at most trainer.stack of them, or as many as a measurement finds pays), the worker's `stack` command that
 trains them, and the Hydra callback that trains a sweep's queued jobs once its launcher has made their folders.
 
-With trainer.stack=K > 1 a sweep's launcher only makes and checks each job's folder (the job is queued, "not
+With trainer.stack=K > 1 (or auto) a sweep's launcher only makes and checks each job's folder (the job is queued, "not
 started"); at the sweep's end TrainStacks groups the queued jobs and trains each group in a worker process
 (`python -m ganlab.training.launch stack [--jobs N] DIR...`), as many at once as the launcher would run jobs.
 Each member writes its own complete run folder; its summary.json names the stack's members.
@@ -12,21 +12,28 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import statistics
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab.record.catalog import load_run
+from ganlab.record.checkpoints import CheckpointError, sample_shape
 from ganlab.record.run_folder import SUMMARY_JSON
 from ganlab.record.summary import Summary
 from ganlab.record.sweep_plan import job_folders
-from ganlab.training.job import Job, stop_on_signals
+from ganlab.training.cost import processor
+from ganlab.training.job import Job, build_gan, resolve_device, stop_on_signals
 from ganlab.training.processes import run_worker
 from ganlab.training.resume import log_to, saved_run
-from ganlab.training.stack import StackedTrainer, why_not_stackable
+from ganlab.training.stack import StackedStep, StackedTrainer, why_not_stackable
+from ganlab.training.step import GANStep
 from ganlab.training.sweep import parallel_jobs
 
 logger = logging.getLogger("ganlab")
@@ -34,22 +41,82 @@ logger = logging.getLogger("ganlab")
 WAITING = ("stopped", "interrupted", "not started")  # a sweep's jobs that a stack (re)starts
 
 
-def stack_groups(run_dirs: list[Path]) -> list[list[Path]]:
-    """The run folders whose configs ask for a stack (trainer.stack > 1), grouped: same config but for the
-    seed, same checkpoint step; at most trainer.stack a group, in the order given."""
-    groups: dict[str, list[list[Path]]] = {}
+AUTO_LARGEST = 8  # the largest stack trainer.stack=auto measures
+PAYS = 1.15  # auto stacks when a stack trains a seed at least this much faster per G step than a solo run
+
+
+def stack_size(cfg: DictConfig) -> int | None:
+    """trainer.stack as a number (None: auto)."""
+    return None if cfg.trainer.stack == "auto" else int(cfg.trainer.stack)
+
+
+def stack_groups(run_dirs: list[Path], threads: Optional[int] = None, say=print) -> list[list[Path]]:
+    """The run folders whose configs ask for stacks (trainer.stack not 1), grouped: same config but for the
+    seed, same checkpoint step; at most trainer.stack a group (auto: as measured_stack finds on `threads`
+    threads, saying so), in the order given. Folders with no config to train from are left out."""
+    alike: dict[str, tuple[DictConfig, list[Path]]] = {}
     for run_dir in run_dirs:
-        cfg, state = saved_run(run_dir, [])
-        if cfg.trainer.stack <= 1:
+        try:
+            cfg, state = saved_run(run_dir, [])
+        except CheckpointError:  # the resume of it says what is missing
+            continue
+        if cfg.trainer.stack == "1":
             continue
         config = OmegaConf.to_container(cfg, resolve=True)
         config.pop("seed")
         key = json.dumps([config, state.step if state else 0], sort_keys=True, default=str)
-        chunks = groups.setdefault(key, [[]])
-        if len(chunks[-1]) == cfg.trainer.stack:
-            chunks.append([])
-        chunks[-1].append(run_dir)
-    return [group for chunks in groups.values() for group in chunks]
+        alike.setdefault(key, (cfg, []))[1].append(run_dir)
+    groups = []
+    for cfg, dirs in alike.values():
+        k = stack_size(cfg)
+        if k is None:
+            k, why = measured_stack(cfg, len(dirs), threads)
+            say(f"ganlab: trainer.stack=auto for {len(dirs)} {cfg.name} jobs: stacks of {k} ({why})")
+        groups += [dirs[i:i + k] for i in range(0, len(dirs), k)]
+    return groups
+
+
+def measured_stack(cfg: DictConfig, n_jobs: int, threads: Optional[int] = None) -> tuple[int, str]:
+    """trainer.stack=auto: the stack size for `n_jobs` runs of `cfg` (at most AUTO_LARGEST; 1 when a stack
+    cannot be built or does not train a seed PAYS times as fast), and why: solo and stacked G steps on
+    random batches of the data's shape, timed interleaved on this processor with `threads` threads."""
+    k = min(n_jobs, AUTO_LARGEST)
+    if k < 2:
+        return 1, "a single job"
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads or saved)
+        with torch.random.fork_rng(devices=[]):
+            return _measured(cfg, k)
+    except Exception as e:  # a user's part that cannot be built here, say: each job alone, as before
+        return 1, f"not measured: {e.__class__.__name__}: {str(e).splitlines()[0][:120]}"
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _measured(cfg: DictConfig, k: int) -> tuple[int, str]:
+    device, shape, t = resolve_device(cfg.trainer.device), sample_shape(cfg), cfg.trainer
+    gans = [build_gan(cfg, shape, device) for _ in range(k + 1)]
+    steps = [GANStep(gan, device, t.precision, rng=torch.Generator().manual_seed(i)) for i, gan in enumerate(gans)]
+    reason = why_not_stackable(gans[1:], steps[1:])
+    if reason:
+        return 1, reason
+    stack = StackedStep(gans[1:], [step.rng for step in steps[1:]], device, t.precision)
+    real = torch.rand(t.n_critic, t.batch_size, *shape, device=device) * 2 - 1
+
+    def seconds(work, repeats: int = 3) -> float:
+        start = time.perf_counter()
+        for _ in range(repeats):
+            work()
+        return (time.perf_counter() - start) / repeats
+
+    solo_step, stacked_step = (lambda: steps[0]([(x, None) for x in real], 0)), (lambda: stack([list(real)] * k, 0))
+    solo_step(), stacked_step()  # warm-up
+    rounds = [(seconds(solo_step), seconds(stacked_step) / k) for _ in range(3)]
+    speedup = statistics.median(s for s, _ in rounds) / statistics.median(m for _, m in rounds)
+    if speedup < PAYS:
+        return 1, f"a stack of {k} measured {speedup:.2f}x per seed on {processor(device.type)}, under {PAYS}x"
+    return k, f"measured {speedup:.2f}x per seed on {processor(device.type)}"
 
 
 def run_stacks(groups: list[list[Path]], at_once: int = 1, log: Optional[Path] = None,
@@ -73,7 +140,7 @@ class TrainStacks(Callback):
         if not sweep_dir.is_dir():
             return
         queued = [p for p in job_folders(sweep_dir) if load_run(p).status == "not started"]
-        groups = stack_groups(queued)
+        groups = stack_groups(queued, threads=max(1, (os.cpu_count() or 1) // parallel_jobs(config.hydra)))
         if groups:
             at_once = min(len(groups), parallel_jobs(config.hydra))
             print(f"ganlab: {len(queued)} jobs as {len(groups)} stacks, {at_once} at a time", flush=True)

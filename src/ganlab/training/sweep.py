@@ -23,6 +23,13 @@ def parallel_jobs(hydra_cfg: DictConfig) -> int:
     return max(1, cores + 1 + n_jobs if n_jobs < 0 else n_jobs)
 
 
+def stacks_here(hydra_cfg: DictConfig) -> bool:
+    """Whether the sweep's launcher runs its jobs on this machine (basic, joblib), where its queued jobs can train
+    as stacks at its end; a cluster's launcher (submitit) trains each job alone where it lands."""
+    target = str(hydra_cfg.launcher.get("_target_", "")).lower()
+    return "joblib" in target or "basic" in target
+
+
 def threads_for(cfg: DictConfig, jobs: int) -> int | None:
     """Torch threads of one job when `jobs` share the machine: trainer.threads, else cores // jobs
     (None: torch's default, for a job alone)."""
