@@ -97,6 +97,10 @@ def say_sweep_plan(config: DictConfig) -> None:
         jobs = len(swept_settings([str(o) for o in config.hydra.overrides.task]))
     except Exception:  # a sweeper with its own plan (Optuna), or a glob: Hydra says how many it launches
         return
+    if config.trainer.stack != "1" and stacks_here(config.hydra):
+        print(f"ganlab: {jobs} jobs, queued to train as stacks (trainer.stack={config.trainer.stack}) on {processor()} "
+              f"once their folders are made", flush=True)
+        return
     at_once = min(jobs, parallel_jobs(config.hydra))
     print(f"ganlab: {jobs} jobs, {at_once} at a time, on {processor()}; each job's train.log says its G steps, "
           f"evaluations and time left after its first steps", flush=True)

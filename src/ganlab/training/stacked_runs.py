@@ -143,7 +143,8 @@ class TrainStacks(Callback):
         groups = stack_groups(queued, threads=max(1, (os.cpu_count() or 1) // parallel_jobs(config.hydra)))
         if groups:
             at_once = min(len(groups), parallel_jobs(config.hydra))
-            print(f"ganlab: {len(queued)} jobs as {len(groups)} stacks, {at_once} at a time", flush=True)
+            print(f"ganlab: {len(queued)} jobs as {len(groups)} stack{'s' * (len(groups) != 1)}, {at_once} at a time; "
+                  f"each member's train.log says the stack's G steps and time left", flush=True)
             run_stacks(groups, at_once)
 
 
