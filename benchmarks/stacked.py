@@ -1,6 +1,7 @@
-"""Time per member's G step: K GANs stacked into one vmapped computation (training/stack.py) against the
-same K GANs stepped one after another, on one thread, interleaved round by round in one run; each
-figure's share of the processor's single-thread float32 matmul peak, measured in the same run.
+"""Time per member's G step: K GANs stacked into one computation (training/stack.py: hand-stacked layers
+where they are known, else vmap; and always vmap, for comparison) against the same K GANs stepped one after
+another, on one thread, interleaved round by round in one run; each figure's share of the processor's
+single-thread float32 matmul peak, measured in the same run.
 
     python benchmarks/stacked.py [--rounds 5] [--ks 1,2,4,8,16]
 
@@ -92,7 +93,8 @@ def main() -> None:
     print(f"processor: {processor()}; torch {torch.__version__}, 1 thread; float32 matmul peak "
           f"{peak / 1e9:.0f} GFLOP/s")
     print(f"{'networks':22} {'K':>3} {'solo ms':>8} {'stacked ms':>10} {'ratio':>6} {'solo peak':>9} "
-          f"{'stack peak':>10}   (per member's G step, medians of {args.rounds} interleaved rounds)")
+          f"{'stack peak':>10} {'vmap ms':>8} {'ratio':>6}   (per member's G step, medians of {args.rounds} "
+          f"interleaved rounds)")
     for name, overrides in NETWORKS.items():
         flops = flops_of_one_step(overrides)
         for k in map(int, args.ks.split(",")):
@@ -100,16 +102,20 @@ def main() -> None:
             solos = [GANStep(g, CPU, rng=r) for g, r in zip(gans, rngs)]
             gans2, streams2, rngs2 = build(overrides, k)
             stack = StackedStep(gans2, rngs2, CPU)
-            solo_step = lambda i: [s([(x, None) for x in reals(b)], i) for s, b in zip(solos, streams)]  # noqa: E731
-            stack_step = lambda i: stack([reals(b) for b in streams2], i)  # noqa: E731
-            solo_step(0), stack_step(0)  # warm-up
-            solo_t, stack_t = [], []
+            gans3, streams3, rngs3 = build(overrides, k)
+            vmapped = StackedStep(gans3, rngs3, CPU, fast=False)
+            ways = {"solo": lambda i: [s([(x, None) for x in reals(b)], i) for s, b in zip(solos, streams)],
+                    "stack": lambda i: stack([reals(b) for b in streams2], i),
+                    "vmap": lambda i: vmapped([reals(b) for b in streams3], i)}
+            times = {way: [] for way in ways}
+            for way, step in ways.items():
+                step(0)  # warm-up
             for _ in range(args.rounds):
-                solo_t.append(timed(solo_step, args.steps) / k)
-                stack_t.append(timed(stack_step, args.steps) / k)
-            s, t = statistics.median(solo_t), statistics.median(stack_t)
+                for way, step in ways.items():
+                    times[way].append(timed(step, args.steps) / k)
+            s, t, v = (statistics.median(times[way]) for way in ways)
             print(f"{name:22} {k:>3} {1e3 * s:>8.2f} {1e3 * t:>10.2f} {s / t:>5.2f}x {flops / s / peak:>8.0%} "
-                  f"{flops / t / peak:>9.0%}", flush=True)
+                  f"{flops / t / peak:>9.0%} {1e3 * v:>8.2f} {s / v:>5.2f}x", flush=True)
 
 
 if __name__ == "__main__":

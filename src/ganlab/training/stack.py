@@ -1,8 +1,9 @@
 """K GANs of one architecture trained as one computation: a stack.
 
 Each network's parameters are stacked along a new first dimension (torch.func.stack_module_state) and
-every forward pass is one torch.func.vmap of functional_call over the members, so K small steps become
-one step of K-times-larger kernels. One optimiser steps the stacked tensors; Adam, AdamW and SGD work
+every forward pass is one torch.func.vmap of functional_call over the members, or for the MLPs hand-stacked
+layers (training/stacked_layers.py: a batched matmul a layer), so K small steps become one step of
+K-times-larger kernels. One optimiser steps the stacked tensors; Adam, AdamW and SGD work
 element by element, so that is each member's own step. A member draws its noise from its own
 torch.Generator, so it trains as a solo GANStep given the same stream does, within float rounding
 (tests/test_stack.py).
@@ -26,6 +27,7 @@ from tqdm import tqdm
 
 from ganlab.record.run_folder import LAST_PT
 from ganlab.training.precision import Precision
+from ganlab.training.stacked_layers import stacked_forward
 from ganlab.training.step import GAN, STATS, GANStep, NonFiniteLossError
 from ganlab.training.trainer import Trainer
 
@@ -35,12 +37,16 @@ ELEMENTWISE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
 class StackedNet:
     """K copies of one architecture, each with its own weights, called as one: [K, B, ...] -> [K, B, ...]."""
 
-    def __init__(self, nets: list[nn.Module]):
+    def __init__(self, nets: list[nn.Module], fast: bool = True):
+        """`fast`: the hand-stacked forward of training/stacked_layers.py where it knows the network (else vmap)."""
         self.base = copy.deepcopy(nets[0]).to("meta")  # the architecture; its weights are the stacked ones
         self.params, self.buffers = stack_module_state(nets)
         self.z_dim = getattr(nets[0], "z_dim", None)
+        self.fast = stacked_forward(nets[0]) if fast else None  # hand-stacked layers, where they are known
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fast is not None:
+            return self.fast(self.params, self.buffers, x)
         def one(params, buffers, xi):
             return functional_call(self.base, (params, buffers), (xi,))
         return vmap(one, randomness="different")(self.params, self.buffers, x)
@@ -165,15 +171,17 @@ class StackedStep:
     """The GANStep of K members: n_critic D steps, then one G step, as one vmapped computation. Each
     member's real batches come from its own batch stream and its noise from its own generator `rngs[k]`."""
 
-    def __init__(self, gans: list[GAN], rngs: list[torch.Generator], device: torch.device, precision: str = "32"):
+    def __init__(self, gans: list[GAN], rngs: list[torch.Generator], device: torch.device, precision: str = "32",
+                 fast: bool = True):
+        """`fast`: hand-stacked layers where training/stacked_layers.py knows the networks (else vmap)."""
         reason = why_not_stackable(gans)
         if reason:
             raise ValueError(f"these runs cannot train as one stack: {reason}")
         self.k, self.rngs, self.device = len(gans), rngs, device
         self.loss = gans[0].loss
         self.gans = gans
-        self.generator = StackedNet([g.generator for g in gans])
-        self.discriminator = StackedNet([g.discriminator for g in gans])
+        self.generator = StackedNet([g.generator for g in gans], fast)
+        self.discriminator = StackedNet([g.discriminator for g in gans], fast)
         self.opt_g = stacked_optimizer(gans[0].opt_g, self.generator.parameters())
         self.opt_d = stacked_optimizer(gans[0].opt_d, self.discriminator.parameters())
         for net, opt, which in ((self.generator, self.opt_g, "generator"), (self.discriminator, self.opt_d, "discriminator")):

@@ -1,0 +1,95 @@
+"""Hand-stacked forward passes for the MLP networks (ganlab's MLP and maxout G and D, packed or not): each
+Linear layer of K members is one batched matmul (baddbmm) and each batch norm normalises per member, with no
+vmap in between. torch.func.vmap pays a dispatch overhead at every op that these small networks feel
+(benchmarks/stacked.py measures both); other networks keep the vmap (training/stack.py).
+
+A forward here takes the stacked parameters and buffers by name (as torch.func.stack_module_state gives
+them: [K, ...] each) and x as [K, B, ...], and returns [K, B, ...], updating batch norms' running statistics
+in place, as the members' own modules would.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ganlab.parts.networks.mlp import Maxout, MaxoutDiscriminator, MLPDiscriminator, MLPGenerator
+from ganlab.parts.networks.packing import Packed
+
+Tensors = dict[str, torch.Tensor]
+Layer = Callable[[Tensors, Tensors, torch.Tensor], torch.Tensor]
+ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU, nn.Identity)
+
+
+def stacked_forward(net: nn.Module, prefix: str = "") -> Optional[Layer]:
+    """The hand-stacked forward of `net`, or None when it holds a module not handled here."""
+    if isinstance(net, Packed):
+        inner, pack = stacked_forward(net.net, f"{prefix}net."), net.pack
+        if inner is None:
+            return None
+        return lambda p, b, x: inner(p, b, x.reshape(x.shape[0], x.shape[1] // pack, x.shape[2] * pack, *x.shape[3:]))
+    if type(net) not in (MLPGenerator, MLPDiscriminator, MaxoutDiscriminator):
+        return None
+    body = _sequential(net.body, f"{prefix}body.")
+    if body is None:
+        return None
+    if isinstance(net, MLPGenerator):
+        shape = net.sample_shape
+        return lambda p, b, z: body(p, b, z).view(z.shape[0], z.shape[1], *shape)
+    return lambda p, b, x: body(p, b, x).squeeze(2)
+
+
+def _sequential(seq: nn.Sequential, prefix: str) -> Optional[Layer]:
+    layers = [_layer(module, f"{prefix}{name}.") for name, module in seq.named_children()]
+    if any(layer is None for layer in layers):
+        return None
+
+    def forward(p: Tensors, b: Tensors, x: torch.Tensor) -> torch.Tensor:
+        for layer in layers:
+            x = layer(p, b, x)
+        return x
+    return forward
+
+
+def _layer(module: nn.Module, prefix: str) -> Optional[Layer]:
+    if hasattr(module, "parametrizations"):  # spectral norm: vmap's path names why it cannot stack
+        return None
+    if isinstance(module, nn.Linear):
+        return lambda p, b, x: _linear(p, prefix, x)
+    if isinstance(module, Maxout):
+        width, pieces = module.width, module.pieces
+        return lambda p, b, x: _linear(p, f"{prefix}linear.", x).view(*x.shape[:2], width, pieces).amax(-1)
+    if isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1:
+        return lambda p, b, x: x.flatten(2)
+    if isinstance(module, nn.BatchNorm1d) and module.affine and module.track_running_stats:
+        return lambda p, b, x: _batch_norm(p, b, prefix, module, x)
+    if isinstance(module, nn.LayerNorm) and module.elementwise_affine and len(module.normalized_shape) == 1:
+        return lambda p, b, x: (F.layer_norm(x, module.normalized_shape, eps=module.eps)
+                                * p[f"{prefix}weight"].unsqueeze(1) + p[f"{prefix}bias"].unsqueeze(1))
+    if isinstance(module, ELEMENTWISE) or isinstance(module, nn.Dropout) and module.p == 0:
+        return lambda p, b, x: module(x)
+    return None
+
+
+def _linear(p: Tensors, prefix: str, x: torch.Tensor) -> torch.Tensor:
+    weight, bias = p[f"{prefix}weight"], p.get(f"{prefix}bias")
+    if bias is None:
+        return torch.bmm(x, weight.transpose(1, 2))
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+
+def _batch_norm(p: Tensors, b: Tensors, prefix: str, module: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
+    """Each member's batch norm over its own batch, as one batch norm over K x C channels (HFTA's trick: the
+    solo module's kernel, so the same rounding): training mode, as a stack always trains."""
+    k, n, c = x.shape
+    tracked = b[f"{prefix}num_batches_tracked"]
+    with torch.no_grad():
+        tracked.add_(1)
+    momentum = module.momentum if module.momentum is not None else 1.0 / float(tracked[0])
+    y = F.batch_norm(x.transpose(0, 1).reshape(n, k * c), b[f"{prefix}running_mean"].view(-1),
+                     b[f"{prefix}running_var"].view(-1), p[f"{prefix}weight"].reshape(-1),
+                     p[f"{prefix}bias"].reshape(-1), True, momentum, module.eps)
+    return y.view(n, k, c).transpose(0, 1)
