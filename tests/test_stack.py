@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from ganlab.parts.data import load_dataset
+from ganlab.parts.losses import LazyRegulariser
+from ganlab.parts.registry import LOSSES
 from ganlab.training.batches import BatchStream
 from ganlab.training.job import build_gan
 from ganlab.training.stack import StackedStep, why_not_stackable
@@ -30,6 +32,9 @@ def members(cfg, seeds=SEEDS):
 
 
 def real_batches(streams):
+    for stream in streams:
+        if stream.steps_left() == 0:
+            stream.end_epoch()
     return [[x for x, _ in stream.next()] for stream in streams]
 
 
@@ -50,18 +55,21 @@ DIGITS = ["trainer.batch_size=16", "generator.width=8", "discriminator.width=8"]
     RING, [*RING, "discriminator=maxout", "discriminator.width=16"], [*RING, "loss=hinge", "trainer.n_critic=2"],
     [*RING, "loss=label_smoothing"], DIGITS,
     [*RING, "generator.norm=batch", "discriminator=maxout", "discriminator.width=16", "discriminator.pack=2"],
-    [*RING, "discriminator.norm=layer", "discriminator.minibatch_std=true"]],
+    [*RING, "discriminator.norm=layer", "discriminator.minibatch_std=true"],
+    [*RING, "loss=wgan_gp", "discriminator.norm=layer", "discriminator.pack=2"],
+    [*RING, "loss.r1_gamma=1", "loss.r2_gamma=0.5", "loss.reg_every=2", "discriminator=maxout", "discriminator.width=16"]],
     ids=["ring-mlp", "maxout", "hinge-n_critic-2", "label-smoothing", "digits-dcgan-batch-norm",
-         "pacgan2-batch-norm-g", "layer-norm-minibatch-std"])
+         "pacgan2-batch-norm-g", "layer-norm-minibatch-std", "wgan-gp-packed", "lazy-r1-r2"])
 def test_each_member_of_a_stack_trains_as_its_solo_run_for_five_steps(overrides):
     cfg = make_cfg(*overrides)
     solo, stacked = members(cfg), members(cfg)
-    stack = StackedStep([gan for gan, _, _ in stacked], [rng for _, _, rng in stacked], CPU)
+    regulariser = LazyRegulariser(*(LOSSES.setting(cfg.loss, k) for k in ("r1_gamma", "r2_gamma", "reg_every")))
+    stack = StackedStep([gan for gan, _, _ in stacked], [rng for _, _, rng in stacked], CPU, regulariser=regulariser)
     stack_stats = [stack(real_batches([b for _, b, _ in stacked]), step) for step in range(5)]
     # the MLPs (and maxout) run hand-stacked layers; the DCGAN and minibatch std run under vmap
     assert (stack.generator.fast is not None) == ("dcgan" not in str(cfg.generator.name))
     for k, (gan, batches, rng) in enumerate(solo):
-        step = GANStep(gan, CPU, rng=rng)
+        step = GANStep(gan, CPU, regulariser=regulariser, rng=rng)
         solo_stats = [step([(x, None) for x in real_batches([batches])[0]], i) for i in range(5)]
         for net, stacked_net in ((gan.generator, stack.generator), (gan.discriminator, stack.discriminator)):
             member = stacked_net.member_state(k)
@@ -92,9 +100,10 @@ def test_what_cannot_stack_is_named():
     gans = [build_gan(spectral, data.sample_shape, CPU) for _ in range(2)]
     assert "the discriminator DCGANDiscriminator fails under torch.func.vmap (Batching rule not implemented for " \
            "aten::div.out" in why_not_stackable(gans)
-    wgan = make_cfg(*RING, "loss=wgan_gp", "discriminator.norm=layer")
-    points = load_dataset(wgan.data, 0)
-    assert "gradient penalty" in why_not_stackable([build_gan(wgan, points.sample_shape, CPU) for _ in range(2)])
+    rpgan = make_cfg(*RING, "loss=rpgan")
+    points = load_dataset(rpgan.data, 0)
+    assert "RpGANLoss has a gradient penalty of its own or pairs" in why_not_stackable(
+        [build_gan(rpgan, points.sample_shape, CPU) for _ in range(2)])
     ring = make_cfg(*RING)
     two = [build_gan(ring, points.sample_shape, CPU), build_gan(make_cfg(*RING, "optim.lr=1e-3"), points.sample_shape, CPU)]
     assert "optimiser settings differ" in why_not_stackable(two)

@@ -181,8 +181,10 @@ class WGANGPLoss(GANLoss):
     def g_loss(self, fake):
         return -fake.mean()
 
-    def penalty(self, d, real, fake):
-        alpha = torch.rand(real.shape[0], *[1] * (real.dim() - 1), device=real.device, dtype=real.dtype)
+    def penalty(self, d, real, fake, rng: torch.Generator | None = None):
+        """`rng`: the run's stream the interpolation weights come from (torch's global one by default)."""
+        alpha = torch.rand(real.shape[0], *[1] * (real.dim() - 1), dtype=real.dtype, generator=rng,
+                           device="cpu" if rng is not None else real.device).to(real.device)
         x_hat = (alpha * real + (1 - alpha) * fake.detach()).requires_grad_(True)
         scores = d(x_hat)
         (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)

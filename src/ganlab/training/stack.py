@@ -8,10 +8,11 @@ element by element, so that is each member's own step. A member draws its noise 
 torch.Generator, so it trains as a solo GANStep given the same stream does, within float rounding
 (tests/test_stack.py).
 
-What stacks so far: networks (batch and spectral norm included: their running statistics are stacked
-buffers) without dropout and whose forward pass needs no data-dependent control flow, losses without a
-gradient penalty of their own or pairs, no R1/R2, no augmentation, members with the same optimiser
-settings. `why_not_stackable` names what does not.
+What stacks so far: networks (batch and layer norm, packing, minibatch std; their running statistics are
+stacked buffers) without dropout or spectral norm and whose forward pass needs no data-dependent control
+flow; every loss but RpGAN's pairs, WGAN-GP's penalty and lazy R1/R2 included (each member's input gradients
+through one autograd.grad of the stack); EMA; bf16; no augmentation, no conditional GANs, members with the
+same optimiser settings. `why_not_stackable` names what does not.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm import tqdm
 
 from ganlab.record.run_folder import LAST_PT
+from ganlab.parts.losses import LazyRegulariser, WGANGPLoss
 from ganlab.training.precision import Precision
 from ganlab.training.stacked_layers import stacked_forward
 from ganlab.training.step import GAN, STATS, GANStep, NonFiniteLossError
@@ -100,7 +102,6 @@ def why_not_stackable(gans: list[GAN], steps: Optional[list[GANStep]] = None) ->
     first = gans[0]
     for step in steps or []:
         reason = ("it has augmentation" if step.augment else
-                  "it has an R1/R2 penalty" if step.regulariser.r1_gamma or step.regulariser.r2_gamma else
                   "it is conditional" if getattr(step.gan.generator, "n_classes", 0) else
                   "its precision is fp16 (a gradient scaler per run)" if step.precision.mode == "fp16" else
                   "its z does not come from a stream of its own" if step.rng is None else None)
@@ -113,8 +114,8 @@ def why_not_stackable(gans: list[GAN], steps: Optional[list[GANStep]] = None) ->
             if type(net) is not type(getattr(first, name)) or \
                     [p.shape for p in net.parameters()] != [p.shape for p in getattr(first, name).parameters()]:
                 return f"the members' {name}s differ in architecture"
-        if gan.loss.gradient_penalty or gan.loss.pairs:
-            return f"the loss {type(gan.loss).__name__} has a gradient penalty or pairs"
+        if gan.loss.gradient_penalty and not isinstance(gan.loss, WGANGPLoss) or gan.loss.pairs:
+            return f"the loss {type(gan.loss).__name__} has a gradient penalty of its own or pairs"
         if type(gan.loss) is not type(first.loss) or vars(gan.loss) != vars(first.loss):
             return "the members' losses differ"
         for opt, first_opt in ((gan.opt_g, first.opt_g), (gan.opt_d, first.opt_d)):
@@ -172,8 +173,9 @@ class StackedStep:
     member's real batches come from its own batch stream and its noise from its own generator `rngs[k]`."""
 
     def __init__(self, gans: list[GAN], rngs: list[torch.Generator], device: torch.device, precision: str = "32",
-                 fast: bool = True):
-        """`fast`: hand-stacked layers where training/stacked_layers.py knows the networks (else vmap)."""
+                 fast: bool = True, regulariser: Optional[LazyRegulariser] = None):
+        """`fast`: hand-stacked layers where training/stacked_layers.py knows the networks (else vmap);
+        `regulariser`: the lazy R1/R2 penalty (none by default)."""
         reason = why_not_stackable(gans)
         if reason:
             raise ValueError(f"these runs cannot train as one stack: {reason}")
@@ -188,6 +190,7 @@ class StackedStep:
             gather_state(opt, net, [(getattr(g, which), getattr(g, f"opt_{which[0]}")) for g in gans])
             net.bind([getattr(g, which) for g in gans])
         self.precision = Precision(precision, device)
+        self.regulariser = regulariser or LazyRegulariser(0.0, 0.0, 16)
 
     def to_members(self) -> None:
         """Each member's optimisers given their slice of the stacked ones' states (before it checkpoints)."""
@@ -204,14 +207,15 @@ class StackedStep:
         [K, len(STATS)] in STATS order."""
         amp, n_critic = self.precision, len(reals[0])
         batches = [torch.stack([member[i] for member in reals]) for i in range(n_critic)]
-        for real in batches[:-1]:
+        first = step * n_critic  # the number of this step's first D step
+        for i, real in enumerate(batches[:-1]):
             with torch.no_grad(), amp.autocast():
                 fake = self.generator(self.noise(real.shape[1]))
-            self.d_step(real, fake)
+            self.d_step(real, fake, first + i)
         real = batches[-1]
         with amp.autocast():
             fake = self.generator(self.noise(real.shape[1]))
-        stats = self.d_step(real, fake.detach())
+        stats = self.d_step(real, fake.detach(), first + n_critic - 1)
         self.discriminator.requires_grad_(False)
         with amp.autocast():
             fake_s = self.discriminator(fake).float()
@@ -222,19 +226,49 @@ class StackedStep:
         zero = torch.zeros(self.k, device=self.device)
         return torch.stack([stats.get(name, zero) for name in STATS], dim=1)
 
-    def d_step(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        loss = self.loss
+    def d_step(self, real: torch.Tensor, fake: torch.Tensor, index: int) -> dict[str, torch.Tensor]:
+        loss, d, zero = self.loss, self.discriminator, torch.zeros(self.k, device=self.device)
         with self.precision.autocast():
-            real_s = self.discriminator(real).float()
-            fake_s = self.discriminator(fake).float()
+            real_s = d(real).float()
+            fake_s = d(fake).float()
             loss_d = vmap(loss.d_loss)(real_s, fake_s)
-        norm_d = self.backward_and_step(loss_d, self.opt_d, self.discriminator)
+            gp = self.gradient_penalty(real, fake) if loss.gradient_penalty else zero
+            r1, r2 = self.lazy_penalties(real, fake, index)
+        norm_d = self.backward_and_step(loss_d + gp + r1 + r2, self.opt_d, d)
         with torch.no_grad():
             r, f = loss.to_readout(real_s).flatten(1), loss.to_readout(fake_s).flatten(1)
             cut = (r.mean(1, keepdim=True) + f.mean(1, keepdim=True)) / 2 if loss.threshold is None else loss.threshold
             return {"loss_d": loss_d.detach(), "d_real": r.mean(1), "d_fake": f.mean(1),
                     "acc_real": (r > cut).float().mean(1), "acc_fake": (f <= cut).float().mean(1),
-                    "grad_norm_d": norm_d, "wasserstein": real_s.flatten(1).mean(1) - fake_s.flatten(1).mean(1)}
+                    "grad_norm_d": norm_d, "wasserstein": real_s.flatten(1).mean(1) - fake_s.flatten(1).mean(1),
+                    "gp": gp.detach(), "r1": r1.detach(), "r2": r2.detach()}
+
+    def squared_gradient_norms(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member's E ||grad_x D(x)||^2 over its scores (losses.squared_gradient_norm, per member): [K]."""
+        x = x.detach().requires_grad_(True)
+        scores = self.discriminator(x).float()
+        (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+        return grad.pow(2).flatten(1).sum(1) / scores.shape[1]
+
+    def lazy_penalties(self, real: torch.Tensor, fake: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """R1 and R2 of each member at D step `index` (LazyRegulariser's schedule and scale): [K] each."""
+        reg, zero = self.regulariser, torch.zeros(self.k, device=self.device)
+        if index % reg.every:
+            return zero, zero
+        scale = reg.every / 2
+        return (reg.r1_gamma * scale * self.squared_gradient_norms(real) if reg.r1_gamma else zero,
+                reg.r2_gamma * scale * self.squared_gradient_norms(fake) if reg.r2_gamma else zero)
+
+    def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """WGAN-GP's penalty of each member (WGANGPLoss.penalty), its interpolation weights from the member's
+        own stream: [K]."""
+        shape = (real.shape[1], *[1] * (real.dim() - 2))
+        alpha = torch.stack([torch.rand(shape, dtype=real.dtype, generator=rng) for rng in self.rngs]).to(self.device)
+        x_hat = (alpha * real + (1 - alpha) * fake.detach()).requires_grad_(True)
+        scores = self.discriminator(x_hat)
+        (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+        norms = grad.reshape(self.k, scores.shape[1], -1).norm(dim=2)  # one per score: a sample, or a pack
+        return self.loss.gp_weight * (norms - 1.0).pow(2).mean(1)
 
     @staticmethod
     def backward_and_step(losses: torch.Tensor, optimizer: torch.optim.Optimizer, net: StackedNet) -> torch.Tensor:
@@ -260,7 +294,7 @@ class StackedTrainer:
         self.members, self.progress_bar = members, progress_bar
         self.step, self.total_steps = lead.step, lead.total_steps
         self.stacked = StackedStep([m.gan for m in members], [s.rng for s in steps], lead.gan_step.device,
-                                   lead.gan_step.precision.mode)
+                                   lead.gan_step.precision.mode, regulariser=lead.gan_step.regulariser)
         self.diverged: dict[int, NonFiniteLossError] = {}  # member index -> what went non-finite
         self.stop_signal: str | None = None  # set by SIGINT / SIGTERM: every member checkpoints, then the stack stops
         self.last_save = time.perf_counter()

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from ganlab.parts.augment import DiffAugment
-from ganlab.parts.losses import GANLoss, LazyRegulariser
+from ganlab.parts.losses import GANLoss, LazyRegulariser, WGANGPLoss
 from ganlab.training.precision import Precision
 
 STATS = ("loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake", "grad_norm_d", "grad_norm_g",
@@ -56,8 +56,8 @@ class GANStep:
                  rng: Optional[torch.Generator] = None):
         """`precision`: trainer.precision (32, bf16, fp16, auto); `regulariser`: the lazy R1/R2 penalty (none
         by default); `augment`: what D's inputs pass through (none by default); `rng`: the noise's random
-        stream (noise_stream(seed) in a run; torch's global one by default, and in a run whose checkpoint
-        is older than format 4)."""
+        stream, and WGAN-GP's interpolation weights' (noise_stream(seed) in a run; torch's global one by default,
+        and in a run whose checkpoint is older than format 4)."""
         self.gan, self.device, self.rng = gan, device, rng
         self.precision = Precision(precision, device)
         self.regulariser = regulariser or LazyRegulariser(0.0, 0.0, 16)
@@ -101,7 +101,8 @@ class GANStep:
             class_loss = self.class_loss(y)  # acgan: D learns the classes of the real images
             fake_s = d(fake).float()
             loss_d = gan.loss.d_loss(real_s, fake_s)
-            gp = gan.loss.penalty(d, real, fake)
+            gp = gan.loss.penalty(d, real, fake, rng=self.rng) if isinstance(gan.loss, WGANGPLoss) and self.rng \
+                else gan.loss.penalty(d, real, fake)
             r1, r2 = self.regulariser(d, real, fake, index)  # lazy: zero between its steps
         norm_d = self.precision.backward_and_step(loss_d + class_loss + gp + r1 + r2, gan.opt_d, gan.discriminator, "d")
         with torch.no_grad():
