@@ -4,8 +4,10 @@
 # trainer.stack). Expect: no difference beyond the noise.
 set -euo pipefail
 OUT=${OUT:-outputs/studies/stacked_vs_solo}
+SEEDS=${SEEDS:-1,2,3,4,5,6,7,8}  # SEEDS=9,10,...,16 PART=2 adds a second sweep each way
+PART=${PART:-}
 COMMON=(data=ring8 generator=mlp discriminator=mlp trainer.epochs=10 trainer.threads=1 trainer.progress=false
-        seed=1,2,3,4,5,6,7,8 hydra.launcher.n_jobs=1)
-time ganlab train -m "${COMMON[@]}" hydra.sweep.dir="$OUT/solo"
-time ganlab train -m "${COMMON[@]}" trainer.stack=8 hydra.sweep.dir="$OUT/stacked"
-ganlab compare "$OUT"/solo/seed=* "$OUT"/stacked/seed=* --out "$OUT/compare"
+        seed=$SEEDS hydra.launcher.n_jobs=1)
+time ganlab train -m "${COMMON[@]}" hydra.sweep.dir="$OUT/solo$PART"
+time ganlab train -m "${COMMON[@]}" trainer.stack=8 hydra.sweep.dir="$OUT/stacked$PART"
+python experiments/stacked_vs_solo/aa.py "$OUT"
