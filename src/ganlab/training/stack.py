@@ -3,16 +3,16 @@
 Each network's parameters are stacked along a new first dimension (torch.func.stack_module_state) and
 every forward pass is one torch.func.vmap of functional_call over the members, or for the MLPs hand-stacked
 layers (training/stacked_layers.py: a batched matmul a layer), so K small steps become one step of
-K-times-larger kernels. One optimiser steps the stacked tensors; Adam, AdamW and SGD work
-element by element, so that is each member's own step. A member draws its noise from its own
+K-times-larger kernels. One optimiser steps the stacked tensors; Adam, AdamW, SGD and RMSprop work
+element by element, so that is each member's own step (at its own learning rate: StackedOptimizer). A member draws its noise from its own
 torch.Generator, so it trains as a solo GANStep given the same stream does, within float rounding
 (tests/test_stack.py).
 
 What stacks so far: networks (batch and layer norm, packing, minibatch std; their running statistics are
 stacked buffers) without dropout or spectral norm and whose forward pass needs no data-dependent control
 flow; every loss but RpGAN's pairs, WGAN-GP's penalty and lazy R1/R2 included (each member's input gradients
-through one autograd.grad of the stack); EMA; bf16; no augmentation, no conditional GANs, members with the
-same optimiser settings. `why_not_stackable` names what does not.
+through one autograd.grad of the stack); EMA; bf16; members whose learning rates differ (StackedOptimizer); no
+augmentation, no conditional GANs. `why_not_stackable` names what does not.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ganlab.training.stacked_layers import stacked_forward
 from ganlab.training.step import GAN, STATS, GANStep, NonFiniteLossError
 from ganlab.training.trainer import Trainer
 
-ELEMENTWISE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
+ELEMENTWISE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.RMSprop)  # steps linear in lr
 
 
 class StackedNet:
@@ -121,16 +121,41 @@ def why_not_stackable(gans: list[GAN], steps: Optional[list[GANStep]] = None) ->
         for opt, first_opt in ((gan.opt_g, first.opt_g), (gan.opt_d, first.opt_d)):
             if not isinstance(opt, ELEMENTWISE):
                 return f"the optimiser {type(opt).__name__} does not work element by element"
-            settings = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
-            if settings != [{k: v for k, v in g.items() if k != "params"} for g in first_opt.param_groups]:
-                return "the members' optimiser settings differ"
+            if _settings(opt) != _settings(first_opt):
+                return "the members' optimiser settings (other than the learning rate) differ"
     return probe(first)
 
 
-def stacked_optimizer(template: torch.optim.Optimizer, params: list[torch.Tensor]) -> torch.optim.Optimizer:
-    """The template's kind and settings over the stacked parameters."""
-    settings = {k: v for k, v in template.param_groups[0].items() if k != "params"}
-    return type(template)(params, **settings)
+def _settings(optimizer: torch.optim.Optimizer) -> list[dict]:
+    """An optimiser's settings but its learning rate, group by group."""
+    return [{k: v for k, v in g.items() if k not in ("params", "lr")} for g in optimizer.param_groups]
+
+
+class StackedOptimizer:
+    """The members' optimiser over the stacked parameters, each member at its own learning rate. Adam's,
+    AdamW's, SGD's and RMSprop's steps are linear in the learning rate, so members with different rates step at rate 1
+    and each member's change is scaled by its own (equal to its solo step but for rounding); members of one
+    rate step as one optimiser."""
+
+    def __init__(self, members: list[torch.optim.Optimizer], params: list[torch.Tensor]):
+        rates = [opt.param_groups[0]["lr"] for opt in members]
+        settings = {k: v for k, v in members[0].param_groups[0].items() if k != "params"}
+        self.rates = None if len(set(rates)) == 1 else torch.tensor(rates, dtype=params[0].dtype, device=params[0].device)
+        self.optimizer = type(members[0])(params, **{**settings, **({"lr": 1.0} if self.rates is not None else {})})
+        self.state, self.params = self.optimizer.state, params
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        if self.rates is None:
+            self.optimizer.step()
+            return
+        before = [p.clone() for p in self.params]
+        self.optimizer.step()
+        for p, old in zip(self.params, before):
+            p.copy_(old + (p - old) * self.rates.view(-1, *[1] * (p.dim() - 1)))
 
 
 def _pairs(net: StackedNet, member: nn.Module) -> list[tuple[torch.Tensor, nn.Parameter]]:
@@ -139,7 +164,7 @@ def _pairs(net: StackedNet, member: nn.Module) -> list[tuple[torch.Tensor, nn.Pa
     return [(stacked, own[name]) for name, stacked in net.params.items()]
 
 
-def gather_state(optimizer: torch.optim.Optimizer, net: StackedNet,
+def gather_state(optimizer: StackedOptimizer, net: StackedNet,
                  members: list[tuple[nn.Module, torch.optim.Optimizer]]) -> None:
     """The stacked optimiser's state from its members' (a resumed stack): moments stacked, the step count
     (the same for all) kept."""
@@ -152,7 +177,7 @@ def gather_state(optimizer: torch.optim.Optimizer, net: StackedNet,
             if torch.is_tensor(value) else value for key, value in states[0].items()}
 
 
-def scatter_state(optimizer: torch.optim.Optimizer, net: StackedNet,
+def scatter_state(optimizer: StackedOptimizer, net: StackedNet,
                   members: list[tuple[nn.Module, torch.optim.Optimizer]]) -> None:
     """Each member optimiser's state: its slice of the stacked optimiser's (copies)."""
     for k, (member, opt) in enumerate(members):
@@ -184,8 +209,8 @@ class StackedStep:
         self.gans = gans
         self.generator = StackedNet([g.generator for g in gans], fast)
         self.discriminator = StackedNet([g.discriminator for g in gans], fast)
-        self.opt_g = stacked_optimizer(gans[0].opt_g, self.generator.parameters())
-        self.opt_d = stacked_optimizer(gans[0].opt_d, self.discriminator.parameters())
+        self.opt_g = StackedOptimizer([g.opt_g for g in gans], self.generator.parameters())
+        self.opt_d = StackedOptimizer([g.opt_d for g in gans], self.discriminator.parameters())
         for net, opt, which in ((self.generator, self.opt_g, "generator"), (self.discriminator, self.opt_d, "discriminator")):
             gather_state(opt, net, [(getattr(g, which), getattr(g, f"opt_{which[0]}")) for g in gans])
             net.bind([getattr(g, which) for g in gans])
@@ -271,7 +296,7 @@ class StackedStep:
         return self.loss.gp_weight * (norms - 1.0).pow(2).mean(1)
 
     @staticmethod
-    def backward_and_step(losses: torch.Tensor, optimizer: torch.optim.Optimizer, net: StackedNet) -> torch.Tensor:
+    def backward_and_step(losses: torch.Tensor, optimizer: StackedOptimizer, net: StackedNet) -> torch.Tensor:
         """The members' losses [K] summed (each member's gradient is its own loss's), a step; their norms [K]."""
         optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
