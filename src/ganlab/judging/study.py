@@ -238,7 +238,7 @@ class Study:
             if folder.exists() and not forget_unstarted_sweep(folder):
                 resume_sweep(folder, say=lambda line: say(f"  {line}"), log=log, deadline=deadline)
             elif run_worker("train", "-m", *(["--config-dir", self.design.config_dir] * bool(self.design.config_dir)),
-                            *self.design.overrides, f"seed={','.join(map(str, seeds))}",
+                            *self.design.overrides, f"seed={','.join(map(str, seeds))}", *self.stacking(),
                             f"hydra.sweep.dir={folder}", log=log, deadline=deadline) == 2:
                 said = [line for line in log.read_text(errors="replace").splitlines() if "error" in line.lower()]
                 raise StudyError(f"the round's sweep refused to start: {said[-1] if said else 'see ' + str(log)}; "
@@ -255,6 +255,11 @@ class Study:
             if budget and budget > self.minutes and took > 0:
                 say(f"  at {took:.1f} min a round, the time budget ({budget:g} min) allows about "
                     f"{int((budget - self.minutes) / took)} more")
+
+    def stacking(self) -> list[str]:
+        """A round's seeds train as stacks where a measurement finds they pay (trainer.stack=auto), unless the
+        study's overrides say otherwise."""
+        return [] if any(o.startswith("trainer.stack=") for o in self.design.overrides) else ["trainer.stack=auto"]
 
     def _look(self, runs: list[RunRecord], seeds: int, say: Callable[[str], None]) -> None:
         from ganlab.judging.compare import compare
