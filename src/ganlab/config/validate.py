@@ -178,7 +178,7 @@ def _validate_trainer(trainer: DictConfig) -> None:
     check_range("trainer.ema_decay", trainer.ema_decay, 0.0, 1.0, high_open=True)
     check(trainer.ema_start >= 0, f"trainer.ema_start={trainer.ema_start} must be >= 0")
     check(trainer.threads is None or trainer.threads >= 1, f"trainer.threads={trainer.threads} must be >= 1 (or null)")
-    check(trainer.stack == "auto" or trainer.stack.isdigit() and int(trainer.stack) >= 1,
+    check(str(trainer.stack) == "auto" or str(trainer.stack).isdigit() and int(trainer.stack) >= 1,
           f"trainer.stack={trainer.stack} must be a number >= 1 (1: each run its own process) or auto")
     check_choice("trainer.precision", trainer.precision, ("32", "bf16", "fp16", "auto"))
 

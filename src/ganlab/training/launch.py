@@ -92,12 +92,13 @@ def say_sweep_plan(config: DictConfig) -> None:
     then says its own G steps, evaluations and time left."""
     from ganlab.record.sweep_plan import swept_settings
     from ganlab.training.cost import processor
+    from ganlab.training.stacked_runs import wants_stack
 
     try:
         jobs = len(swept_settings([str(o) for o in config.hydra.overrides.task]))
     except Exception:  # a sweeper with its own plan (Optuna), or a glob: Hydra says how many it launches
         return
-    if config.trainer.stack != "1" and stacks_here(config.hydra):
+    if wants_stack(config) and stacks_here(config.hydra):
         print(f"ganlab: {jobs} jobs, queued to train as stacks (trainer.stack={config.trainer.stack}) on {processor()} "
               f"once their folders are made", flush=True)
         return
@@ -110,13 +111,14 @@ def say_sweep_plan(config: DictConfig) -> None:
 def hydra_task(cfg: DictConfig) -> float | None:
     """Hydra's task: one job, a single run or one of a sweep; its best score is what a sweeper minimises."""
     from ganlab.training.job import run_job
+    from ganlab.training.stacked_runs import wants_stack
 
     hydra_cfg = HydraConfig.get()
     run_dir, sweeping = Path(hydra_cfg.runtime.output_dir), hydra_cfg.mode == RunMode.MULTIRUN
     try:
         if sweeping:  # Hydra made the job's folder and wrote its .hydra/ and train.log into it
             claim = claim_new(run_dir, allow=HYDRA_NAMES)
-            if cfg.trainer.stack != "1" and stacks_here(hydra_cfg):  # queued: trained in a stack at the sweep's end
+            if wants_stack(cfg) and stacks_here(hydra_cfg):  # queued: trained in a stack at the sweep's end
                 # (stacked_runs.TrainStacks)
                 validate(cfg)
                 claim.release()

@@ -46,6 +46,11 @@ AUTO_LARGEST = 8  # the largest stack trainer.stack=auto measures
 PAYS = 1.15  # auto stacks when a stack trains a seed at least this much faster per G step than a solo run
 
 
+def wants_stack(cfg: DictConfig) -> bool:
+    """trainer.stack asks for stacks (a number > 1, or auto; a config saved with it as a number counts too)."""
+    return str(cfg.trainer.stack) != "1"
+
+
 def stack_size(cfg: DictConfig) -> int | None:
     """trainer.stack as a number (None: auto)."""
     return None if cfg.trainer.stack == "auto" else int(cfg.trainer.stack)
@@ -61,7 +66,7 @@ def stack_groups(run_dirs: list[Path], threads: Optional[int] = None, say=print)
             cfg, state = saved_run(run_dir, [])
         except CheckpointError:  # the resume of it says what is missing
             continue
-        if cfg.trainer.stack == "1":
+        if not wants_stack(cfg):
             continue
         config = OmegaConf.to_container(cfg, resolve=True)
         config.pop("seed")
