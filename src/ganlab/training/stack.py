@@ -100,6 +100,8 @@ def probe(gan: GAN) -> Optional[str]:
 def why_not_stackable(gans: list[GAN], steps: Optional[list[GANStep]] = None) -> Optional[str]:
     """Why these GANs (trained by these GANSteps) cannot train as one stack (None: they can)."""
     first = gans[0]
+    if len({(s.regulariser.r1_gamma, s.regulariser.r2_gamma, s.regulariser.every) for s in steps or []}) > 1:
+        return "the members' R1/R2 settings differ"
     for step in steps or []:
         reason = ("it has augmentation" if step.augment else
                   "it is conditional" if getattr(step.gan.generator, "n_classes", 0) else
