@@ -275,3 +275,33 @@ def test_a_bad_trainer_stack_is_refused_in_one_line(value):
 
     with pytest.raises(ConfigError, match=f"trainer.stack={value} must be a number >= 1 .* or auto"):
         validate(make_cfg(*STACKED[:-1], f"trainer.stack={value}"))
+
+
+def test_a_stack_stopped_between_its_members_epoch_ends_resumes_in_step(tmp_path, monkeypatch):
+    """A signal while the members close an epoch (grids, scores) checkpoints them all; the resumed stack closes
+    the others' epochs and goes on as one that was never stopped."""
+    from ganlab.training.stack import StackedTrainer
+    from ganlab.training.trainer import Trainer
+    from ganlab.training.stacked_runs import train_members
+
+    quick = ["metrics.enabled=false", "trainer.epochs=3"]
+    train_members(member_jobs(tmp_path, "whole", SEEDS, *quick), jobs=1)
+    close = Trainer.close_epoch
+
+    def stop_after_the_first_member(self):  # the signal arrives during member 1's epoch end of epoch 2
+        close(self)
+        if self.epoch == 2 and self.run.path.name == "seed-1":
+            stacks[0].stop_signal = "SIGTERM"
+
+    monkeypatch.setattr(Trainer, "close_epoch", stop_after_the_first_member)
+    stacks = []
+    monkeypatch.setattr(StackedTrainer, "fit", lambda self, fit=StackedTrainer.fit: (stacks.append(self), fit(self))[1])
+    with pytest.raises(KeyboardInterrupt):
+        train_members(member_jobs(tmp_path, "parts", SEEDS, *quick), jobs=1)
+    monkeypatch.setattr(Trainer, "close_epoch", close)
+    train_members(member_jobs(tmp_path, "parts", SEEDS, *quick, resume=True), jobs=1)
+    for seed in SEEDS:
+        a, b = (weights(tmp_path / name / f"seed-{seed}") for name in ("whole", "parts"))
+        assert all(torch.equal(a[n], b[n]) for n in a), seed
+        grids = [sorted(p.name for p in (tmp_path / name / f"seed-{seed}" / "samples").iterdir()) for name in ("whole", "parts")]
+        assert grids[0] == grids[1] == ["epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]

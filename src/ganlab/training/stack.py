@@ -323,21 +323,24 @@ class StackedTrainer:
         self.stacked = StackedStep([m.gan for m in members], [s.rng for s in steps], lead.gan_step.device,
                                    lead.gan_step.precision.mode, regulariser=lead.gan_step.regulariser)
         self.diverged: dict[int, NonFiniteLossError] = {}  # member index -> what went non-finite
+        self.done: set[int] = set()  # members whose run's end is done
         self.stop_signal: str | None = None  # set by SIGINT / SIGTERM: every member checkpoints, then the stack stops
         self.last_save = time.perf_counter()
 
     def live(self) -> list[tuple[int, Trainer]]:
-        return [(k, m) for k, m in enumerate(self.members) if k not in self.diverged]
+        """The members still training: neither diverged nor done with the run's end."""
+        return [(k, m) for k, m in enumerate(self.members) if k not in self.diverged and k not in self.done]
 
     def fit(self) -> None:
-        started = [m.begin(quiet=k > 0) for k, m in enumerate(self.members)]  # the first member speaks for all
-        if not all(started):
-            return
-        batches = self.members[0].batches
+        self.done = {k for k, m in enumerate(self.members) if not m.begin(quiet=k > 0)}  # nothing left to do
         with tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
                   disable=not self.progress_bar) as bar:
-            while self.step < self.total_steps:
-                for _ in range(min(batches.steps_left(), self.total_steps - self.step)):
+            while True:
+                self.close_epochs()  # at the start too: a stack stopped between its members' epoch ends
+                if self.step >= self.total_steps or not self.live():
+                    return
+                _, lead = self.live()[0]
+                for _ in range(min(lead.batches.steps_left(), self.total_steps - self.step)):
                     reals = [[x for x, _ in m.batches.next()] for m in self.members]
                     stats = self.stacked(reals, self.step)
                     self.step += 1
@@ -347,13 +350,24 @@ class StackedTrainer:
                         return
                     bar.update()
                     self.checkpoint_if_due()
-                self.stacked.to_members()
-                for k, m in enumerate(self.members):
-                    if k in self.diverged:  # frozen: its data order keeps pace with the others'
-                        if m.batches.steps_left() == 0:
-                            m.batches.end_epoch()
-                    else:
-                        self.guarded(k, m.close_epoch)
+
+    def close_epochs(self) -> None:
+        """Each member whose epoch's data is used up (or whose run's steps are) closes its epoch: grids, scores,
+        checkpoint. A signal between members checkpoints every member that has work left, so that a resume
+        closes the others' epochs and the members go on in step."""
+        final = self.step >= self.total_steps
+        self.stacked.to_members()
+        for k, m in enumerate(self.members):
+            if k in self.done or not final and m.batches.steps_left() > 0:
+                continue
+            if k in self.diverged:  # frozen: its data order keeps pace with the others'
+                m.batches.end_epoch()
+                continue
+            if self.stop_signal:
+                self.checkpoint_if_due()
+            self.guarded(k, m.close_epoch)
+            if final:
+                self.done.add(k)
 
     def guarded(self, k: int, work, *args) -> None:
         """A member's work; a member that turns non-finite there is frozen."""
@@ -369,7 +383,7 @@ class StackedTrainer:
         if not stop and time.perf_counter() - self.last_save <= 60 * self.members[0].schedule.checkpoint_minutes:
             return
         self.stacked.to_members()
-        for k, m in self.live():
+        for k, m in self.live():  # not those done: their last.pt is their run's end
             self.guarded(k, m.save_checkpoint, LAST_PT)
         self.last_save = time.perf_counter()
         if stop:

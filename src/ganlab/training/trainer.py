@@ -95,11 +95,14 @@ class Trainer:
             return
         with tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
                   disable=not self.progress_bar) as bar:
-            while self.step < self.total_steps:  # an epoch (or what is left of it, or of the run) at a time
+            while True:  # an epoch (or what is left of it, or of the run) at a time; a run stopped after its
+                # last step but before its end's work (a signal) does that work when resumed
                 for _ in range(min(self.batches.steps_left(), self.total_steps - self.step)):
                     self.after_step(self.gan_step(self.batches.next(), self.step), bar)
                     self.checkpoint_if_due()
                 self.close_epoch()
+                if self.step >= self.total_steps:
+                    return
 
     def begin(self, quiet: bool = False) -> bool:
         """Start the clocks and say what the run will cost (unless `quiet`); False when nothing is left."""
