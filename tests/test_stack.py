@@ -305,3 +305,23 @@ def test_a_stack_stopped_between_its_members_epoch_ends_resumes_in_step(tmp_path
         assert all(torch.equal(a[n], b[n]) for n in a), seed
         grids = [sorted(p.name for p in (tmp_path / name / f"seed-{seed}" / "samples").iterdir()) for name in ("whole", "parts")]
         assert grids[0] == grids[1] == ["epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
+
+
+def test_runs_that_cannot_stack_train_one_a_process_saying_why(tmp_path):
+    from omegaconf import OmegaConf
+
+    from ganlab.training.stacked_runs import stack_groups
+
+    folders = []
+    for seed in (1, 2, 3):  # three queued jobs of a sweep with trainer.stack=2: their folders hold their config
+        folders.append(tmp_path / f"seed={seed}")
+        (folders[-1] / ".hydra").mkdir(parents=True)
+        cfg = make_cfg(*STACKED[:-1], "trainer.stack=2", "discriminator.dropout=0.2", f"seed={seed}")
+        (folders[-1] / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    said = []
+    assert stack_groups(folders, say=said.append) == [[f] for f in folders]
+    assert said == ["ganlab: 3 ring8_bce_logits jobs train one a process, not as stacks: the discriminator has dropout, "
+                    "whose masks would not come from each member's own stream"]
+    for f in folders[1:]:  # without dropout: stacks of 2
+        (f / ".hydra" / "config.yaml").write_text((f / ".hydra" / "config.yaml").read_text().replace("dropout: 0.2", "dropout: 0.0"))
+    assert stack_groups(folders[1:], say=said.append) == [folders[1:]]

@@ -81,6 +81,11 @@ def build_gan(cfg: DictConfig, sample_shape: tuple[int, ...], device: torch.devi
                opt_d=OPTIMIZERS.build(cfg.optim, discriminator.parameters(), OPTIMIZERS.setting(cfg.optim, "d_lr_mult")))
 
 
+def regulariser(cfg: DictConfig) -> LazyRegulariser:
+    """The lazy R1/R2 penalty the loss's settings ask for."""
+    return LazyRegulariser(*(LOSSES.setting(cfg.loss, k) for k in ("r1_gamma", "r2_gamma", "reg_every")))
+
+
 def build_trainer(cfg: DictConfig, gan: GAN, data: Dataset, run: RunFolder, device: torch.device,
                   evaluator: Evaluator | None, purge_step: int | None = None, progress_bar: bool = True) -> Trainer:
     """The one reader of the config below the job: the loop's schedule and its parts, built from `cfg` and
@@ -94,8 +99,7 @@ def build_trainer(cfg: DictConfig, gan: GAN, data: Dataset, run: RunFolder, devi
     logger = build_logger(cfg, run.path, purge_step)
     classes = data.classes if is_conditional(cfg) else None
     batches = BatchStream(data, t.batch_size, t.n_critic, cfg.seed, t.channels_last, bool(classes))
-    regulariser = LazyRegulariser(*(LOSSES.setting(cfg.loss, k) for k in ("r1_gamma", "r2_gamma", "reg_every")))
-    gan_step = GANStep(gan, device, t.precision, regulariser, AUGMENTATIONS.build(cfg.augment, t.batch_size),
+    gan_step = GANStep(gan, device, t.precision, regulariser(cfg), AUGMENTATIONS.build(cfg.augment, t.batch_size),
                        noise_stream(cfg.seed))
     ema = GeneratorEMA(gan.generator, t.ema_decay, t.ema_start) if t.ema_decay > 0 else None
     blank = frozenset({*(name for name in ("r1", "r2") if not LOSSES.setting(cfg.loss, f"{name}_gamma")),

@@ -23,13 +23,15 @@ import torch
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from ganlab.config import is_conditional
+from ganlab.parts.registry import AUGMENTATIONS
 from ganlab.record.catalog import load_run
 from ganlab.record.checkpoints import CheckpointError, sample_shape
 from ganlab.record.run_folder import SUMMARY_JSON
 from ganlab.record.summary import Summary
 from ganlab.record.sweep_plan import job_folders
 from ganlab.training.cost import processor
-from ganlab.training.job import Job, build_gan, resolve_device, stop_on_signals
+from ganlab.training.job import Job, build_gan, regulariser, resolve_device, stop_on_signals
 from ganlab.training.processes import run_worker
 from ganlab.training.resume import log_to, saved_run
 from ganlab.training.stack import StackedStep, StackedTrainer, why_not_stackable
@@ -80,8 +82,31 @@ def stack_groups(run_dirs: list[Path], threads: Optional[int] = None, say=print)
         if k is None:
             k, why = measured_stack(cfg, len(dirs), threads)
             say(f"ganlab: trainer.stack=auto for {len(dirs)} {cfg.name} jobs: stacks of {k} ({why})")
+        elif k > 1 and len(dirs) > 1 and (why := cannot_stack(cfg)):
+            k = 1
+            say(f"ganlab: {len(dirs)} {cfg.name} jobs train one a process, not as stacks: {why}")
         groups += [dirs[i:i + k] for i in range(0, len(dirs), k)]
     return groups
+
+
+def cannot_stack(cfg: DictConfig) -> Optional[str]:
+    """Why runs of `cfg` cannot share a stack (None: they can), from two members built as the runs build them."""
+    if is_conditional(cfg):
+        return "the run cannot stack: it is conditional"
+    try:
+        with torch.random.fork_rng(devices=[]):
+            _, steps = _members(cfg, 2)
+        return why_not_stackable([step.gan for step in steps], steps)
+    except Exception as e:  # a user's part that cannot be built here: each job alone, as before
+        return f"not checked: {e.__class__.__name__}: {str(e).splitlines()[0][:120]}"
+
+
+def _members(cfg: DictConfig, k: int) -> tuple[torch.device, list[GANStep]]:
+    """K GAN steps of `cfg` as its runs build them (noise streams of their own)."""
+    device, shape, t = resolve_device(cfg.trainer.device), sample_shape(cfg), cfg.trainer
+    return device, [GANStep(build_gan(cfg, shape, device), device, t.precision, regulariser(cfg),
+                            AUGMENTATIONS.build(cfg.augment, t.batch_size), rng=torch.Generator().manual_seed(i))
+                    for i in range(k)]
 
 
 def measured_stack(cfg: DictConfig, n_jobs: int, threads: Optional[int] = None) -> tuple[int, str]:
@@ -103,14 +128,16 @@ def measured_stack(cfg: DictConfig, n_jobs: int, threads: Optional[int] = None) 
 
 
 def _measured(cfg: DictConfig, k: int) -> tuple[int, str]:
-    device, shape, t = resolve_device(cfg.trainer.device), sample_shape(cfg), cfg.trainer
-    gans = [build_gan(cfg, shape, device) for _ in range(k + 1)]
-    steps = [GANStep(gan, device, t.precision, rng=torch.Generator().manual_seed(i)) for i, gan in enumerate(gans)]
-    reason = why_not_stackable(gans[1:], steps[1:])
+    if is_conditional(cfg):
+        return 1, "the run cannot stack: it is conditional"
+    device, steps = _members(cfg, k + 1)
+    reason = why_not_stackable([step.gan for step in steps[1:]], steps[1:])
     if reason:
         return 1, reason
-    stack = StackedStep(gans[1:], [step.rng for step in steps[1:]], device, t.precision)
-    real = torch.rand(t.n_critic, t.batch_size, *shape, device=device) * 2 - 1
+    t = cfg.trainer
+    stack = StackedStep([step.gan for step in steps[1:]], [step.rng for step in steps[1:]], device, t.precision,
+                        regulariser=steps[0].regulariser)
+    real = torch.rand(t.n_critic, t.batch_size, *sample_shape(cfg), device=device) * 2 - 1
 
     def seconds(work, repeats: int = 3) -> float:
         start = time.perf_counter()
