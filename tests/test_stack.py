@@ -259,7 +259,7 @@ def test_a_sweep_of_stacks_stopped_by_sigterm_completes_in_place_bit_for_bit(tmp
 def test_trainer_stack_auto_measures_whether_a_stack_pays_and_says_so():
     import re
 
-    from ganlab.training.stacked_runs import measured_stack
+    from ganlab.training.stack_rule import measured_stack
 
     k, why = measured_stack(make_cfg(*STACKED), n_jobs=3, threads=1)
     assert re.fullmatch(r"(measured|a stack of 3 measured) \d+\.\d\dx per seed on .+\)(, under 1.15x)?", why), why

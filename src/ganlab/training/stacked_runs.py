@@ -1,9 +1,10 @@
 """A sweep's jobs trained as stacks (training/stack.py): which job folders share one (their configs differ only
-in seed and learning rates, and they stand at the same step; at most trainer.stack of them, or as many as a measurement finds pays), the worker's `stack` command that
-trains them, and the Hydra callback that trains a sweep's queued jobs once its launcher has made their folders.
+in seed and learning rates, and they stand at the same step; at most trainer.stack of them, or as many as
+stack_rule.py finds pays), the worker's `stack` command that trains them, and the Hydra callback that trains
+a sweep's queued jobs once its launcher has made their folders.
 
-With trainer.stack=K > 1 (or auto) a sweep's launcher only makes and checks each job's folder (the job is queued, "not
-started"); at the sweep's end TrainStacks groups the queued jobs and trains each group in a worker process
+With trainer.stack=K > 1 (or auto) a sweep's launcher only makes and checks each job's folder (the job is
+queued, "not started"); at the sweep's end TrainStacks groups the queued jobs and trains each group in a worker process
 (`python -m ganlab.training.launch stack [--jobs N] DIR...`), as many at once as the launcher would run jobs.
 Each member writes its own complete run folder; its summary.json names the stack's members.
 """
@@ -13,39 +14,29 @@ from __future__ import annotations
 import json
 import logging
 import os
-import statistics
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from ganlab.config import is_conditional
-from ganlab.parts.registry import AUGMENTATIONS
 from ganlab.record.catalog import load_run
-from ganlab.record.checkpoints import CheckpointError, sample_shape
+from ganlab.record.checkpoints import CheckpointError
 from ganlab.record.run_folder import SUMMARY_JSON
 from ganlab.record.summary import Summary
 from ganlab.record.sweep_plan import job_folders
-from ganlab.training.cost import processor
-from ganlab.training.job import Job, build_gan, regulariser, resolve_device, stop_on_signals
+from ganlab.training.job import Job, stop_on_signals
 from ganlab.training.processes import run_worker
 from ganlab.training.resume import log_to, saved_run
-from ganlab.training.stack import StackedStep, StackedTrainer, why_not_stackable
-from ganlab.training.step import GANStep
+from ganlab.training.stack import StackedTrainer, why_not_stackable
+from ganlab.training.stack_rule import cannot_stack, measured_stack
 from ganlab.training.sweep import parallel_jobs
 
 logger = logging.getLogger("ganlab")
 
 WAITING = ("stopped", "interrupted", "not started")  # a sweep's jobs that a stack (re)starts
 SHARED_NUMBERS = ("lr", "d_lr_mult", "g_lr_mult")  # optim settings in which a stack's members may differ
-
-
-AUTO_LARGEST = 8  # the largest stack trainer.stack=auto measures
-PAYS = 1.15  # auto stacks when a stack trains a seed at least this much faster per G step than a solo run
 
 
 def wants_stack(cfg: DictConfig) -> bool:
@@ -87,71 +78,6 @@ def stack_groups(run_dirs: list[Path], threads: Optional[int] = None, say=print)
             say(f"ganlab: {len(dirs)} {cfg.name} jobs train one a process, not as stacks: {why}")
         groups += [dirs[i:i + k] for i in range(0, len(dirs), k)]
     return groups
-
-
-def cannot_stack(cfg: DictConfig) -> Optional[str]:
-    """Why runs of `cfg` cannot share a stack (None: they can), from two members built as the runs build them."""
-    if is_conditional(cfg):
-        return "the run cannot stack: it is conditional"
-    try:
-        with torch.random.fork_rng(devices=[]):
-            _, steps = _members(cfg, 2)
-        return why_not_stackable([step.gan for step in steps], steps)
-    except Exception as e:  # a user's part that cannot be built here: each job alone, as before
-        return f"not checked: {e.__class__.__name__}: {str(e).splitlines()[0][:120]}"
-
-
-def _members(cfg: DictConfig, k: int) -> tuple[torch.device, list[GANStep]]:
-    """K GAN steps of `cfg` as its runs build them (noise streams of their own)."""
-    device, shape, t = resolve_device(cfg.trainer.device), sample_shape(cfg), cfg.trainer
-    return device, [GANStep(build_gan(cfg, shape, device), device, t.precision, regulariser(cfg),
-                            AUGMENTATIONS.build(cfg.augment, t.batch_size), rng=torch.Generator().manual_seed(i))
-                    for i in range(k)]
-
-
-def measured_stack(cfg: DictConfig, n_jobs: int, threads: Optional[int] = None) -> tuple[int, str]:
-    """trainer.stack=auto: the stack size for `n_jobs` runs of `cfg` (at most AUTO_LARGEST; 1 when a stack
-    cannot be built or does not train a seed PAYS times as fast), and why: solo and stacked G steps on
-    random batches of the data's shape, timed interleaved on this processor with `threads` threads."""
-    k = min(n_jobs, AUTO_LARGEST)
-    if k < 2:
-        return 1, "a single job"
-    saved = torch.get_num_threads()
-    try:
-        torch.set_num_threads(threads or saved)
-        with torch.random.fork_rng(devices=[]):
-            return _measured(cfg, k)
-    except Exception as e:  # a user's part that cannot be built here, say: each job alone, as before
-        return 1, f"not measured: {e.__class__.__name__}: {str(e).splitlines()[0][:120]}"
-    finally:
-        torch.set_num_threads(saved)
-
-
-def _measured(cfg: DictConfig, k: int) -> tuple[int, str]:
-    if is_conditional(cfg):
-        return 1, "the run cannot stack: it is conditional"
-    device, steps = _members(cfg, k + 1)
-    reason = why_not_stackable([step.gan for step in steps[1:]], steps[1:])
-    if reason:
-        return 1, reason
-    t = cfg.trainer
-    stack = StackedStep([step.gan for step in steps[1:]], [step.rng for step in steps[1:]], device, t.precision,
-                        regulariser=steps[0].regulariser)
-    real = torch.rand(t.n_critic, t.batch_size, *sample_shape(cfg), device=device) * 2 - 1
-
-    def seconds(work, repeats: int = 3) -> float:
-        start = time.perf_counter()
-        for _ in range(repeats):
-            work()
-        return (time.perf_counter() - start) / repeats
-
-    solo_step, stacked_step = (lambda: steps[0]([(x, None) for x in real], 0)), (lambda: stack([list(real)] * k, 0))
-    solo_step(), stacked_step()  # warm-up
-    rounds = [(seconds(solo_step), seconds(stacked_step) / k) for _ in range(3)]
-    speedup = statistics.median(s for s, _ in rounds) / statistics.median(m for _, m in rounds)
-    if speedup < PAYS:
-        return 1, f"a stack of {k} measured {speedup:.2f}x per seed on {processor(device.type)}, under {PAYS}x"
-    return k, f"measured {speedup:.2f}x per seed on {processor(device.type)}"
 
 
 def run_stacks(groups: list[list[Path]], at_once: int = 1, log: Optional[Path] = None,
