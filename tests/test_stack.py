@@ -156,6 +156,7 @@ def weights(folder):
 def test_a_stack_writes_each_members_folder_as_its_solo_run_would(tmp_path):
     from ganlab.record.catalog import load_run
     from ganlab.training.job import run_job
+    from ganlab.training.resume import resume_run
     from ganlab.training.stacked_runs import train_members
 
     assert train_members(member_jobs(tmp_path, "stack", SEEDS, "trainer.ema_decay=0.9"), jobs=1) == 0
@@ -172,6 +173,11 @@ def test_a_stack_writes_each_members_folder_as_its_solo_run_would(tmp_path):
     assert [r.split(",")[:4] for r in rows[0]] == [r.split(",")[:4] for r in rows[1]]  # step, epoch, loss_d, loss_g (6 digits)
     # a member's checkpoint holds its own weights, not the stack's: as small as the solo run's
     assert (stacked / "checkpoints" / "last.pt").stat().st_size < 1.1 * (solo / "checkpoints" / "last.pt").stat().st_size
+    # and it goes on alone as any run does: `ganlab resume` extends it as it extends its solo run
+    for folder in (stacked, solo):
+        assert resume_run(folder, ["trainer.epochs=3"])["status"] == "completed"
+    a, b = weights(stacked), weights(solo)
+    assert all(torch.allclose(a[n], b[n], rtol=1e-4, atol=1e-5) for n in a)
 
 
 def test_a_stack_stopped_mid_epoch_resumes_bit_for_bit(tmp_path):

@@ -24,10 +24,12 @@ def parallel_jobs(hydra_cfg: DictConfig) -> int:
 
 
 def stacks_here(hydra_cfg: DictConfig) -> bool:
-    """Whether the sweep's launcher runs its jobs on this machine (basic, joblib), where its queued jobs can train
-    as stacks at its end; a cluster's launcher (submitit) trains each job alone where it lands."""
-    target = str(hydra_cfg.launcher.get("_target_", "")).lower()
-    return "joblib" in target or "basic" in target
+    """Whether a sweep's jobs can be queued to train as stacks at its end: its launcher runs them on this machine
+    (basic, joblib; a cluster's, submitit, trains each job alone where it lands) and its sweeper plans every job
+    at once (a sweeper that learns from each job's score, Optuna's, needs the job trained)."""
+    launcher = str(hydra_cfg.launcher.get("_target_", "")).lower()
+    sweeper = str(hydra_cfg.sweeper.get("_target_", "")).lower()
+    return ("joblib" in launcher or "basic" in launcher) and "basicsweeper" in sweeper
 
 
 def threads_for(cfg: DictConfig, jobs: int) -> int | None:
