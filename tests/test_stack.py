@@ -57,9 +57,10 @@ DIGITS = ["trainer.batch_size=16", "generator.width=8", "discriminator.width=8"]
     [*RING, "generator.norm=batch", "discriminator=maxout", "discriminator.width=16", "discriminator.pack=2"],
     [*RING, "discriminator.norm=layer", "discriminator.minibatch_std=true"],
     [*RING, "loss=wgan_gp", "discriminator.norm=layer", "discriminator.pack=2"],
-    [*RING, "loss.r1_gamma=1", "loss.r2_gamma=0.5", "loss.reg_every=2", "discriminator=maxout", "discriminator.width=16"]],
+    [*RING, "loss.r1_gamma=1", "loss.r2_gamma=0.5", "loss.reg_every=2", "discriminator=maxout", "discriminator.width=16"],
+    [*RING, "discriminator=maxout", "discriminator.width=16", "discriminator.norm=spectral", "loss=hinge"]],
     ids=["ring-mlp", "maxout", "hinge-n_critic-2", "label-smoothing", "digits-dcgan-batch-norm",
-         "pacgan2-batch-norm-g", "layer-norm-minibatch-std", "wgan-gp-packed", "lazy-r1-r2"])
+         "pacgan2-batch-norm-g", "layer-norm-minibatch-std", "wgan-gp-packed", "lazy-r1-r2", "maxout-spectral-norm"])
 def test_each_member_of_a_stack_trains_as_its_solo_run_for_five_steps(overrides):
     cfg = make_cfg(*overrides)
     solo, stacked = members(cfg), members(cfg)

@@ -9,8 +9,8 @@ torch.Generator, so it trains as a solo GANStep given the same stream does, with
 (tests/test_stack.py).
 
 What stacks so far: networks (batch and layer norm, packing, minibatch std; their running statistics are
-stacked buffers) without dropout or spectral norm and whose forward pass needs no data-dependent control
-flow; every loss but RpGAN's pairs, WGAN-GP's penalty and lazy R1/R2 included (each member's input gradients
+stacked buffers; spectral norm in the MLPs) without dropout and whose forward pass needs no data-dependent
+control flow; every loss but RpGAN's pairs, WGAN-GP's penalty and lazy R1/R2 included (each member's input gradients
 through one autograd.grad of the stack); EMA; bf16; members whose learning rates differ (StackedOptimizer); no
 augmentation, no conditional GANs. `why_not_stackable` names what does not.
 """

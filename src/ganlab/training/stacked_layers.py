@@ -1,6 +1,6 @@
-"""Hand-stacked forward passes for the MLP networks (ganlab's MLP and maxout G and D, packed or not): each
-Linear layer of K members is one batched matmul (baddbmm) and each batch norm normalises per member, with no
-vmap in between. torch.func.vmap pays a dispatch overhead at every op that these small networks feel
+"""Hand-stacked forward passes for the MLP networks (ganlab's MLP and maxout G and D, packed or not, spectral
+norm included): each Linear layer of K members is one batched matmul (baddbmm) and each batch norm normalises
+per member, with no vmap in between. torch.func.vmap pays a dispatch overhead at every op that these small networks feel
 (benchmarks/stacked.py measures both); other networks keep the vmap (training/stack.py).
 
 A forward here takes the stacked parameters and buffers by name (as torch.func.stack_module_state gives
@@ -55,13 +55,11 @@ def _sequential(seq: nn.Sequential, prefix: str) -> Optional[Layer]:
 
 
 def _layer(module: nn.Module, prefix: str) -> Optional[Layer]:
-    if hasattr(module, "parametrizations"):  # spectral norm: vmap's path names why it cannot stack
-        return None
-    if isinstance(module, nn.Linear):
-        return lambda p, b, x: _linear(p, prefix, x)
-    if isinstance(module, Maxout):
-        width, pieces = module.width, module.pieces
-        return lambda p, b, x: _linear(p, f"{prefix}linear.", x).view(*x.shape[:2], width, pieces).amax(-1)
+    if isinstance(module, nn.Linear) and _plain_or_spectral(module):
+        return lambda p, b, x: _linear(p, b, prefix, module, x)
+    if isinstance(module, Maxout) and _plain_or_spectral(module.linear):
+        width, pieces, linear = module.width, module.pieces, module.linear
+        return lambda p, b, x: _linear(p, b, f"{prefix}linear.", linear, x).view(*x.shape[:2], width, pieces).amax(-1)
     if isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1:
         return lambda p, b, x: x.flatten(2)
     if isinstance(module, nn.BatchNorm1d) and module.affine and module.track_running_stats:
@@ -74,11 +72,35 @@ def _layer(module: nn.Module, prefix: str) -> Optional[Layer]:
     return None
 
 
-def _linear(p: Tensors, prefix: str, x: torch.Tensor) -> torch.Tensor:
-    weight, bias = p[f"{prefix}weight"], p.get(f"{prefix}bias")
+def _plain_or_spectral(linear: nn.Linear) -> bool:
+    """A Linear layer with no parametrization, or spectral norm's alone (on its weight)."""
+    if not hasattr(linear, "parametrizations"):
+        return True
+    found = getattr(linear.parametrizations, "weight", [])
+    return list(linear.parametrizations.keys()) == ["weight"] and len(found) == 1 and \
+        type(found[0]).__name__ == "_SpectralNorm" and found[0].dim == 0
+
+
+def _linear(p: Tensors, b: Tensors, prefix: str, module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    weight, bias = _weight(p, b, prefix, module), p.get(f"{prefix}bias")
     if bias is None:
         return torch.bmm(x, weight.transpose(1, 2))
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+
+def _weight(p: Tensors, b: Tensors, prefix: str, module: nn.Linear) -> torch.Tensor:
+    """The members' weights [K, out, in]; under spectral norm divided by each member's largest singular value,
+    after one power iteration that updates its u and v in place (torch's _SpectralNorm in training mode)."""
+    if not hasattr(module, "parametrizations"):
+        return p[f"{prefix}weight"]
+    sn, key = module.parametrizations.weight[0], f"{prefix}parametrizations.weight."
+    w, u, v = p[f"{key}original"], b[f"{key}0._u"], b[f"{key}0._v"]
+    with torch.no_grad():
+        for _ in range(sn.n_power_iterations):
+            u.copy_(F.normalize(torch.bmm(w, v.unsqueeze(2)).squeeze(2), dim=1, eps=sn.eps))
+            v.copy_(F.normalize(torch.bmm(w.transpose(1, 2), u.unsqueeze(2)).squeeze(2), dim=1, eps=sn.eps))
+    sigma = (u.clone() * torch.bmm(w, v.clone().unsqueeze(2)).squeeze(2)).sum(1)
+    return w / sigma.view(-1, 1, 1)
 
 
 def _batch_norm(p: Tensors, b: Tensors, prefix: str, module: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
