@@ -65,7 +65,8 @@ def test_each_member_of_a_stack_trains_as_its_solo_run_for_five_steps(overrides)
     cfg = make_cfg(*overrides)
     solo, stacked = members(cfg), members(cfg)
     regulariser = LazyRegulariser(*(LOSSES.setting(cfg.loss, k) for k in ("r1_gamma", "r2_gamma", "reg_every")))
-    stack = StackedStep([gan for gan, _, _ in stacked], [rng for _, _, rng in stacked], CPU, regulariser=regulariser)
+    stack = StackedStep([gan for gan, _, _ in stacked], [rng for _, _, rng in stacked], CPU,
+                        regularisers=[regulariser] * len(stacked))
     stack_stats = [stack(real_batches([b for _, b, _ in stacked]), step) for step in range(5)]
     # the MLPs (and maxout) run hand-stacked layers; the DCGAN and minibatch std run under vmap
     assert (stack.generator.fast is not None) == ("dcgan" not in str(cfg.generator.name))
@@ -101,10 +102,9 @@ def test_what_cannot_stack_is_named():
     gans = [build_gan(spectral, data.sample_shape, CPU) for _ in range(2)]
     assert "the discriminator DCGANDiscriminator fails under torch.func.vmap (Batching rule not implemented for " \
            "aten::div.out" in why_not_stackable(gans)
-    rpgan = make_cfg(*RING, "loss=rpgan")
-    points = load_dataset(rpgan.data, 0)
-    assert "RpGANLoss has a gradient penalty of its own or pairs" in why_not_stackable(
-        [build_gan(rpgan, points.sample_shape, CPU) for _ in range(2)])
+    points = load_dataset(make_cfg(*RING).data, 0)
+    assert why_not_stackable([build_gan(make_cfg(*RING, f"loss={loss}"), points.sample_shape, CPU)
+                              for loss in ("hinge", "bce_logits")]) == "the members' losses differ (in more than their numbers)"
     ring = make_cfg(*RING)
     two = [build_gan(ring, points.sample_shape, CPU),
            build_gan(make_cfg(*RING, "optim.betas=[0.9,0.99]"), points.sample_shape, CPU)]
@@ -113,17 +113,28 @@ def test_what_cannot_stack_is_named():
         StackedStep(two, [torch.Generator(), torch.Generator()], CPU)
 
 
-@pytest.mark.parametrize("optim", ["adam", "rmsprop"])
-def test_members_with_their_own_learning_rates_train_as_their_solo_runs(optim):
-    cfgs = [make_cfg(*RING, f"optim={optim}", f"optim.lr={lr}", f"optim.d_lr_mult={mult}")
-            for lr, mult in ((1e-4, 1.0), (3e-4, 2.0), (1e-3, 0.5))]
+OWN_NUMBERS = {  # each member's own settings: (lr, d_lr_mult), targets, penalty weights
+    "adam-lr": [[f"optim.lr={lr}", f"optim.d_lr_mult={mult}"] for lr, mult in ((1e-4, 1.0), (3e-4, 2.0), (1e-3, 0.5))],
+    "rmsprop-lr": [["optim=rmsprop", f"optim.lr={lr}"] for lr in (5e-5, 1e-4, 3e-4)],
+    "label-targets": [["loss=label_smoothing", f"loss.real_target={t}"] for t in (0.8, 0.9, 1.0)],
+    "r1-gammas": [["loss.reg_every=2", f"loss.r1_gamma={g}"] for g in (0.0, 1.0, 5.0)],
+    "gp-weights": [["loss=wgan_gp", "discriminator.norm=layer", f"loss.gp_weight={w}"] for w in (1.0, 5.0, 10.0)],
+    "rpgan-pairs": [["loss=rpgan", f"loss.r1_gamma={g}", f"loss.r2_gamma={g}"] for g in (0.0, 0.5, 1.0)],
+}
+
+
+@pytest.mark.parametrize("numbers", OWN_NUMBERS.values(), ids=OWN_NUMBERS.keys())
+def test_members_with_their_own_numbers_train_as_their_solo_runs(numbers):
+    cfgs = [make_cfg(*RING, *own) for own in numbers]
     built = [members(cfg, (seed,))[0] for cfg, seed in zip(cfgs, SEEDS)]
-    stack = StackedStep([gan for gan, _, _ in built], [rng for _, _, rng in built], CPU)
+    regularisers = [LazyRegulariser(*(LOSSES.setting(c.loss, k) for k in ("r1_gamma", "r2_gamma", "reg_every")))
+                    for c in cfgs]
+    stack = StackedStep([gan for gan, _, _ in built], [rng for _, _, rng in built], CPU, regularisers=regularisers)
     for step in range(5):
         stack(real_batches([b for _, b, _ in built]), step)
     for k, (cfg, seed) in enumerate(zip(cfgs, SEEDS)):
         gan, batches, rng = members(cfg, (seed,))[0]
-        solo = GANStep(gan, CPU, rng=rng)
+        solo = GANStep(gan, CPU, regulariser=regularisers[k], rng=rng)
         for i in range(5):
             solo([(x, None) for x in real_batches([batches])[0]], i)
         for net, stacked_net in ((gan.generator, stack.generator), (gan.discriminator, stack.discriminator)):

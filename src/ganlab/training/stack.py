@@ -10,9 +10,9 @@ torch.Generator, so it trains as a solo GANStep given the same stream does, with
 
 What stacks so far: networks (batch and layer norm, packing, minibatch std; their running statistics are
 stacked buffers; spectral norm in the MLPs) without dropout and whose forward pass needs no data-dependent
-control flow; every loss but RpGAN's pairs, WGAN-GP's penalty and lazy R1/R2 included (each member's input gradients
-through one autograd.grad of the stack); EMA; bf16; members whose learning rates differ (StackedOptimizer); no
-augmentation, no conditional GANs. `why_not_stackable` names what does not.
+control flow; every loss, WGAN-GP's penalty and lazy R1/R2 included (each member's input gradients through one
+autograd.grad of the stack); EMA; bf16; members whose learning rates (StackedOptimizer), label targets or
+penalty weights differ; no augmentation, no conditional GANs. `why_not_stackable` names what does not.
 """
 
 from __future__ import annotations
@@ -100,8 +100,8 @@ def probe(gan: GAN) -> Optional[str]:
 def why_not_stackable(gans: list[GAN], steps: Optional[list[GANStep]] = None) -> Optional[str]:
     """Why these GANs (trained by these GANSteps) cannot train as one stack (None: they can)."""
     first = gans[0]
-    if len({(s.regulariser.r1_gamma, s.regulariser.r2_gamma, s.regulariser.every) for s in steps or []}) > 1:
-        return "the members' R1/R2 settings differ"
+    if len({s.regulariser.every for s in steps or []}) > 1:
+        return "the members' loss.reg_every differ"
     for step in steps or []:
         reason = ("it has augmentation" if step.augment else
                   "it is conditional" if getattr(step.gan.generator, "n_classes", 0) else
@@ -116,16 +116,22 @@ def why_not_stackable(gans: list[GAN], steps: Optional[list[GANStep]] = None) ->
             if type(net) is not type(getattr(first, name)) or \
                     [p.shape for p in net.parameters()] != [p.shape for p in getattr(first, name).parameters()]:
                 return f"the members' {name}s differ in architecture"
-        if gan.loss.gradient_penalty and not isinstance(gan.loss, WGANGPLoss) or gan.loss.pairs:
-            return f"the loss {type(gan.loss).__name__} has a gradient penalty of its own or pairs"
-        if type(gan.loss) is not type(first.loss) or vars(gan.loss) != vars(first.loss):
-            return "the members' losses differ"
+        if gan.loss.gradient_penalty and not isinstance(gan.loss, WGANGPLoss):
+            return f"the loss {type(gan.loss).__name__} has a gradient penalty of its own"
+        if type(gan.loss) is not type(first.loss) or not _numbers_only(vars(gan.loss), vars(first.loss)):
+            return "the members' losses differ (in more than their numbers)"
         for opt, first_opt in ((gan.opt_g, first.opt_g), (gan.opt_d, first.opt_d)):
             if not isinstance(opt, ELEMENTWISE):
                 return f"the optimiser {type(opt).__name__} does not work element by element"
             if _settings(opt) != _settings(first_opt):
                 return "the members' optimiser settings (other than the learning rate) differ"
     return probe(first)
+
+
+def _numbers_only(a: dict, b: dict) -> bool:
+    """Two settings that differ, if at all, in numbers only (label targets, penalty weights)."""
+    return a.keys() == b.keys() and all(a[k] == b[k] or isinstance(a[k], (int, float)) and isinstance(b[k], (int, float))
+                                        for k in a)
 
 
 def _settings(optimizer: torch.optim.Optimizer) -> list[dict]:
@@ -200,14 +206,14 @@ class StackedStep:
     member's real batches come from its own batch stream and its noise from its own generator `rngs[k]`."""
 
     def __init__(self, gans: list[GAN], rngs: list[torch.Generator], device: torch.device, precision: str = "32",
-                 fast: bool = True, regulariser: Optional[LazyRegulariser] = None):
+                 fast: bool = True, regularisers: Optional[list[LazyRegulariser]] = None):
         """`fast`: hand-stacked layers where training/stacked_layers.py knows the networks (else vmap);
-        `regulariser`: the lazy R1/R2 penalty (none by default)."""
+        `regularisers`: each member's lazy R1/R2 penalty, all on one schedule (none by default)."""
         reason = why_not_stackable(gans)
         if reason:
             raise ValueError(f"these runs cannot train as one stack: {reason}")
         self.k, self.rngs, self.device = len(gans), rngs, device
-        self.loss = gans[0].loss
+        self.loss, self.losses = gans[0].loss, [g.loss for g in gans]  # of one kind; their numbers are each member's
         self.gans = gans
         self.generator = StackedNet([g.generator for g in gans], fast)
         self.discriminator = StackedNet([g.discriminator for g in gans], fast)
@@ -217,7 +223,10 @@ class StackedStep:
             gather_state(opt, net, [(getattr(g, which), getattr(g, f"opt_{which[0]}")) for g in gans])
             net.bind([getattr(g, which) for g in gans])
         self.precision = Precision(precision, device)
-        self.regulariser = regulariser or LazyRegulariser(0.0, 0.0, 16)
+        regularisers = regularisers or [LazyRegulariser(0.0, 0.0, 16)] * self.k
+        self.reg_every = regularisers[0].every
+        self.gammas = {name: torch.tensor([getattr(r, f"{name}_gamma") for r in regularisers], device=device)
+                       for name in ("r1", "r2")}
 
     def to_members(self) -> None:
         """Each member's optimisers given their slice of the stacked ones' states (before it checkpoints)."""
@@ -246,7 +255,12 @@ class StackedStep:
         self.discriminator.requires_grad_(False)
         with amp.autocast():
             fake_s = self.discriminator(fake).float()
-            loss_g = vmap(self.loss.g_loss)(fake_s)
+            if self.loss.pairs:  # a relativistic loss compares each fake with a real sample
+                with torch.no_grad():
+                    real_s = self.discriminator(real).float()
+                loss_g = torch.stack([loss.g_loss(f, r) for loss, f, r in zip(self.losses, fake_s, real_s)])
+            else:
+                loss_g = torch.stack([loss.g_loss(f) for loss, f in zip(self.losses, fake_s)])
         stats["grad_norm_g"] = self.backward_and_step(loss_g, self.opt_g, self.generator)
         self.discriminator.requires_grad_(True)
         stats["loss_g"] = loss_g.detach()
@@ -258,7 +272,7 @@ class StackedStep:
         with self.precision.autocast():
             real_s = d(real).float()
             fake_s = d(fake).float()
-            loss_d = vmap(loss.d_loss)(real_s, fake_s)
+            loss_d = torch.stack([member.d_loss(r, f) for member, r, f in zip(self.losses, real_s, fake_s)])
             gp = self.gradient_penalty(real, fake) if loss.gradient_penalty else zero
             r1, r2 = self.lazy_penalties(real, fake, index)
         norm_d = self.backward_and_step(loss_d + gp + r1 + r2, self.opt_d, d)
@@ -278,13 +292,14 @@ class StackedStep:
         return grad.pow(2).flatten(1).sum(1) / scores.shape[1]
 
     def lazy_penalties(self, real: torch.Tensor, fake: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """R1 and R2 of each member at D step `index` (LazyRegulariser's schedule and scale): [K] each."""
-        reg, zero = self.regulariser, torch.zeros(self.k, device=self.device)
-        if index % reg.every:
+        """R1 and R2 of each member (its own gamma) at D step `index` (LazyRegulariser's schedule and scale):
+        [K] each."""
+        zero = torch.zeros(self.k, device=self.device)
+        if index % self.reg_every:
             return zero, zero
-        scale = reg.every / 2
-        return (reg.r1_gamma * scale * self.squared_gradient_norms(real) if reg.r1_gamma else zero,
-                reg.r2_gamma * scale * self.squared_gradient_norms(fake) if reg.r2_gamma else zero)
+        scale = self.reg_every / 2
+        return tuple(gamma * scale * self.squared_gradient_norms(x) if gamma.any() else zero
+                     for gamma, x in ((self.gammas["r1"], real), (self.gammas["r2"], fake)))
 
     def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """WGAN-GP's penalty of each member (WGANGPLoss.penalty), its interpolation weights from the member's
@@ -295,7 +310,8 @@ class StackedStep:
         scores = self.discriminator(x_hat)
         (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
         norms = grad.reshape(self.k, scores.shape[1], -1).norm(dim=2)  # one per score: a sample, or a pack
-        return self.loss.gp_weight * (norms - 1.0).pow(2).mean(1)
+        weights = torch.tensor([loss.gp_weight for loss in self.losses], device=self.device)
+        return weights * (norms - 1.0).pow(2).mean(1)
 
     @staticmethod
     def backward_and_step(losses: torch.Tensor, optimizer: StackedOptimizer, net: StackedNet) -> torch.Tensor:
@@ -321,7 +337,7 @@ class StackedTrainer:
         self.members, self.progress_bar = members, progress_bar
         self.step, self.total_steps = lead.step, lead.total_steps
         self.stacked = StackedStep([m.gan for m in members], [s.rng for s in steps], lead.gan_step.device,
-                                   lead.gan_step.precision.mode, regulariser=lead.gan_step.regulariser)
+                                   lead.gan_step.precision.mode, regularisers=[s.regulariser for s in steps])
         self.diverged: dict[int, NonFiniteLossError] = {}  # member index -> what went non-finite
         self.done: set[int] = set()  # members whose run's end is done
         self.stop_signal: str | None = None  # set by SIGINT / SIGTERM: every member checkpoints, then the stack stops

@@ -70,7 +70,7 @@ def _measured(cfg: DictConfig, k: int) -> tuple[int, str]:
         return 1, reason
     t = cfg.trainer
     stack = StackedStep([step.gan for step in steps[1:]], [step.rng for step in steps[1:]], device, t.precision,
-                        regulariser=steps[0].regulariser)
+                        regularisers=[step.regulariser for step in steps[1:]])
     real = torch.rand(t.n_critic, t.batch_size, *sample_shape(cfg), device=device) * 2 - 1
 
     def seconds(work, repeats: int = 3) -> float:

@@ -1,5 +1,5 @@
 """A sweep's jobs trained as stacks (training/stack.py): which job folders share one (their configs differ only
-in seed and learning rates, and they stand at the same step; at most trainer.stack of them, or as many as
+in seed, learning rates, label targets and penalty weights, and they stand at the same step; at most trainer.stack of them, or as many as
 stack_rule.py finds pays), the worker's `stack` command that trains them, and the Hydra callback that trains
 a sweep's queued jobs once its launcher has made their folders.
 
@@ -36,7 +36,9 @@ from ganlab.training.sweep import parallel_jobs
 logger = logging.getLogger("ganlab")
 
 WAITING = ("stopped", "interrupted", "not started")  # a sweep's jobs that a stack (re)starts
-SHARED_NUMBERS = ("lr", "d_lr_mult", "g_lr_mult")  # optim settings in which a stack's members may differ
+# the settings, by group, in which a stack's members may differ (training/stack.py takes each member's own)
+SHARED_NUMBERS = {"optim": ("lr", "d_lr_mult", "g_lr_mult"),
+                  "loss": ("real_target", "fake_target", "gp_weight", "r1_gamma", "r2_gamma")}
 
 
 def wants_stack(cfg: DictConfig) -> bool:
@@ -51,7 +53,7 @@ def stack_size(cfg: DictConfig) -> int | None:
 
 def stack_groups(run_dirs: list[Path], threads: Optional[int] = None, say=print) -> list[list[Path]]:
     """The run folders whose configs ask for stacks (trainer.stack not 1), grouped: same config but for the
-    seed and the learning rates, same checkpoint step; at most trainer.stack a group (auto: as measured_stack finds on `threads`
+    seed and SHARED_NUMBERS, same checkpoint step; at most trainer.stack a group (auto: as measured_stack finds on `threads`
     threads, saying so), in the order given. Folders with no config to train from are left out."""
     alike: dict[str, tuple[DictConfig, list[Path]]] = {}
     for run_dir in run_dirs:
@@ -63,8 +65,9 @@ def stack_groups(run_dirs: list[Path], threads: Optional[int] = None, say=print)
             continue
         config = OmegaConf.to_container(cfg, resolve=True)
         config.pop("seed")
-        for key in SHARED_NUMBERS:  # members may differ in these (StackedOptimizer)
-            config["optim"].pop(key, None)
+        for group, keys in SHARED_NUMBERS.items():
+            for key in keys:
+                config[group].pop(key, None)
         key = json.dumps([config, state.step if state else 0], sort_keys=True, default=str)
         alike.setdefault(key, (cfg, []))[1].append(run_dir)
     groups = []
