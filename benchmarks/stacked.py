@@ -63,10 +63,10 @@ def build(overrides: list[str], k: int):
     return gans, streams, rngs
 
 
-def reals(stream: BatchStream) -> list[torch.Tensor]:
+def reals(stream: BatchStream) -> list[tuple[torch.Tensor, None]]:
     if stream.steps_left() == 0:
         stream.end_epoch()
-    return [x for x, _ in stream.next()]
+    return stream.next()
 
 
 def timed(step, n: int) -> float:
@@ -80,7 +80,7 @@ def flops_of_one_step(overrides: list[str]) -> float:
     gans, streams, rngs = build(overrides, 1)
     solo = GANStep(gans[0], CPU, rng=rngs[0])
     with FlopCounterMode(display=False) as counter:
-        solo([(x, None) for x in reals(streams[0])], 0)
+        solo(reals(streams[0]), 0)
     return counter.get_total_flops()
 
 
@@ -110,7 +110,7 @@ def main() -> None:
             stack = StackedStep(gans2, rngs2, CPU)
             gans3, streams3, rngs3 = build(overrides, k)
             vmapped = StackedStep(gans3, rngs3, CPU, fast=False)
-            ways = {"solo": lambda i: [s([(x, None) for x in reals(b)], i) for s, b in zip(solos, streams)],
+            ways = {"solo": lambda i: [s(reals(b), i) for s, b in zip(solos, streams)],
                     "stack": lambda i: stack([reals(b) for b in streams2], i),
                     "vmap": lambda i: vmapped([reals(b) for b in streams3], i)}
             times = {way: [] for way in ways}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ganlab.config import is_conditional
 from ganlab.parts.data import load_dataset
 from ganlab.parts.losses import LazyRegulariser
 from ganlab.parts.registry import LOSSES
@@ -22,11 +23,12 @@ RING = [*TINY_POINTS, "data.n_samples=1024", "trainer.batch_size=64"]  # 16 step
 def members(cfg, seeds=SEEDS):
     """Each seed's GAN, built as a solo run builds it, with its batch stream and its noise stream."""
     data = load_dataset(cfg.data, 0)
+    n_classes = data.n_classes if is_conditional(cfg) else 0
     out = []
     for seed in seeds:
         torch.manual_seed(seed)
-        gan = build_gan(cfg, data.sample_shape, CPU)
-        batches = BatchStream(data, cfg.trainer.batch_size, cfg.trainer.n_critic, seed)
+        gan = build_gan(cfg, data.sample_shape, CPU, n_classes)
+        batches = BatchStream(data, cfg.trainer.batch_size, cfg.trainer.n_critic, seed, labelled=bool(n_classes))
         out.append((gan, batches, torch.Generator().manual_seed(1000 + seed)))
     return out
 
@@ -35,7 +37,7 @@ def real_batches(streams):
     for stream in streams:
         if stream.steps_left() == 0:
             stream.end_epoch()
-    return [[x for x, _ in stream.next()] for stream in streams]
+    return [stream.next() for stream in streams]
 
 
 def before_batch_norm(net):
@@ -58,9 +60,13 @@ DIGITS = ["trainer.batch_size=16", "generator.width=8", "discriminator.width=8"]
     [*RING, "discriminator.norm=layer", "discriminator.minibatch_std=true"],
     [*RING, "loss=wgan_gp", "discriminator.norm=layer", "discriminator.pack=2"],
     [*RING, "loss.r1_gamma=1", "loss.r2_gamma=0.5", "loss.reg_every=2", "discriminator=maxout", "discriminator.width=16"],
-    [*RING, "discriminator=maxout", "discriminator.width=16", "discriminator.norm=spectral", "loss=hinge"]],
+    [*RING, "discriminator=maxout", "discriminator.width=16", "discriminator.norm=spectral", "loss=hinge"],
+    [*DIGITS, "generator.conditioning=cbn", "discriminator.conditioning=projection"],
+    [*DIGITS, "generator.conditioning=concat", "discriminator.conditioning=projection", "loss.r1_gamma=1",
+     "loss.reg_every=2"]],
     ids=["ring-mlp", "maxout", "hinge-n_critic-2", "label-smoothing", "digits-dcgan-batch-norm",
-         "pacgan2-batch-norm-g", "layer-norm-minibatch-std", "wgan-gp-packed", "lazy-r1-r2", "maxout-spectral-norm"])
+         "pacgan2-batch-norm-g", "layer-norm-minibatch-std", "wgan-gp-packed", "lazy-r1-r2", "maxout-spectral-norm",
+         "conditional-cbn-projection", "conditional-concat-r1"])
 def test_each_member_of_a_stack_trains_as_its_solo_run_for_five_steps(overrides):
     cfg = make_cfg(*overrides)
     solo, stacked = members(cfg), members(cfg)
@@ -68,11 +74,11 @@ def test_each_member_of_a_stack_trains_as_its_solo_run_for_five_steps(overrides)
     stack = StackedStep([gan for gan, _, _ in stacked], [rng for _, _, rng in stacked], CPU,
                         regularisers=[regulariser] * len(stacked))
     stack_stats = [stack(real_batches([b for _, b, _ in stacked]), step) for step in range(5)]
-    # the MLPs (and maxout) run hand-stacked layers; the DCGAN and minibatch std run under vmap
+    # the MLPs (and maxout) run hand-stacked layers; the DCGAN (conditional or not) runs under vmap
     assert (stack.generator.fast is not None) == ("dcgan" not in str(cfg.generator.name))
     for k, (gan, batches, rng) in enumerate(solo):
         step = GANStep(gan, CPU, regulariser=regulariser, rng=rng)
-        solo_stats = [step([(x, None) for x in real_batches([batches])[0]], i) for i in range(5)]
+        solo_stats = [step(real_batches([batches])[0], i) for i in range(5)]
         for net, stacked_net in ((gan.generator, stack.generator), (gan.discriminator, stack.discriminator)):
             member = stacked_net.member_state(k)
             for name, weight in net.state_dict().items():  # weights, running statistics, spectral norm's vectors
@@ -102,6 +108,9 @@ def test_what_cannot_stack_is_named():
     gans = [build_gan(spectral, data.sample_shape, CPU) for _ in range(2)]
     assert "the discriminator DCGANDiscriminator fails under torch.func.vmap (Batching rule not implemented for " \
            "aten::div.out" in why_not_stackable(gans)
+    acgan = members(make_cfg(*DIGITS, "discriminator.conditioning=acgan"), (1, 2))
+    assert "auxiliary classifier (acgan)" in why_not_stackable([g for g, _, _ in acgan],
+                                                              [GANStep(g, CPU, rng=r) for g, _, r in acgan])
     points = load_dataset(make_cfg(*RING).data, 0)
     assert why_not_stackable([build_gan(make_cfg(*RING, f"loss={loss}"), points.sample_shape, CPU)
                               for loss in ("hinge", "bce_logits")]) == "the members' losses differ (in more than their numbers)"
@@ -136,7 +145,7 @@ def test_members_with_their_own_numbers_train_as_their_solo_runs(numbers):
         gan, batches, rng = members(cfg, (seed,))[0]
         solo = GANStep(gan, CPU, regulariser=regularisers[k], rng=rng)
         for i in range(5):
-            solo([(x, None) for x in real_batches([batches])[0]], i)
+            solo(real_batches([batches])[0], i)
         for net, stacked_net in ((gan.generator, stack.generator), (gan.discriminator, stack.discriminator)):
             member = stacked_net.member_state(k)
             for name, weight in net.state_dict().items():

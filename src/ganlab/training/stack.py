@@ -11,8 +11,8 @@ torch.Generator, so it trains as a solo GANStep given the same stream does, with
 What stacks so far: networks (batch and layer norm, packing, minibatch std; their running statistics are
 stacked buffers; spectral norm in the MLPs) without dropout and whose forward pass needs no data-dependent
 control flow; every loss, WGAN-GP's penalty and lazy R1/R2 included (each member's input gradients through one
-autograd.grad of the stack); EMA; bf16; members whose learning rates (StackedOptimizer), label targets or
-penalty weights differ; no augmentation, no conditional GANs. `why_not_stackable` names what does not.
+autograd.grad of the stack); EMA; bf16; conditional GANs but ACGAN (vmap over the classes too); members
+whose learning rates (StackedOptimizer), label targets or penalty weights differ; no augmentation. `why_not_stackable` names what does not.
 """
 
 from __future__ import annotations
@@ -46,12 +46,15 @@ class StackedNet:
         self.z_dim = getattr(nets[0], "z_dim", None)
         self.fast = stacked_forward(nets[0]) if fast else None  # hand-stacked layers, where they are known
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fast is not None:
+    def __call__(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """x: [K, B, ...]; y: [K, B], the classes of a conditional network's batch (None: unconditional)."""
+        if y is None and self.fast is not None:
             return self.fast(self.params, self.buffers, x)
-        def one(params, buffers, xi):
-            return functional_call(self.base, (params, buffers), (xi,))
-        return vmap(one, randomness="different")(self.params, self.buffers, x)
+        if y is None:
+            return vmap(lambda p, b, xi: functional_call(self.base, (p, b), (xi,)), randomness="different")(
+                self.params, self.buffers, x)
+        return vmap(lambda p, b, xi, yi: functional_call(self.base, (p, b), (xi, yi)), randomness="different")(
+            self.params, self.buffers, x, y)
 
     def parameters(self) -> list[torch.Tensor]:
         return list(self.params.values())
@@ -87,9 +90,10 @@ def probe(gan: GAN) -> Optional[str]:
     for name in ("generator", "discriminator"):
         try:
             g, d = (StackedNet([copy.deepcopy(n), copy.deepcopy(n)]) for n in (gan.generator, gan.discriminator))
-            fakes = g(torch.randn(2, 2, g.z_dim))
+            y = torch.zeros(2, 2, dtype=torch.long) if getattr(gan.generator, "n_classes", 0) else None
+            fakes = g(torch.randn(2, 2, g.z_dim), y)
             if name == "discriminator":
-                d(fakes.detach()).sum().backward()
+                d(fakes.detach(), y).sum().backward()
             else:
                 fakes.sum().backward()
         except RuntimeError as e:
@@ -104,7 +108,8 @@ def why_not_stackable(gans: list[GAN], steps: Optional[list[GANStep]] = None) ->
         return "the members' loss.reg_every differ"
     for step in steps or []:
         reason = ("it has augmentation" if step.augment else
-                  "it is conditional" if getattr(step.gan.generator, "n_classes", 0) else
+                  "its D is an auxiliary classifier (acgan), whose class term the module keeps between calls"
+                  if getattr(step.gan.discriminator, "method", None) == "acgan" else
                   "its precision is fp16 (a gradient scaler per run)" if step.precision.mode == "fp16" else
                   "its z does not come from a stream of its own" if step.rng is None else None)
         if reason:
@@ -223,6 +228,7 @@ class StackedStep:
             gather_state(opt, net, [(getattr(g, which), getattr(g, f"opt_{which[0]}")) for g in gans])
             net.bind([getattr(g, which) for g in gans])
         self.precision = Precision(precision, device)
+        self.y: Optional[torch.Tensor] = None  # the current batch's classes [K, B] (a conditional GAN's)
         regularisers = regularisers or [LazyRegulariser(0.0, 0.0, 16)] * self.k
         self.reg_every = regularisers[0].every
         self.gammas = {name: torch.tensor([getattr(r, f"{name}_gamma") for r in regularisers], device=device)
@@ -238,26 +244,29 @@ class StackedStep:
         z_dim = self.generator.z_dim
         return torch.stack([torch.randn(n, z_dim, generator=rng).to(self.device) for rng in self.rngs])
 
-    def __call__(self, reals: list[list[torch.Tensor]], step: int) -> torch.Tensor:
-        """G step `step` with its D steps; reals[k][i]: member k's i-th real batch. The measurements:
-        [K, len(STATS)] in STATS order."""
+    def __call__(self, reals: list[list[tuple[torch.Tensor, Optional[torch.Tensor]]]], step: int) -> torch.Tensor:
+        """G step `step` with its D steps; reals[k][i]: member k's i-th real batch and its classes (None when
+        unconditional), as a BatchStream gives them. The measurements: [K, len(STATS)] in STATS order. As in
+        GANStep, each fake takes the class of the real image beside it."""
         amp, n_critic = self.precision, len(reals[0])
-        batches = [torch.stack([member[i] for member in reals]) for i in range(n_critic)]
+        batches = [(torch.stack([member[i][0] for member in reals]),
+                    None if reals[0][i][1] is None else torch.stack([member[i][1] for member in reals]))
+                   for i in range(n_critic)]
         first = step * n_critic  # the number of this step's first D step
-        for i, real in enumerate(batches[:-1]):
+        for i, (real, self.y) in enumerate(batches[:-1]):
             with torch.no_grad(), amp.autocast():
-                fake = self.generator(self.noise(real.shape[1]))
+                fake = self.generator(self.noise(real.shape[1]), self.y)
             self.d_step(real, fake, first + i)
-        real = batches[-1]
+        real, self.y = batches[-1]
         with amp.autocast():
-            fake = self.generator(self.noise(real.shape[1]))
+            fake = self.generator(self.noise(real.shape[1]), self.y)
         stats = self.d_step(real, fake.detach(), first + n_critic - 1)
         self.discriminator.requires_grad_(False)
         with amp.autocast():
-            fake_s = self.discriminator(fake).float()
+            fake_s = self.critic(fake).float()
             if self.loss.pairs:  # a relativistic loss compares each fake with a real sample
                 with torch.no_grad():
-                    real_s = self.discriminator(real).float()
+                    real_s = self.critic(real).float()
                 loss_g = torch.stack([loss.g_loss(f, r) for loss, f, r in zip(self.losses, fake_s, real_s)])
             else:
                 loss_g = torch.stack([loss.g_loss(f) for loss, f in zip(self.losses, fake_s)])
@@ -267,15 +276,19 @@ class StackedStep:
         zero = torch.zeros(self.k, device=self.device)
         return torch.stack([stats.get(name, zero) for name in STATS], dim=1)
 
+    def critic(self, x: torch.Tensor) -> torch.Tensor:
+        """D's scores of x [K, B, ...], conditioned on the current batch's classes when there are any."""
+        return self.discriminator(x, self.y)
+
     def d_step(self, real: torch.Tensor, fake: torch.Tensor, index: int) -> dict[str, torch.Tensor]:
-        loss, d, zero = self.loss, self.discriminator, torch.zeros(self.k, device=self.device)
+        loss, d, zero = self.loss, self.critic, torch.zeros(self.k, device=self.device)
         with self.precision.autocast():
             real_s = d(real).float()
             fake_s = d(fake).float()
             loss_d = torch.stack([member.d_loss(r, f) for member, r, f in zip(self.losses, real_s, fake_s)])
             gp = self.gradient_penalty(real, fake) if loss.gradient_penalty else zero
             r1, r2 = self.lazy_penalties(real, fake, index)
-        norm_d = self.backward_and_step(loss_d + gp + r1 + r2, self.opt_d, d)
+        norm_d = self.backward_and_step(loss_d + gp + r1 + r2, self.opt_d, self.discriminator)
         with torch.no_grad():
             r, f = loss.to_readout(real_s).flatten(1), loss.to_readout(fake_s).flatten(1)
             cut = (r.mean(1, keepdim=True) + f.mean(1, keepdim=True)) / 2 if loss.threshold is None else loss.threshold
@@ -287,7 +300,7 @@ class StackedStep:
     def squared_gradient_norms(self, x: torch.Tensor) -> torch.Tensor:
         """Each member's E ||grad_x D(x)||^2 over its scores (losses.squared_gradient_norm, per member): [K]."""
         x = x.detach().requires_grad_(True)
-        scores = self.discriminator(x).float()
+        scores = self.critic(x).float()
         (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
         return grad.pow(2).flatten(1).sum(1) / scores.shape[1]
 
@@ -307,7 +320,7 @@ class StackedStep:
         shape = (real.shape[1], *[1] * (real.dim() - 2))
         alpha = torch.stack([torch.rand(shape, dtype=real.dtype, generator=rng) for rng in self.rngs]).to(self.device)
         x_hat = (alpha * real + (1 - alpha) * fake.detach()).requires_grad_(True)
-        scores = self.discriminator(x_hat)
+        scores = self.critic(x_hat)
         (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
         norms = grad.reshape(self.k, scores.shape[1], -1).norm(dim=2)  # one per score: a sample, or a pack
         weights = torch.tensor([loss.gp_weight for loss in self.losses], device=self.device)
@@ -357,8 +370,7 @@ class StackedTrainer:
                     return
                 _, lead = self.live()[0]
                 for _ in range(min(lead.batches.steps_left(), self.total_steps - self.step)):
-                    reals = [[x for x, _ in m.batches.next()] for m in self.members]
-                    stats = self.stacked(reals, self.step)
+                    stats = self.stacked([m.batches.next() for m in self.members], self.step)
                     self.step += 1
                     for k, m in self.live():
                         self.guarded(k, m.after_step, stats[k])
