@@ -8,7 +8,7 @@ import torch
 from ganlab.config import is_conditional
 from ganlab.parts.data import load_dataset
 from ganlab.parts.losses import LazyRegulariser
-from ganlab.parts.registry import LOSSES
+from ganlab.parts.registry import AUGMENTATIONS, LOSSES
 from ganlab.training.batches import BatchStream
 from ganlab.training.job import build_gan
 from ganlab.training.stack import StackedStep, why_not_stackable
@@ -63,21 +63,25 @@ DIGITS = ["trainer.batch_size=16", "generator.width=8", "discriminator.width=8"]
     [*RING, "discriminator=maxout", "discriminator.width=16", "discriminator.norm=spectral", "loss=hinge"],
     [*DIGITS, "generator.conditioning=cbn", "discriminator.conditioning=projection"],
     [*DIGITS, "generator.conditioning=concat", "discriminator.conditioning=projection", "loss.r1_gamma=1",
-     "loss.reg_every=2"]],
+     "loss.reg_every=2"],
+    [*DIGITS, "augment=diffaug", "augment.p=0.5", "augment.adaptive=true", "augment.ada_interval=1",
+     "augment.ada_kimg=0.1"]],
     ids=["ring-mlp", "maxout", "hinge-n_critic-2", "label-smoothing", "digits-dcgan-batch-norm",
          "pacgan2-batch-norm-g", "layer-norm-minibatch-std", "wgan-gp-packed", "lazy-r1-r2", "maxout-spectral-norm",
-         "conditional-cbn-projection", "conditional-concat-r1"])
+         "conditional-cbn-projection", "conditional-concat-r1", "diffaugment-ada"])
 def test_each_member_of_a_stack_trains_as_its_solo_run_for_five_steps(overrides):
     cfg = make_cfg(*overrides)
     solo, stacked = members(cfg), members(cfg)
     regulariser = LazyRegulariser(*(LOSSES.setting(cfg.loss, k) for k in ("r1_gamma", "r2_gamma", "reg_every")))
+    augment = lambda: AUGMENTATIONS.build(cfg.augment, cfg.trainer.batch_size)  # noqa: E731 (each its own p)
+    augments = [augment() for _ in stacked]
     stack = StackedStep([gan for gan, _, _ in stacked], [rng for _, _, rng in stacked], CPU,
-                        regularisers=[regulariser] * len(stacked))
+                        regularisers=[regulariser] * len(stacked), augments=augments)
     stack_stats = [stack(real_batches([b for _, b, _ in stacked]), step) for step in range(5)]
     # the MLPs (and maxout) run hand-stacked layers; the DCGAN (conditional or not) runs under vmap
     assert (stack.generator.fast is not None) == ("dcgan" not in str(cfg.generator.name))
     for k, (gan, batches, rng) in enumerate(solo):
-        step = GANStep(gan, CPU, regulariser=regulariser, rng=rng)
+        step = GANStep(gan, CPU, regulariser=regulariser, augment=augment(), rng=rng)
         solo_stats = [step(real_batches([batches])[0], i) for i in range(5)]
         for net, stacked_net in ((gan.generator, stack.generator), (gan.discriminator, stack.discriminator)):
             member = stacked_net.member_state(k)
@@ -86,6 +90,8 @@ def test_each_member_of_a_stack_trains_as_its_solo_run_for_five_steps(overrides)
                     continue
                 torch.testing.assert_close(member[name], weight, rtol=1e-5, atol=1e-6, msg=f"seed {SEEDS[k]} {name}")
         torch.testing.assert_close(torch.stack(stack_stats)[:, k], torch.stack(solo_stats), rtol=1e-4, atol=1e-5)
+        if step.augment:  # ADA's p moved as the solo run's did
+            assert augments[k].p == pytest.approx(step.augment.p) and augments[k].p != cfg.augment.p
 
 
 def test_a_member_trains_the_same_whoever_its_neighbours_are():

@@ -11,6 +11,7 @@ overconfident on reals (r_t above `target`), down otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -34,30 +35,41 @@ TRANSLATION_RATIO = 0.125  # shift by up to 1/8 of the image size (DiffAugment's
 CUTOUT_RATIO = 0.5  # erase a square of half the image size
 
 
-def _uniform(x: torch.Tensor) -> torch.Tensor:
-    return torch.rand(x.size(0), 1, 1, 1, dtype=x.dtype, device=x.device)
+Stream = Optional[torch.Generator]  # the run's own random stream (None: torch's global one, as before format 4)
 
 
-def brightness(x: torch.Tensor) -> torch.Tensor:
-    return x + (_uniform(x) - 0.5)
+def _uniform(x: torch.Tensor, rng: Stream) -> torch.Tensor:
+    if rng is None:
+        return torch.rand(x.size(0), 1, 1, 1, dtype=x.dtype, device=x.device)
+    return torch.rand(x.size(0), 1, 1, 1, dtype=x.dtype, generator=rng).to(x.device)
 
 
-def saturation(x: torch.Tensor) -> torch.Tensor:
+def _randint(low: int, high: int, n: int, x: torch.Tensor, rng: Stream) -> torch.Tensor:
+    if rng is None:
+        return torch.randint(low, high, (n, 1, 1), device=x.device)
+    return torch.randint(low, high, (n, 1, 1), generator=rng).to(x.device)
+
+
+def brightness(x: torch.Tensor, rng: Stream = None) -> torch.Tensor:
+    return x + (_uniform(x, rng) - 0.5)
+
+
+def saturation(x: torch.Tensor, rng: Stream = None) -> torch.Tensor:
     mean = x.mean(dim=1, keepdim=True)
-    return (x - mean) * (_uniform(x) * 2) + mean
+    return (x - mean) * (_uniform(x, rng) * 2) + mean
 
 
-def contrast(x: torch.Tensor) -> torch.Tensor:
+def contrast(x: torch.Tensor, rng: Stream = None) -> torch.Tensor:
     mean = x.mean(dim=[1, 2, 3], keepdim=True)
-    return (x - mean) * (_uniform(x) + 0.5) + mean
+    return (x - mean) * (_uniform(x, rng) + 0.5) + mean
 
 
-def translation(x: torch.Tensor) -> torch.Tensor:
+def translation(x: torch.Tensor, rng: Stream = None) -> torch.Tensor:
     """Shift each image by up to TRANSLATION_RATIO of its size, filling with zeros."""
     n, _, h, w = x.shape
     sy, sx = int(h * TRANSLATION_RATIO + 0.5), int(w * TRANSLATION_RATIO + 0.5)
-    ty = torch.randint(-sy, sy + 1, (n, 1, 1), device=x.device)
-    tx = torch.randint(-sx, sx + 1, (n, 1, 1), device=x.device)
+    ty = _randint(-sy, sy + 1, n, x, rng)
+    tx = _randint(-sx, sx + 1, n, x, rng)
     gy, gx = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij")
     gy = (gy.unsqueeze(0) + ty + 1).clamp(0, h + 1)
     gx = (gx.unsqueeze(0) + tx + 1).clamp(0, w + 1)
@@ -66,12 +78,12 @@ def translation(x: torch.Tensor) -> torch.Tensor:
     return padded.permute(0, 2, 3, 1)[rows, gy, gx].permute(0, 3, 1, 2)
 
 
-def cutout(x: torch.Tensor) -> torch.Tensor:
+def cutout(x: torch.Tensor, rng: Stream = None) -> torch.Tensor:
     """Erase (set to 0) a square of CUTOUT_RATIO of the image size at a random place in each image."""
     n, _, h, w = x.shape
     ch, cw = int(h * CUTOUT_RATIO + 0.5), int(w * CUTOUT_RATIO + 0.5)
-    oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), device=x.device)
-    ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), device=x.device)
+    oy = _randint(0, h + (1 - ch % 2), n, x, rng)
+    ox = _randint(0, w + (1 - cw % 2), n, x, rng)
     gy, gx = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij")
     top, left = oy - ch // 2, ox - cw // 2
     inside = (gy >= top) & (gy < top + ch) & (gx >= left) & (gx < left + cw)
@@ -94,13 +106,16 @@ class DiffAugment:
         self._steps = 0  # D steps since the last adjustment
         self.rt = float("nan")  # the last adjustment's r_t
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, rng: Stream = None) -> torch.Tensor:
+        """The images transformed, the transforms drawn from `rng` (the run's stream; torch's global one by
+        default)."""
         if self.p <= 0:
             return x
         for fn in self.transforms:
-            out = fn(x)
+            out = fn(x, rng)
             if self.p < 1:
-                keep = torch.rand(x.size(0), 1, 1, 1, device=x.device) < self.p
+                keep = (torch.rand(x.size(0), 1, 1, 1, device=x.device) if rng is None else
+                        torch.rand(x.size(0), 1, 1, 1, generator=rng).to(x.device)) < self.p
                 out = torch.where(keep, out, x)
             x = out
         return x

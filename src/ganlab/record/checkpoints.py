@@ -21,8 +21,8 @@ from ganlab.record.run_folder import CHECKPOINTS, RunFolder, is_run
 
 CHECKPOINT_FORMAT = 4  # upgraded when read: 1 before the parts had their own state; 2 counted a finished run's
 # partial last epoch (its steps ran out mid-epoch) in "epoch", where 3 counts whole passes only; 4 draws G's
-# noise and WGAN-GP's interpolation weights from the run's own stream (its state: parts["noise"]), where 1-3
-# drew them from torch's global one
+# noise, WGAN-GP's interpolation weights and DiffAugment's transforms from the run's own stream (its state:
+# parts["noise"]), where 1-3 drew them from torch's global one
 WHERE = ("config", "sample_shape", "step", "epoch", "finished", "classes", "elapsed", "rng", "threads")
 
 

@@ -11,8 +11,9 @@ torch.Generator, so it trains as a solo GANStep given the same stream does, with
 What stacks so far: networks (batch and layer norm, packing, minibatch std; their running statistics are
 stacked buffers; spectral norm in the MLPs) without dropout and whose forward pass needs no data-dependent
 control flow; every loss, WGAN-GP's penalty and lazy R1/R2 included (each member's input gradients through one
-autograd.grad of the stack); EMA; bf16; conditional GANs but ACGAN (vmap over the classes too); members
-whose learning rates (StackedOptimizer), label targets or penalty weights differ; no augmentation. `why_not_stackable` names what does not.
+autograd.grad of the stack); EMA; bf16; conditional GANs but ACGAN (vmap over the classes too); DiffAugment
+and ADA (each member's own p, its transforms from its own stream); members whose learning rates
+(StackedOptimizer), label targets or penalty weights differ. `why_not_stackable` names what does not.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm import tqdm
 
 from ganlab.record.run_folder import LAST_PT
+from ganlab.parts.augment import DiffAugment
 from ganlab.parts.losses import LazyRegulariser, WGANGPLoss
 from ganlab.training.precision import Precision
 from ganlab.training.stacked_layers import stacked_forward
@@ -107,8 +109,7 @@ def why_not_stackable(gans: list[GAN], steps: Optional[list[GANStep]] = None) ->
     if len({s.regulariser.every for s in steps or []}) > 1:
         return "the members' loss.reg_every differ"
     for step in steps or []:
-        reason = ("it has augmentation" if step.augment else
-                  "its D is an auxiliary classifier (acgan), whose class term the module keeps between calls"
+        reason = ("its D is an auxiliary classifier (acgan), whose class term the module keeps between calls"
                   if getattr(step.gan.discriminator, "method", None) == "acgan" else
                   "its precision is fp16 (a gradient scaler per run)" if step.precision.mode == "fp16" else
                   "its z does not come from a stream of its own" if step.rng is None else None)
@@ -211,9 +212,11 @@ class StackedStep:
     member's real batches come from its own batch stream and its noise from its own generator `rngs[k]`."""
 
     def __init__(self, gans: list[GAN], rngs: list[torch.Generator], device: torch.device, precision: str = "32",
-                 fast: bool = True, regularisers: Optional[list[LazyRegulariser]] = None):
+                 fast: bool = True, regularisers: Optional[list[LazyRegulariser]] = None,
+                 augments: Optional[list[Optional[DiffAugment]]] = None):
         """`fast`: hand-stacked layers where training/stacked_layers.py knows the networks (else vmap);
-        `regularisers`: each member's lazy R1/R2 penalty, all on one schedule (none by default)."""
+        `regularisers`: each member's lazy R1/R2 penalty, all on one schedule (none by default); `augments`:
+        each member's augmentation of what D sees, with its own p (none by default)."""
         reason = why_not_stackable(gans)
         if reason:
             raise ValueError(f"these runs cannot train as one stack: {reason}")
@@ -229,6 +232,7 @@ class StackedStep:
             net.bind([getattr(g, which) for g in gans])
         self.precision = Precision(precision, device)
         self.y: Optional[torch.Tensor] = None  # the current batch's classes [K, B] (a conditional GAN's)
+        self.augments = augments if augments and any(augments) else None
         regularisers = regularisers or [LazyRegulariser(0.0, 0.0, 16)] * self.k
         self.reg_every = regularisers[0].every
         self.gammas = {name: torch.tensor([getattr(r, f"{name}_gamma") for r in regularisers], device=device)
@@ -263,10 +267,10 @@ class StackedStep:
         stats = self.d_step(real, fake.detach(), first + n_critic - 1)
         self.discriminator.requires_grad_(False)
         with amp.autocast():
-            fake_s = self.critic(fake).float()
+            fake_s = self.critic(self.augmented(fake)).float()
             if self.loss.pairs:  # a relativistic loss compares each fake with a real sample
                 with torch.no_grad():
-                    real_s = self.critic(real).float()
+                    real_s = self.critic(self.augmented(real)).float()
                 loss_g = torch.stack([loss.g_loss(f, r) for loss, f, r in zip(self.losses, fake_s, real_s)])
             else:
                 loss_g = torch.stack([loss.g_loss(f) for loss, f in zip(self.losses, fake_s)])
@@ -280,8 +284,15 @@ class StackedStep:
         """D's scores of x [K, B, ...], conditioned on the current batch's classes when there are any."""
         return self.discriminator(x, self.y)
 
+    def augmented(self, images: torch.Tensor) -> torch.Tensor:
+        """Each member's images [K, B, ...] through its own augmentation, drawn from its own stream."""
+        if self.augments is None:
+            return images
+        return torch.stack([aug(x, rng) if aug else x for aug, x, rng in zip(self.augments, images, self.rngs)])
+
     def d_step(self, real: torch.Tensor, fake: torch.Tensor, index: int) -> dict[str, torch.Tensor]:
         loss, d, zero = self.loss, self.critic, torch.zeros(self.k, device=self.device)
+        real, fake = self.augmented(real), self.augmented(fake)
         with self.precision.autocast():
             real_s = d(real).float()
             fake_s = d(fake).float()
@@ -292,6 +303,9 @@ class StackedStep:
         with torch.no_grad():
             r, f = loss.to_readout(real_s).flatten(1), loss.to_readout(fake_s).flatten(1)
             cut = (r.mean(1, keepdim=True) + f.mean(1, keepdim=True)) / 2 if loss.threshold is None else loss.threshold
+            for aug, member_r in zip(self.augments or [], r):  # ADA: each member's p follows its own D
+                if aug:
+                    aug.observe(torch.sign(member_r - (loss.threshold or 0.0)))
             return {"loss_d": loss_d.detach(), "d_real": r.mean(1), "d_fake": f.mean(1),
                     "acc_real": (r > cut).float().mean(1), "acc_fake": (f <= cut).float().mean(1),
                     "grad_norm_d": norm_d, "wasserstein": real_s.flatten(1).mean(1) - fake_s.flatten(1).mean(1),
@@ -350,7 +364,8 @@ class StackedTrainer:
         self.members, self.progress_bar = members, progress_bar
         self.step, self.total_steps = lead.step, lead.total_steps
         self.stacked = StackedStep([m.gan for m in members], [s.rng for s in steps], lead.gan_step.device,
-                                   lead.gan_step.precision.mode, regularisers=[s.regulariser for s in steps])
+                                   lead.gan_step.precision.mode, regularisers=[s.regulariser for s in steps],
+                                   augments=[s.augment for s in steps])
         self.diverged: dict[int, NonFiniteLossError] = {}  # member index -> what went non-finite
         self.done: set[int] = set()  # members whose run's end is done
         self.stop_signal: str | None = None  # set by SIGINT / SIGTERM: every member checkpoints, then the stack stops

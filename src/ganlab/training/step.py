@@ -56,7 +56,7 @@ class GANStep:
                  rng: Optional[torch.Generator] = None):
         """`precision`: trainer.precision (32, bf16, fp16, auto); `regulariser`: the lazy R1/R2 penalty (none
         by default); `augment`: what D's inputs pass through (none by default); `rng`: the noise's random
-        stream, and WGAN-GP's interpolation weights' (noise_stream(seed) in a run; torch's global one by default,
+        stream, and WGAN-GP's interpolation weights' and the augmentations' (noise_stream(seed) in a run; torch's global one by default,
         and in a run whose checkpoint is older than format 4)."""
         self.gan, self.device, self.rng = gan, device, rng
         self.precision = Precision(precision, device)
@@ -129,7 +129,7 @@ class GANStep:
         return self.gan.generator(noise) if y is None else self.gan.generator(noise, y)
 
     def augmented(self, images: torch.Tensor) -> torch.Tensor:
-        return self.augment(images) if self.augment else images
+        return self.augment(images, self.rng) if self.augment else images
 
     def noise(self, n: int) -> torch.Tensor:
         if self.rng is None:
