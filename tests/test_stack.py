@@ -12,7 +12,7 @@ from ganlab.parts.registry import AUGMENTATIONS, LOSSES
 from ganlab.training.batches import BatchStream
 from ganlab.training.job import build_gan
 from ganlab.training.stack import StackedStep, why_not_stackable
-from ganlab.training.step import GANStep
+from ganlab.training.step import GAN, GANStep
 from tests.conftest import REPO, TINY_POINTS, make_cfg, run_cli
 
 CPU = torch.device("cpu")
@@ -65,10 +65,13 @@ DIGITS = ["trainer.batch_size=16", "generator.width=8", "discriminator.width=8"]
     [*DIGITS, "generator.conditioning=concat", "discriminator.conditioning=projection", "loss.r1_gamma=1",
      "loss.reg_every=2"],
     [*DIGITS, "augment=diffaug", "augment.p=0.5", "augment.adaptive=true", "augment.ada_interval=1",
-     "augment.ada_kimg=0.1"]],
+     "augment.ada_kimg=0.1"],
+    [*DIGITS, "discriminator.norm=spectral"],
+    [*DIGITS, "generator=resnet", "discriminator=resnet"]],
     ids=["ring-mlp", "maxout", "hinge-n_critic-2", "label-smoothing", "digits-dcgan-batch-norm",
          "pacgan2-batch-norm-g", "layer-norm-minibatch-std", "wgan-gp-packed", "lazy-r1-r2", "maxout-spectral-norm",
-         "conditional-cbn-projection", "conditional-concat-r1", "diffaugment-ada"])
+         "conditional-cbn-projection", "conditional-concat-r1", "diffaugment-ada", "dcgan-spectral-norm",
+         "resnet-spectral-norm"])
 def test_each_member_of_a_stack_trains_as_its_solo_run_for_five_steps(overrides):
     cfg = make_cfg(*overrides)
     solo, stacked = members(cfg), members(cfg)
@@ -79,16 +82,19 @@ def test_each_member_of_a_stack_trains_as_its_solo_run_for_five_steps(overrides)
                         regularisers=[regulariser] * len(stacked), augments=augments)
     stack_stats = [stack(real_batches([b for _, b, _ in stacked]), step) for step in range(5)]
     # the MLPs (and maxout) run hand-stacked layers; the DCGAN (conditional or not) runs under vmap
-    assert (stack.generator.fast is not None) == ("dcgan" not in str(cfg.generator.name))
+    assert (stack.generator.fast is not None) == (cfg.generator.name == "mlp")
     for k, (gan, batches, rng) in enumerate(solo):
         step = GANStep(gan, CPU, regulariser=regulariser, augment=augment(), rng=rng)
         solo_stats = [step(real_batches([batches])[0], i) for i in range(5)]
         for net, stacked_net in ((gan.generator, stack.generator), (gan.discriminator, stack.discriminator)):
             member = stacked_net.member_state(k)
+            # ResNet's G sums two convolutions' biases into its next batch norm: rounding noise that Adam scales up
+            # to lr-sized steps (before_batch_norm), up to 5 x 2e-4 x Adam's early-step factor in 5 steps
+            atol = 3e-3 if net is gan.generator and cfg.generator.name == "resnet" else 1e-6
             for name, weight in net.state_dict().items():  # weights, running statistics, spectral norm's vectors
                 if name in before_batch_norm(net):
                     continue
-                torch.testing.assert_close(member[name], weight, rtol=1e-5, atol=1e-6, msg=f"seed {SEEDS[k]} {name}")
+                torch.testing.assert_close(member[name], weight, rtol=1e-5, atol=atol, msg=f"seed {SEEDS[k]} {name}")
         torch.testing.assert_close(torch.stack(stack_stats)[:, k], torch.stack(solo_stats), rtol=1e-4, atol=1e-5)
         if step.augment:  # ADA's p moved as the solo run's did
             assert augments[k].p == pytest.approx(step.augment.p) and augments[k].p != cfg.augment.p
@@ -110,10 +116,17 @@ def test_what_cannot_stack_is_named():
     data = load_dataset(dropout.data, 0)
     gans = [build_gan(dropout, data.sample_shape, CPU) for _ in range(2)]
     assert "the discriminator has dropout" in why_not_stackable(gans)
-    spectral = make_cfg(*DIGITS, "discriminator.norm=spectral")  # its power iteration writes with out=
-    gans = [build_gan(spectral, data.sample_shape, CPU) for _ in range(2)]
-    assert "the discriminator DCGANDiscriminator fails under torch.func.vmap (Batching rule not implemented for " \
-           "aten::div.out" in why_not_stackable(gans)
+    class Branching(torch.nn.Module):  # a user's D whose forward pass branches on its data
+        def __init__(self, d):
+            super().__init__()
+            self.d = d
+
+        def forward(self, x):
+            return self.d(x) if x.sum() > 0 else -self.d(x)
+
+    gans = [GAN(g.generator, Branching(g.discriminator), g.loss, g.opt_g, g.opt_d)
+            for g in (build_gan(make_cfg(*DIGITS), data.sample_shape, CPU) for _ in range(2))]
+    assert "the discriminator Branching fails under torch.func.vmap (" in why_not_stackable(gans)
     acgan = members(make_cfg(*DIGITS, "discriminator.conditioning=acgan"), (1, 2))
     assert "auxiliary classifier (acgan)" in why_not_stackable([g for g, _, _ in acgan],
                                                               [GANStep(g, CPU, rng=r) for g, _, r in acgan])

@@ -8,22 +8,25 @@ element by element, so that is each member's own step (at its own learning rate:
 torch.Generator, so it trains as a solo GANStep given the same stream does, within float rounding
 (tests/test_stack.py).
 
-What stacks so far: networks (batch and layer norm, packing, minibatch std; their running statistics are
-stacked buffers; spectral norm in the MLPs) without dropout and whose forward pass needs no data-dependent
-control flow; every loss, WGAN-GP's penalty and lazy R1/R2 included (each member's input gradients through one
-autograd.grad of the stack); EMA; bf16; conditional GANs but ACGAN (vmap over the classes too); DiffAugment
-and ADA (each member's own p, its transforms from its own stream); members whose learning rates
-(StackedOptimizer), label targets or penalty weights differ. `why_not_stackable` names what does not.
+What stacks: networks (batch and layer norm, packing, minibatch std: their running statistics are stacked
+buffers; spectral norm, its power iteration without out=) without dropout and whose forward pass needs no
+data-dependent control flow; every loss, WGAN-GP's penalty and lazy R1/R2 included (each member's input
+gradients through one autograd.grad of the stack); EMA; bf16; conditional GANs but ACGAN (vmap over the
+classes too); DiffAugment and ADA (each member's own p, its transforms from its own stream); members whose
+learning rates (StackedOptimizer), label targets or penalty weights differ. `why_not_stackable` names what
+does not.
 """
 
 from __future__ import annotations
 
 import copy
 import time
+import types
 from typing import Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm import tqdm
 
@@ -44,6 +47,9 @@ class StackedNet:
     def __init__(self, nets: list[nn.Module], fast: bool = True):
         """`fast`: the hand-stacked forward of training/stacked_layers.py where it knows the network (else vmap)."""
         self.base = copy.deepcopy(nets[0]).to("meta")  # the architecture; its weights are the stacked ones
+        for module in self.base.modules():  # spectral norm's power iteration, as torch's but without out=
+            if type(module).__name__ == "_SpectralNorm":
+                module._power_method = types.MethodType(_power_method_in_place, module)
         self.params, self.buffers = stack_module_state(nets)
         self.z_dim = getattr(nets[0], "z_dim", None)
         self.fast = stacked_forward(nets[0]) if fast else None  # hand-stacked layers, where they are known
@@ -83,6 +89,15 @@ class StackedNet:
         """Each member's gradient norm over all its parameters: [K]."""
         grads = [p.grad.flatten(1) for p in self.params.values() if p.grad is not None]
         return torch.cat(grads, dim=1).norm(dim=1)
+
+
+@torch.no_grad()
+def _power_method_in_place(self, weight_mat: torch.Tensor, n_power_iterations: int) -> None:
+    """torch's _SpectralNorm._power_method with copy_ for its out= (which vmap refuses): each member's u and v
+    updated in place in the stacked buffers, the same arithmetic."""
+    for _ in range(n_power_iterations):
+        self._u.copy_(F.normalize(torch.mv(weight_mat, self._v), dim=0, eps=self.eps))
+        self._v.copy_(F.normalize(torch.mv(weight_mat.H, self._u), dim=0, eps=self.eps))
 
 
 @torch.random.fork_rng(devices=[])  # the global stream stays as it was
