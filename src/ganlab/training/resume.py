@@ -102,7 +102,9 @@ def log_to(*run_dirs: Path) -> Iterator[None]:
     formatter = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     root = logging.getLogger()
     root.setLevel(logging.INFO)
+    before = root.handlers[:]  # a sweep's process: Hydra's, with its last job's train.log; set aside meanwhile
     handlers = (*(logging.FileHandler(d / "train.log", mode="a") for d in run_dirs), logging.StreamHandler())
+    root.handlers = []
     for handler in handlers:
         handler.setFormatter(formatter)
         root.addHandler(handler)
@@ -112,6 +114,7 @@ def log_to(*run_dirs: Path) -> Iterator[None]:
         for handler in handlers:
             root.removeHandler(handler)
             handler.close()
+        root.handlers = before
 
 
 def saved_run(run_dir: Path, overrides: list[str]) -> tuple[DictConfig, Checkpoint | None]:

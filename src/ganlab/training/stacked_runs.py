@@ -109,7 +109,10 @@ class TrainStacks(Callback):
             at_once = min(len(groups), parallel_jobs(config.hydra))
             print(f"ganlab: {len(queued)} jobs as {len(groups)} stack{'s' * (len(groups) != 1)}, {at_once} at a time; "
                   f"each member's train.log says the stack's G steps and time left", flush=True)
-            run_stacks(groups, at_once)
+            if at_once > 1:
+                run_stacks(groups, at_once)
+            for group in groups if at_once == 1 else []:  # one at a time: in this process, as the basic launcher
+                train_stack(group)
 
 
 def member(run_dir: Path, jobs: int, overrides: list[str]) -> Job:
