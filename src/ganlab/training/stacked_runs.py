@@ -22,14 +22,14 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab.record.catalog import load_run
-from ganlab.record.checkpoints import CheckpointError
+from ganlab.record.checkpoints import Checkpoint, CheckpointError
 from ganlab.record.run_folder import SUMMARY_JSON
 from ganlab.record.summary import Summary
 from ganlab.record.sweep_plan import job_folders
 from ganlab.training.job import Job, stop_on_signals
 from ganlab.training.processes import run_worker
 from ganlab.training.resume import log_to, saved_run
-from ganlab.training.stack import StackedTrainer, why_not_stackable
+from ganlab.training.stack import StackedTrainer
 from ganlab.training.stack_rule import cannot_stack, measured_stack
 from ganlab.training.sweep import parallel_jobs
 
@@ -111,45 +111,47 @@ class TrainStacks(Callback):
                   f"each member's train.log says the stack's G steps and time left", flush=True)
             if at_once > 1:
                 run_stacks(groups, at_once)
-            for group in groups if at_once == 1 else []:  # one at a time: in this process, as the basic launcher
-                train_stack(group)
+            else:  # one at a time: in this process, as the basic launcher trains its jobs
+                for group in groups:
+                    train_stack(group)
 
 
-def member(run_dir: Path, jobs: int, overrides: list[str]) -> Job:
+def member(run_dir: Path, cfg: DictConfig, state: Optional[Checkpoint], jobs: int) -> Job:
     """A stack's member, ready to train: new (a queued job's folder holds Hydra's files alone), resumed from
-    its last.pt, or started over (stopped before its first checkpoint), with the `overrides` a resume takes."""
-    cfg, state = saved_run(run_dir, overrides)
+    its last.pt (`state`), or started over (stopped before its first checkpoint)."""
     new = state is None and not (run_dir / SUMMARY_JSON).exists()
     return Job(cfg, run_dir, resume=state, restart=state is None and not new, jobs=jobs, queued=new)
 
 
-def why_not_one_stack(jobs: list[Job]) -> Optional[str]:
-    trainers = [j.trainer for j in jobs]
-    if len({(t.step, t.total_steps, t.steps_per_epoch) for t in trainers}) > 1:
-        return "they do not stand at the same step of one schedule"
-    return why_not_stackable([t.gan for t in trainers], [t.gan_step for t in trainers])
-
-
 def train_stack(run_dirs: list[Path], jobs: int = 1, overrides: tuple[str, ...] = ()) -> int:
-    """Train these run folders as one stack (or one after another, saying why, when they cannot stack), each
-    with the `overrides` a resume takes (trainer.epochs=...); an exit code: 0 when every member completed."""
+    """Train these run folders as one stack, each with the `overrides` a resume takes (trainer.epochs=...); or,
+    saying why, one after another as solo runs when they cannot stack. An exit code: 0 when every member
+    completed."""
     run_dirs = [Path(d) for d in run_dirs]
     with log_to(*run_dirs):
-        members: list[Job] = []
+        saved = {}
         for run_dir in run_dirs:
             try:
-                members.append(member(run_dir, jobs, list(overrides)))
+                saved[run_dir] = saved_run(run_dir, list(overrides))
             except Exception as e:  # this member cannot start: the others still train
                 logger.error("%s: %s", run_dir.name, e)
                 Summary.mark_failed(run_dir, e)
-        if not members:
-            return 1
-        reason = why_not_one_stack(members) if len(members) > 1 else "a stack of one"
-        if reason:
-            if len(members) > 1:
-                logger.warning("%d runs train one after another, not as a stack: %s", len(members), reason)
-            return max(0 if job.train()["status"] == "completed" else 1 for job in members)
-        return train_members(members, jobs)
+        reason = why_not_one_stack(list(saved.values()))
+        if reason:  # each built and trained in turn, as its solo run (its global random stream included)
+            if len(saved) > 1:
+                logger.warning("%d runs train one after another, not as a stack: %s", len(saved), reason)
+            return max([0 if member(d, *s, jobs).train()["status"] == "completed" else 1 for d, s in saved.items()]
+                       or [1])
+        return train_members([member(d, *s, jobs) for d, s in saved.items()], jobs)
+
+
+def why_not_one_stack(saved: list[tuple[DictConfig, Optional[Checkpoint]]]) -> Optional[str]:
+    """Why runs (their configs and checkpoints) cannot train as one stack; None: they can."""
+    if len(saved) < 2:
+        return "a stack of one"
+    if len({state.step if state else 0 for _, state in saved}) > 1:
+        return "they do not stand at the same step"
+    return cannot_stack(saved[0][0])
 
 
 def train_members(members: list[Job], jobs: int) -> int:
