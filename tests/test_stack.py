@@ -257,6 +257,8 @@ def sweep_of_stacks(sweep, *overrides):
     return run_cli("train", "-m", *TINY_POINTS, "seed=1,2,3,4", "trainer.stack=2", f"hydra.sweep.dir={sweep}", *overrides)
 
 
+@pytest.mark.slow  # 24 s: a parallel sweep of 4 jobs as 2 stacks in worker processes; the default suite's study
+# tests train their rounds as stacks through the same callback, in-process
 def test_a_sweep_with_trainer_stack_trains_its_seeds_as_stacks(tmp_path):
     from ganlab.record.catalog import find_runs
 
