@@ -86,6 +86,12 @@ def regulariser(cfg: DictConfig) -> LazyRegulariser:
     return LazyRegulariser(*(LOSSES.setting(cfg.loss, k) for k in ("r1_gamma", "r2_gamma", "reg_every")))
 
 
+def build_gan_step(cfg: DictConfig, gan: GAN, device: torch.device, rng: torch.Generator) -> GANStep:
+    """The D/G step the config asks for: its precision, R1/R2 and augmentation, z drawn from `rng`."""
+    t = cfg.trainer
+    return GANStep(gan, device, t.precision, regulariser(cfg), AUGMENTATIONS.build(cfg.augment, t.batch_size), rng)
+
+
 def build_trainer(cfg: DictConfig, gan: GAN, data: Dataset, run: RunFolder, device: torch.device,
                   evaluator: Evaluator | None, purge_step: int | None = None, progress_bar: bool = True) -> Trainer:
     """The one reader of the config below the job: the loop's schedule and its parts, built from `cfg` and
@@ -99,8 +105,7 @@ def build_trainer(cfg: DictConfig, gan: GAN, data: Dataset, run: RunFolder, devi
     logger = build_logger(cfg, run.path, purge_step)
     classes = data.classes if is_conditional(cfg) else None
     batches = BatchStream(data, t.batch_size, t.n_critic, cfg.seed, t.channels_last, bool(classes))
-    gan_step = GANStep(gan, device, t.precision, regulariser(cfg), AUGMENTATIONS.build(cfg.augment, t.batch_size),
-                       noise_stream(cfg.seed))
+    gan_step = build_gan_step(cfg, gan, device, noise_stream(cfg.seed))
     ema = GeneratorEMA(gan.generator, t.ema_decay, t.ema_start) if t.ema_decay > 0 else None
     blank = frozenset({*(name for name in ("r1", "r2") if not LOSSES.setting(cfg.loss, f"{name}_gamma")),
                        *(() if cfg.discriminator.get("conditioning") == "acgan" else ("class_loss",))})

@@ -12,10 +12,9 @@ import torch
 from omegaconf import DictConfig
 
 from ganlab.config import is_conditional
-from ganlab.parts.registry import AUGMENTATIONS
 from ganlab.record.checkpoints import sample_shape
 from ganlab.training.cost import processor
-from ganlab.training.job import build_gan, regulariser, resolve_device
+from ganlab.training.job import build_gan, build_gan_step, resolve_device
 from ganlab.training.stack import StackedStep, why_not_stackable
 from ganlab.training.step import GANStep
 
@@ -38,10 +37,9 @@ STAND_IN_CLASSES = 10  # a conditional config's class count, for the check and t
 
 def _members(cfg: DictConfig, k: int) -> tuple[torch.device, list[GANStep]]:
     """K GAN steps of `cfg` as its runs build them (noise streams of their own)."""
-    device, shape, t = resolve_device(cfg.trainer.device), sample_shape(cfg), cfg.trainer
+    device, shape = resolve_device(cfg.trainer.device), sample_shape(cfg)
     n_classes = STAND_IN_CLASSES if is_conditional(cfg) else 0
-    return device, [GANStep(build_gan(cfg, shape, device, n_classes), device, t.precision, regulariser(cfg),
-                            AUGMENTATIONS.build(cfg.augment, t.batch_size), rng=torch.Generator().manual_seed(i))
+    return device, [build_gan_step(cfg, build_gan(cfg, shape, device, n_classes), device, torch.Generator().manual_seed(i))
                     for i in range(k)]
 
 
