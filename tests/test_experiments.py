@@ -83,6 +83,8 @@ def test_studies_change_what_their_comment_says():
     assert (small.augment.name, small.data.limit, base.augment.name) == ("diffaug", 300, "none")
     assert make_cfg("+exp=diffaug", "augment=ada").augment.adaptive
     assert make_cfg("+exp=label_smoothing", "loss.real_target=0.8").loss.real_target == 0.8
+    reference, root = make_cfg("+exp=reference", "preset=cpu"), make_cfg("preset=cpu")
+    assert reference.name.endswith("_reference") and {**reference, "name": root.name} == {**root}  # nothing else
     resnet = make_cfg("+exp=resnet")
     assert (resnet.generator.name, resnet.discriminator.name, resnet.discriminator.norm) == ("resnet", "resnet", "spectral")
     r3gan = make_cfg("+exp=r3gan")

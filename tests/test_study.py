@@ -76,6 +76,27 @@ def test_compare_on_a_study_says_its_answers_are_the_studys_and_follows_them_ove
     assert "\nverdict: optim.lr=" in (folder / "rounds.log").read_text()  # each round's sweep ends with its verdict
 
 
+def test_the_table_of_a_study_reads_change_vs_base_with_its_answers_numbers_and_course(study):
+    folder, _ = study
+    state = json.loads((folder / "study.json").read_text())
+    out = ganlab("study", "--table", str(folder), str(folder))
+    assert out.returncode == 0, out.stderr
+    header, rule, *rows = out.stdout.strip().splitlines()
+    assert "answer" in header and "change - base [95% interval]" in header and len(rows) == 4  # 2 answers, twice
+    [large] = [r for r in rows[:2] if "vs 1e-06" in r]  # the base is the first value listed: 1e-6 (the worst)
+    cells = [c.strip() for c in large.strip("|").split("|")]
+    assert cells[0].startswith(f"[{folder.name}](") and cells[0].endswith("vs 1e-06")
+    assert cells[1] == "better beyond noise"  # the study's "1e-06 vs best: worse", turned round to read change vs base
+    difference, low, high = (float(x) for x in cells[2].replace("[", "").replace("]", "").replace(",", "").split())
+    assert difference < -30 and low <= difference <= high < 0
+    assert cells[3] == str(state["looks"][-1]["seeds"]) and cells[4] == f"{state['minutes']:.0f} min"
+    assert cells[5].endswith("ends better")  # compare's "1e-06 ... ends worse", turned round
+    [aa] = [r for r in rows[:2] if "vs 1e-06" not in r]
+    assert "smaller than 30" in aa  # neither value is the base: against the best, as the study tested it
+    unstarted = ganlab("study", "--table", str(folder.parent / "myconf"))
+    assert unstarted.returncode == 2 and "holds no study" in unstarted.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["optim.lr=1e-4"], "nothing to compare"),
     (["optim.lr=1e-4,2e-4", "seed=1,2"], "a study picks the seeds itself"),

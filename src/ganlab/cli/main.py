@@ -329,6 +329,8 @@ def study_arguments(study: argparse.ArgumentParser) -> None:
                                                         "(at 80%% power)")
     study.add_argument("--max-minutes", type=float, help="stop starting rounds after this much training time")
     study.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
+    study.add_argument("--table", nargs="+", type=Path, metavar="DIR",
+                       help="print one Markdown table of these studies' answers (change vs base) and stop")
     study.add_argument("--config-dir", "-cd", help="a folder of your own config groups, beside ganlab's (as for "
                                                    "ganlab train)")
 
@@ -340,6 +342,11 @@ def study_command(args: argparse.Namespace) -> int:
     from ganlab.config.hydra_flags import sweep_name
     from ganlab.training.processes import stop_workers_on_signals
 
+    if args.table:
+        from ganlab.judging.study_table import markdown_table
+
+        print(markdown_table(args.table), end="")
+        return 0
     if not args.overrides:
         if not args.dir:
             raise ValueError("give the overrides to compare (e.g. +exp=baseline,label_smoothing), or --dir DIR to "

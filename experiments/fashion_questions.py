@@ -1,0 +1,128 @@
+"""The seed notes' questions on Fashion-MNIST, each a `ganlab study` of one change against its base, and the
+table of their answers in experiments/README.md, built from the studies' own records.
+
+    python experiments/fashion_questions.py run [NAME...]   # run (or continue) the studies, in this order
+    python experiments/fashion_questions.py table           # rebuild README.md's table from the studies
+
+Every study: `data=fashion_mnist preset=cpu` (the classic DCGAN in bf16 where the CPU has it, all 60,000
+images, 2,000-sample evaluations after each epoch), the calibrated sequential test (ganlab study: rounds of
+2 seeds, alpha spent over the looks), MIN_EFFECT for every row, and a budget per question (seeds per value,
+minutes of wall time). Each study lives in outputs/studies/fashion/<name> and continues where it stopped;
+a question whose budget is spent says so in the table, with the command that continues it (a larger
+--max-minutes)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = Path("outputs/studies/fashion")
+COMMON = ("data=fashion_mnist", "preset=cpu")
+MIN_EFFECT = 0.5  # of fd_classifier: Fashion-MNIST's floor (real against real) is 0.14
+BEGIN, END = "<!-- fashion_questions table: begin -->", "<!-- fashion_questions table: end -->"
+
+
+@dataclass
+class Question:
+    name: str  # its study folder under ROOT
+    overrides: tuple[str, ...]  # the base is the first value swept
+    max_seeds: int = 10
+    max_minutes: float = 45
+    what: str = ""  # the row's label in the README
+
+    def command(self) -> list[str]:
+        return ["ganlab", "study", *COMMON, *self.overrides, "--max-seeds", str(self.max_seeds), "--min-effect",
+                str(MIN_EFFECT), "--max-minutes", f"{self.max_minutes:g}", "--dir", str(ROOT / self.name)]
+
+
+# In the order they run: the changes with large effects (cheap to settle), the three questions re-asked
+# before (issue 20), then the rest; the 10-epoch questions ask whether a change that learns slower ends level.
+QUESTIONS = [
+    Question("kernel4", ("+exp=baseline,kernel4", "trainer.epochs=4"), what="4x4 kernels (baseline), 4 epochs"),
+    Question("d_dropout", ("+exp=baseline,d_dropout", "trainer.epochs=4"), what="dropout 0.5 in D (baseline), 4 epochs"),
+    Question("conditional", ("+exp=conditional", "discriminator.conditioning=none,projection,acgan"),
+             what="projection D and ACGAN (unconditional D), cBN G, 3 epochs"),
+    Question("label_smoothing", ("+exp=label_smoothing", "loss.real_target=1.0,0.9,0.8"),
+             what="label smoothing 0.9 and 0.8 (1.0), 3 epochs"),
+    Question("ttur", ("+exp=logits", "optim.lr=2e-4", "optim.d_lr_mult=1,0.5"), what="TTUR: D lr x0.5 at lr 2e-4 "
+             "(x1, on logits), 3 epochs"),
+    Question("r1", ("loss.r1_gamma=0,1",), what="R1, gamma 1 (none), 3 epochs"),
+    Question("bf16", ("trainer.precision=32,bf16",), what="bf16 autocast (float32), 3 epochs"),
+    Question("ema", ("trainer.ema_decay=0,0.99",), what="EMA, decay 0.99 (none), 3 epochs"),
+    Question("deeper_generator", ("+exp=baseline,deeper_generator", "trainer.epochs=4"),
+             what="one more conv block a resolution in G (baseline), 4 epochs"),
+    Question("logits", ("+exp=baseline,logits", "trainer.epochs=4"), what="BCE on logits, LeakyReLU in D (baseline), "
+             "4 epochs"),
+    Question("two_sided_smoothing", ("+exp=logits,two_sided_smoothing", "trainer.epochs=4"),
+             what="targets 0.98 / 0.02 (logits), 4 epochs"),
+    Question("gelu_discriminator", ("+exp=baseline,gelu_discriminator", "trainer.epochs=4"),
+             what="GELU in D (baseline), 4 epochs"),
+    Question("wgan_gp_epochs", ("+exp=reference,wgan_gp",), what="WGAN-GP at equal epochs (none), 3 epochs"),
+    Question("diffaug", ("+exp=diffaug", "data.limit=2000", "trainer.epochs=90", "metrics.every=10",
+                         "augment=none,diffaug,ada"), max_minutes=90, what="DiffAugment and ADA (none) on 2,000 images, "
+             "90 epochs"),
+    Question("label_smoothing_10", ("+exp=label_smoothing", "loss.real_target=1.0,0.9,0.8", "trainer.epochs=10"),
+             max_minutes=120, what="label smoothing 0.9 and 0.8 (1.0), 10 epochs"),
+    Question("ttur_10", ("+exp=logits", "optim.lr=2e-4", "optim.d_lr_mult=1,0.5", "trainer.epochs=10"),
+             max_minutes=120, what="TTUR (x1), 10 epochs"),
+    Question("ema_10", ("trainer.ema_decay=0,0.99", "trainer.epochs=10"), max_minutes=120,
+             what="EMA 0.99 (none), 10 epochs"),
+    Question("wgan_gp_steps", ("+exp=reference,wgan_gp", "trainer.steps=2811"), max_minutes=120,
+             what="WGAN-GP at equal G steps (none): 2,811, the 3 epochs of the base"),
+]
+
+
+def run(names: list[str]) -> int:
+    unknown = set(names) - {q.name for q in QUESTIONS}
+    if unknown:
+        print(f"no question named {', '.join(sorted(unknown))}; the questions: {', '.join(q.name for q in QUESTIONS)}",
+              file=sys.stderr)
+        return 2
+    for q in QUESTIONS:
+        if not names or q.name in names:
+            print(f"\n== {q.name}: {' '.join(q.command())}", flush=True)
+            if subprocess.call(q.command()) not in (0,):
+                return 1
+    return 0
+
+
+def table() -> str:
+    """The README's table: each question's rows from its study (ganlab study --table), or why it has none."""
+    from ganlab.judging.study import StudyError
+    from ganlab.judging.study_table import COLUMNS, markdown_table
+
+    lines = ["| question | " + " | ".join(COLUMNS[1:]) + " | budget |", "|" + " --- |" * (len(COLUMNS) + 1)]
+    for q in QUESTIONS:
+        folder, budget = ROOT / q.name, f"{q.max_seeds} seeds, {q.max_minutes:g} min"
+        label = f"[{q.name}]({q.name.removesuffix('_10').removesuffix('_steps').removesuffix('_epochs')}/)"
+        try:
+            rows = markdown_table([folder], link=False).splitlines()[2:]
+        except (StudyError, ValueError) as e:  # not started, or not looked at yet: the row says so
+            why = "not started" if not folder.exists() else str(e).split(";")[0]
+            lines.append(f"| {label} {q.what} | {why}: `{' '.join(q.command())}` | | | | | {budget} |")
+            continue
+        for row in rows:
+            cells = row.strip("|").split("|")
+            lines.append(f"| {label} {q.what}: {cells[0].strip()} |{'|'.join(cells[1:])}| {budget} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table() -> None:
+    readme = HERE / "README.md"
+    text = readme.read_text()
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    readme.write_text(f"{head}{BEGIN}\n{table()}{END}{tail}")
+    print(table(), end="")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=("run", "table"))
+    parser.add_argument("names", nargs="*", help="the questions to run (default: all, in order)")
+    args = parser.parse_args()
+    sys.exit(run(args.names) if args.what == "run" else write_table() or 0)

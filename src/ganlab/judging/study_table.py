@@ -1,0 +1,91 @@
+"""`ganlab study --table DIR...`: one Markdown table of what studies found, built from their own records.
+
+Each row is one of a study's answers at its last look (study.json: the calibrated sequential test's words),
+turned to read "change vs base", the base being the first value the study's overrides list; its numbers
+are compare's at that look (the runs of the looked-at seeds, at the look's level): the median paired
+difference (change - base; negative is better) with its 95% interval, the seeds per value, the study's
+wall time, and the course over training (learns faster / ends better). An open answer says where it
+stands and the command that continues it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ganlab.judging.compare import compare
+from ganlab.judging.study import DONE, OPEN, Study
+from ganlab.record.sweep_plan import swept_overrides
+
+COLUMNS = ("question", "answer", "change - base [95% interval]", "seeds per value", "wall time", "over training")
+OPPOSITE = {"better": "worse", "worse": "better", "faster": "slower", "slower": "faster"}
+
+
+@dataclass
+class Row:
+    study: Path
+    question: str  # "key=change vs base"
+    answer: str  # better/worse beyond noise | smaller than X | not settled (...)
+    difference: float  # median paired difference, change - base
+    interval: tuple[float, float]
+    seeds: int
+    minutes: float
+    course: str  # learns faster / ends better / ... (over_training.kind_of_effect), change against base
+
+    def cells(self, link: bool) -> list[str]:
+        name = f"[{self.study.name}]({self.study.as_posix()}): " if link else ""
+        low, high = self.interval
+        return [name + self.question, self.answer, f"{self.difference:+.3g} [{low:+.3g}, {high:+.3g}]",
+                str(self.seeds), f"{self.minutes:.0f} min", self.course]
+
+
+def study_rows(folder: Path) -> list[Row]:
+    """The rows of one study: one per answer of its last look."""
+    study = Study.load(folder)
+    if not study.looks:
+        raise ValueError(f"{folder}: the study has not looked yet (fewer than 2 seeds per value finished); "
+                         f"continue it with: ganlab study --dir {folder}")
+    look = study.looks[-1]
+    seeds = set(study.design.seeds(0, look.seeds))
+    runs = [r for (_, seed), r in study.placed(study.runs()).items() if r.status in DONE and seed in seeds]
+    comparison = compare(runs, alpha=look.level)
+    bases = _bases(study.design.overrides)
+    rows = []
+    for key, factor in comparison.factors.items():
+        best = factor.values[0].value
+        base = ", ".join(bases.get(k, "(default)") for k in key.split(" + "))
+        for e in factor.effects:
+            answer = look.answers.get(f"{key}={e.value} vs {best}", OPEN)
+            if best == base:  # the study asked "change vs base": as it stands
+                rows.append(Row(folder, f"{key}={e.value} vs {base}", _words(answer, study), e.median_diff,
+                                e.interval, look.seeds, study.minutes, e.kind))
+            elif e.value == base:  # the change was best: turn the answer round
+                rows.append(Row(folder, f"{key}={best} vs {base}", _words(_turned(answer), study), -e.median_diff,
+                                (-e.interval[1], -e.interval[0]), look.seeds, study.minutes, _turned(e.kind)))
+            else:  # three or more values: this one against the best, as the study tested it
+                rows.append(Row(folder, f"{key}={e.value} vs {best}", _words(answer, study), e.median_diff,
+                                e.interval, look.seeds, study.minutes, e.kind))
+    return rows
+
+
+def markdown_table(folders: list[Path], link: bool = True) -> str:
+    """The rows of every study in `folders`, as one Markdown table."""
+    rows = [row for folder in folders for row in study_rows(folder)]
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row.cells(link)) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _bases(overrides: list[str]) -> dict[str, str]:
+    """Each swept key's first value: the base its other values are changes of."""
+    return {key: values[0] for key, _, values in swept_overrides(overrides)}
+
+
+def _turned(words: str) -> str:
+    """The same statement about the other value ("worse" for "better", "learns faster" for "slower")."""
+    return " ".join(OPPOSITE.get(w, w) for w in words.split(" "))
+
+
+def _words(answer: str, study: Study) -> str:
+    if answer != OPEN:
+        return answer
+    return f"not settled ({study.stopped or 'not stopped yet'}); continue: ganlab study --dir {study.folder}"
