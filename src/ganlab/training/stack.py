@@ -11,7 +11,8 @@ torch.Generator, so it trains as a solo GANStep given the same stream does, with
 What stacks: networks (batch and layer norm, packing, minibatch std: their running statistics are stacked
 buffers; spectral norm, its power iteration without out=) without dropout and whose forward pass needs no
 data-dependent control flow; every loss, WGAN-GP's penalty and lazy R1/R2 included (each member's input
-gradients through one autograd.grad of the stack); EMA; bf16; conditional GANs but ACGAN (vmap over the
+gradients through one autograd.grad of the stack); EMA; bf16 for the hand-stacked MLP and maxout networks (autocast
+does not reach inside vmap); conditional GANs but ACGAN (vmap over the
 classes too); DiffAugment and ADA (each member's own p, its transforms from its own stream); members whose
 learning rates (StackedOptimizer), label targets or penalty weights differ. `why_not_stackable` names what
 does not.
@@ -118,6 +119,17 @@ def probe(gan: GAN) -> Optional[str]:
     return None
 
 
+def _bf16_under_vmap(gan: GAN) -> Optional[str]:
+    """bf16 stacks only through hand-stacked layers: autocast does not reach ops inside torch.func.vmap (they
+    run in float32, or fail where a float weight meets a bf16 input)."""
+    for name in ("generator", "discriminator"):
+        net = getattr(gan, name)
+        if stacked_forward(net) is None or getattr(net, "n_classes", 0):
+            return (f"its precision is bf16, which autocast does not apply inside torch.func.vmap, and its {name} "
+                    f"({type(net).__name__}) runs there (only MLP and maxout networks have hand-stacked layers)")
+    return None
+
+
 def why_not_stackable(gans: list[GAN], steps: Optional[list[GANStep]] = None) -> Optional[str]:
     """Why these GANs (trained by these GANSteps) cannot train as one stack (None: they can)."""
     first = gans[0]
@@ -127,7 +139,8 @@ def why_not_stackable(gans: list[GAN], steps: Optional[list[GANStep]] = None) ->
         reason = ("its D is an auxiliary classifier (acgan), whose class term the module keeps between calls"
                   if getattr(step.gan.discriminator, "method", None) == "acgan" else
                   "its precision is fp16 (a gradient scaler per run)" if step.precision.mode == "fp16" else
-                  "its z does not come from a stream of its own" if step.rng is None else None)
+                  "its z does not come from a stream of its own" if step.rng is None else
+                  _bf16_under_vmap(step.gan) if step.precision.mode == "bf16" else None)
         if reason:
             return f"the run cannot stack: {reason}"
     for gan in gans:
