@@ -19,6 +19,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ganlab.judging.study import Study, StudyError
+from ganlab.judging.study_table import COLUMNS, study_rows
+
 HERE = Path(__file__).resolve().parent
 ROOT = Path("outputs/studies/fashion")
 COMMON = ("data=fashion_mnist", "preset=cpu")
@@ -33,6 +36,10 @@ class Question:
     max_seeds: int = 10
     max_minutes: float = 45
     what: str = ""  # the row's label in the README
+    readme: str = ""  # the folder of experiments/ whose README tells of this change (default: name)
+
+    def __post_init__(self) -> None:
+        self.readme = self.readme or self.name
 
     def command(self) -> list[str]:
         return ["ganlab", "study", *COMMON, *self.overrides, "--max-seeds", str(self.max_seeds), "--min-effect",
@@ -51,7 +58,7 @@ QUESTIONS = [
     Question("ttur", ("+exp=logits", "optim.lr=2e-4", "optim.d_lr_mult=1,0.5"), what="TTUR: D lr x0.5 at lr 2e-4 "
              "(x1, on logits), 3 epochs"),
     Question("r1", ("loss.r1_gamma=0,1",), what="R1, gamma 1 (none), 3 epochs"),
-    Question("bf16", ("trainer.precision=32,bf16",), what="bf16 autocast (float32), 3 epochs"),
+    Question("bf16", ("trainer.precision=32,bf16",), readme="precision_bf16", what="bf16 autocast (float32), 3 epochs"),
     Question("ema", ("trainer.ema_decay=0,0.99",), what="EMA, decay 0.99 (none), 3 epochs"),
     Question("deeper_generator", ("+exp=baseline,deeper_generator", "trainer.epochs=4"),
              what="one more conv block a resolution in G (baseline), 4 epochs"),
@@ -61,18 +68,18 @@ QUESTIONS = [
              what="targets 0.98 / 0.02 (logits), 4 epochs"),
     Question("gelu_discriminator", ("+exp=baseline,gelu_discriminator", "trainer.epochs=4"),
              what="GELU in D (baseline), 4 epochs"),
-    Question("wgan_gp_epochs", ("+exp=reference,wgan_gp",), what="WGAN-GP at equal epochs (none), 3 epochs"),
+    Question("wgan_gp_epochs", ("+exp=reference,wgan_gp",), readme="wgan_gp", what="WGAN-GP at equal epochs (none), 3 epochs"),
     Question("diffaug", ("+exp=diffaug", "data.limit=2000", "trainer.epochs=90", "metrics.every=10",
                          "augment=none,diffaug,ada"), max_minutes=90, what="DiffAugment and ADA (none) on 2,000 images, "
              "90 epochs"),
     Question("label_smoothing_10", ("+exp=label_smoothing", "loss.real_target=1.0,0.9,0.8", "trainer.epochs=10"),
-             max_minutes=120, what="label smoothing 0.9 and 0.8 (1.0), 10 epochs"),
+             max_minutes=120, readme="label_smoothing", what="label smoothing 0.9 and 0.8 (1.0), 10 epochs"),
     Question("ttur_10", ("+exp=logits", "optim.lr=2e-4", "optim.d_lr_mult=1,0.5", "trainer.epochs=10"),
-             max_minutes=120, what="TTUR (x1), 10 epochs"),
+             max_minutes=120, readme="ttur", what="TTUR (x1), 10 epochs"),
     Question("ema_10", ("trainer.ema_decay=0,0.99", "trainer.epochs=10"), max_minutes=120,
-             what="EMA 0.99 (none), 10 epochs"),
+             readme="ema", what="EMA 0.99 (none), 10 epochs"),
     Question("wgan_gp_steps", ("+exp=reference,wgan_gp", "trainer.steps=2811"), max_minutes=120,
-             what="WGAN-GP at equal G steps (none): 2,811, the 3 epochs of the base"),
+             readme="wgan_gp", what="WGAN-GP at equal G steps (none): 2,811, the 3 epochs of the base"),
 ]
 
 
@@ -91,32 +98,58 @@ def run(names: list[str]) -> int:
 
 
 def table() -> str:
-    """The README's table: each question's rows from its study (ganlab study --table), or why it has none."""
-    from ganlab.judging.study import StudyError
-    from ganlab.judging.study_table import COLUMNS, markdown_table
-
+    """The README's table: each question's rows from its study (ganlab study --table's), or why it has none."""
     lines = ["| question | " + " | ".join(COLUMNS[1:]) + " | budget |", "|" + " --- |" * (len(COLUMNS) + 1)]
     for q in QUESTIONS:
-        folder, budget = ROOT / q.name, f"{q.max_seeds} seeds, {q.max_minutes:g} min"
-        label = f"[{q.name}]({q.name.removesuffix('_10').removesuffix('_steps').removesuffix('_epochs')}/)"
+        label, budget = f"[{q.name}]({q.readme}/) {q.what}", f"{q.max_seeds} seeds, {q.max_minutes:g} min"
         try:
-            rows = markdown_table([folder], link=False).splitlines()[2:]
+            rows = study_rows(ROOT / q.name)
         except (StudyError, ValueError) as e:  # not started, or not looked at yet: the row says so
-            why = "not started" if not folder.exists() else str(e).split(";")[0]
-            lines.append(f"| {label} {q.what} | {why}: `{' '.join(q.command())}` | | | | | {budget} |")
+            why = "not started" if not (ROOT / q.name).exists() else str(e).split(";")[0]
+            lines.append(f"| {label} | {why}: `{' '.join(q.command())}` | | | | | {budget} |")
             continue
         for row in rows:
-            cells = row.strip("|").split("|")
-            lines.append(f"| {label} {q.what}: {cells[0].strip()} |{'|'.join(cells[1:])}| {budget} |")
+            question, *cells = row.cells(link=False)
+            lines.append(f"| {label}: {question} | {' | '.join(cells)} | {budget} |")
     return "\n".join(lines) + "\n"
 
 
-def write_table() -> None:
+def study_block(q: Question) -> str:
+    """What a study README says of its question: the command, budget, where it stopped, and its rows."""
+    study, rows = Study.load(ROOT / q.name), study_rows(ROOT / q.name)
+    look = study.looks[-1]
+    return "\n".join([
+        f"### Asked as a study (issue 34): {q.what}", "",
+        "```bash", " ".join(q.command()), "```", "",
+        f"Budget {q.max_seeds} seeds per value and {q.max_minutes:g} min; {look.seeds} seeds per value, "
+        f"{study.minutes:.1f} min of wall time on {look.processor or 'a processor it did not record'}; "
+        + (f"stopped: {study.stopped}." if study.stopped else "not stopped yet."),
+        "Built from the study's records by `python experiments/fashion_questions.py table` (experiments/README.md "
+        "says how to read it).", "",
+        "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS),
+        *("| " + " | ".join(row.cells(link=False)) + " |" for row in rows)]) + "\n"
+
+
+def between(text: str, begin: str, end: str, block: str) -> str:
+    """`text` with what lies between its `begin` and `end` lines replaced by `block` (both added at the end when
+    absent)."""
+    if begin not in text:
+        return f"{text.rstrip()}\n\n{begin}\n{block}{end}\n"
+    head, _, rest = text.partition(begin)
+    return f"{head}{begin}\n{block}{end}{rest.partition(end)[2]}"
+
+
+def write_tables() -> None:
     readme = HERE / "README.md"
-    text = readme.read_text()
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    readme.write_text(f"{head}{BEGIN}\n{table()}{END}{tail}")
+    readme.write_text(between(readme.read_text(), BEGIN, END, table()))
+    for q in QUESTIONS:
+        try:
+            block = study_block(q)
+        except (StudyError, ValueError):
+            continue
+        own = HERE / q.readme / "README.md"
+        own.write_text(between(own.read_text(), f"<!-- study {q.name}: begin -->", f"<!-- study {q.name}: end -->",
+                               block))
     print(table(), end="")
 
 
@@ -125,4 +158,4 @@ if __name__ == "__main__":
     parser.add_argument("what", choices=("run", "table"))
     parser.add_argument("names", nargs="*", help="the questions to run (default: all, in order)")
     args = parser.parse_args()
-    sys.exit(run(args.names) if args.what == "run" else write_table() or 0)
+    sys.exit(run(args.names) if args.what == "run" else write_tables() or 0)

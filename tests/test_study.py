@@ -89,7 +89,8 @@ def test_the_table_of_a_study_reads_change_vs_base_with_its_answers_numbers_and_
     assert cells[1] == "better beyond noise"  # the study's "1e-06 vs best: worse", turned round to read change vs base
     difference, low, high = (float(x) for x in cells[2].replace("[", "").replace("]", "").replace(",", "").split())
     assert difference < -30 and low <= difference <= high < 0
-    assert cells[3] == str(state["looks"][-1]["seeds"]) and cells[4] == f"{state['minutes']:.0f} min"
+    assert cells[3] == str(state["looks"][-1]["seeds"])
+    assert cells[4] == f"{state['minutes']:.0f} min on {state['looks'][-1]['processor']}" and "(" in cells[4]
     assert cells[5].endswith("ends better")  # compare's "1e-06 ... ends worse", turned round
     [aa] = [r for r in rows[:2] if "vs 1e-06" not in r]
     assert "smaller than 30" in aa  # neither value is the base: against the best, as the study tested it

@@ -79,6 +79,7 @@ class Look:
     minutes: float  # the study's wall time so far
     answers: dict[str, str]  # "key=value vs best" -> better/worse beyond noise | smaller than X | open
     text: str = ""  # compare's table at this look
+    processor: str = ""  # the machine that looked (cost.processor): the wall times are its
 
 
 @dataclass
@@ -264,6 +265,7 @@ class Study:
     def _look(self, runs: list[RunRecord], seeds: int, say: Callable[[str], None]) -> None:
         from ganlab.judging.compare import compare
         from ganlab.judging.verdict import format_comparison
+        from ganlab.training.cost import processor
 
         d, before = self.design, (self.looks[-1].answers if self.looks else {})
         level = stats.look_level(seeds, self.looks[-1].seeds if self.looks else 0, d.max_seeds, d.alpha)
@@ -275,7 +277,8 @@ class Study:
             for e in factor.effects:
                 name = f"{key}={e.value} vs {factor.values[0].value}"
                 answers[name] = before[name] if before.get(name, OPEN) != OPEN else self._answer(e)
-        self.looks.append(Look(seeds, level, round(self.minutes, 2), answers, format_comparison(comparison)))
+        self.looks.append(Look(seeds, level, round(self.minutes, 2), answers, format_comparison(comparison),
+                               processor()))
         self.save()
         say(f"\nlook at {seeds} seeds per value ({self.minutes:.1f} min): tests at level {level:.3g}, alpha spent "
             f"{stats.spent(seeds / d.max_seeds, d.alpha):.3g} of {d.alpha:g}")

@@ -30,12 +30,13 @@ class Row:
     seeds: int
     minutes: float
     course: str  # learns faster / ends better / ... (over_training.kind_of_effect), change against base
+    processor: str = ""  # where the study's wall time was spent (its last look's machine)
 
     def cells(self, link: bool) -> list[str]:
         name = f"[{self.study.name}]({self.study.as_posix()}): " if link else ""
         low, high = self.interval
         return [name + self.question, self.answer, f"{self.difference:+.3g} [{low:+.3g}, {high:+.3g}]",
-                str(self.seeds), f"{self.minutes:.0f} min", self.course]
+                str(self.seeds), f"{self.minutes:.0f} min" + (f" on {self.processor}" if self.processor else ""), self.course]
 
 
 def study_rows(folder: Path) -> list[Row]:
@@ -54,16 +55,15 @@ def study_rows(folder: Path) -> list[Row]:
         best = factor.values[0].value
         base = ", ".join(bases.get(k, "(default)") for k in key.split(" + "))
         for e in factor.effects:
-            answer = look.answers.get(f"{key}={e.value} vs {best}", OPEN)
-            if best == base:  # the study asked "change vs base": as it stands
-                rows.append(Row(folder, f"{key}={e.value} vs {base}", _words(answer, study), e.median_diff,
-                                e.interval, look.seeds, study.minutes, e.kind))
-            elif e.value == base:  # the change was best: turn the answer round
-                rows.append(Row(folder, f"{key}={best} vs {base}", _words(_turned(answer), study), -e.median_diff,
-                                (-e.interval[1], -e.interval[0]), look.seeds, study.minutes, _turned(e.kind)))
-            else:  # three or more values: this one against the best, as the study tested it
-                rows.append(Row(folder, f"{key}={e.value} vs {best}", _words(answer, study), e.median_diff,
-                                e.interval, look.seeds, study.minutes, e.kind))
+            answer, difference, interval, course = look.answers.get(f"{key}={e.value} vs {best}", OPEN), \
+                e.median_diff, e.interval, e.kind
+            if e.value == base:  # the change was best: the study's answer about the base, turned round
+                question, answer, difference, interval, course = f"{key}={best} vs {base}", _turned(answer), \
+                    -difference, (-interval[1], -interval[0]), _turned(course)
+            else:  # "change vs base" as the study asked it, or with three values or more, against the best
+                question = f"{key}={e.value} vs {best}"
+            rows.append(Row(folder, question, _words(answer, study), difference, interval, look.seeds, study.minutes,
+                            course, look.processor))
     return rows
 
 
