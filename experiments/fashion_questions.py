@@ -43,7 +43,8 @@ class Question:
 
     def command(self) -> list[str]:
         return ["ganlab", "study", *COMMON, *self.overrides, "--max-seeds", str(self.max_seeds), "--min-effect",
-                str(MIN_EFFECT), "--max-minutes", f"{self.max_minutes:g}", "--dir", str(ROOT / self.name)]
+                str(MIN_EFFECT), "--max-minutes", f"{self.max_minutes:g}", "--dir", str(ROOT / self.name),
+                "--reuse", str(ROOT)]  # a base another question trained (baseline at 4 epochs, ...) is copied in
 
 
 # In the order they run: the changes with large effects (cheap to settle), the three questions re-asked
@@ -89,12 +90,16 @@ def run(names: list[str]) -> int:
         print(f"no question named {', '.join(sorted(unknown))}; the questions: {', '.join(q.name for q in QUESTIONS)}",
               file=sys.stderr)
         return 2
+    ROOT.mkdir(parents=True, exist_ok=True)  # --reuse wants a folder
+    failed = []
     for q in QUESTIONS:
         if not names or q.name in names:
             print(f"\n== {q.name}: {' '.join(q.command())}", flush=True)
-            if subprocess.call(q.command()) not in (0,):
-                return 1
-    return 0
+            if subprocess.call(q.command()) != 0:
+                failed.append(q.name)  # said in its own output; the next question goes on
+    if failed:
+        print(f"\nthese studies stopped with an error: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def table() -> str:

@@ -98,6 +98,26 @@ def test_the_table_of_a_study_reads_change_vs_base_with_its_answers_numbers_and_
     assert unstarted.returncode == 2 and "holds no study" in unstarted.stderr
 
 
+def test_a_study_reuses_the_runs_of_its_jobs_that_another_study_made_and_trains_only_the_rest(tmp_path):
+    quick = ["hydra/launcher=basic", "trainer.threads=1", "trainer.epochs=1", "trainer.progress=false", *QUICK_METRICS]
+    first = ganlab("study", *quick, "optim.lr=1e-6,2e-3", "--max-seeds", "2", "--dir", str(tmp_path / "a"))
+    assert first.returncode == 0, first.stdout + first.stderr
+    [changed] = (tmp_path / "a").glob("seeds_1-2/*lr=0.002*seed=2*/.hydra/config.yaml")  # a config that differs
+    changed.write_text(changed.read_text().replace("batch_size: 64", "batch_size: 32"))
+    second = ganlab("study", *quick, "optim.lr=1e-6,2e-3,5e-3", "--max-seeds", "2", "--dir", str(tmp_path / "b"),
+                    "--reuse", str(tmp_path / "a"))
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "reused (copied into" in second.stdout and "optim.lr=1e-06" in second.stdout
+    reused = sorted(p.name for p in (tmp_path / "b" / "reused").iterdir())
+    assert len(reused) == 2 and all("lr=1e-06" in name for name in reused)  # the 2e-3 pair: one config differs
+    trained = [p.parent.name for p in (tmp_path / "b" / "seeds_1-2").glob("*/summary.json")]
+    assert len(trained) == 4 and not [name for name in trained if "lr=1e-06" in name]  # 2e-3 and 5e-3, seeds 1-2
+    look = json.loads((tmp_path / "b" / "study.json").read_text())["looks"][-1]
+    assert look["seeds"] == 2 and len(look["answers"]) == 2  # every value counted once, the copied ones too
+    refused = ganlab("study", "optim.lr=1e-4,2e-4", "--dir", str(tmp_path / "c"), "--reuse", str(tmp_path / "none"))
+    assert refused.returncode == 2 and "--reuse" in refused.stderr and not (tmp_path / "c").exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (["optim.lr=1e-4"], "nothing to compare"),
     (["optim.lr=1e-4,2e-4", "seed=1,2"], "a study picks the seeds itself"),

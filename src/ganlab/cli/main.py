@@ -329,10 +329,20 @@ def study_arguments(study: argparse.ArgumentParser) -> None:
                                                         "(at 80%% power)")
     study.add_argument("--max-minutes", type=float, help="stop starting rounds after this much training time")
     study.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
+    study.add_argument("--reuse", nargs="+", default=[], metavar="DIR",
+                       help="copy in, instead of training again, the finished runs under these folders (other "
+                            "studies, sweeps) that are exactly this study's jobs: same overrides, same config")
     study.add_argument("--table", nargs="+", type=Path, metavar="DIR",
                        help="print one Markdown table of these studies' answers (change vs base) and stop")
     study.add_argument("--config-dir", "-cd", help="a folder of your own config groups, beside ganlab's (as for "
                                                    "ganlab train)")
+
+
+def reuse_folders(folders: list[str]) -> list[str]:
+    missing = [f for f in folders if not Path(f).is_dir()]
+    if missing:
+        raise ValueError(f"--reuse {missing[0]}: no such folder; give folders that hold runs (studies, sweeps)")
+    return [str(Path(f).resolve()) for f in folders]
 
 
 def study_command(args: argparse.Namespace) -> int:
@@ -354,10 +364,11 @@ def study_command(args: argparse.Namespace) -> int:
         study = Study.resume(args.dir)
         study.design.max_minutes = args.max_minutes or study.design.max_minutes
         study.design.min_effect = args.min_effect or study.design.min_effect
+        study.design.reuse = reuse_folders(args.reuse) or study.design.reuse
     else:
         config_dir = str(Path(args.config_dir).resolve()) if args.config_dir else None
         design = Design(list(args.overrides), args.max_seeds, args.per_round, args.min_effect, args.max_minutes,
-                        first_seed=args.first_seed, config_dir=config_dir)
+                        first_seed=args.first_seed, config_dir=config_dir, reuse=reuse_folders(args.reuse))
         folder = args.dir or Path("outputs/studies") / f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{sweep_name(design.overrides)}"
         study = Study.start(folder, design)
     try:

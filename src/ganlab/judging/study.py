@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,11 +22,13 @@ from typing import Callable, Optional
 from ganlab.judging import stats
 from ganlab.record.catalog import STUDY_STATE, RunRecord, find_runs
 from ganlab.record.run_folder import STUDY_LOCK, RunFolderError, atomic_write, claim_existing
-from ganlab.record.sweep_plan import setting_and_seed, swept_settings
+from ganlab.config.schema import HOW_NOT_WHAT
+from ganlab.record.sweep_plan import setting_and_seed, swept_overrides, swept_settings
 from ganlab.training.processes import OutOfTime, run_worker
 from ganlab.training.sweep import forget_unstarted_sweep, resume_sweep
 
 STATE = STUDY_STATE
+REUSED = "reused"  # the folder of runs copied in from --reuse folders: this study's own from then on
 DONE = ("completed", "failed", "diverged")  # a run whose score (or failure) is final
 OPEN = "open"
 
@@ -46,6 +49,7 @@ class Design:
     alpha: float = stats.ALPHA
     first_seed: int = 1
     config_dir: Optional[str] = None  # the user's config folder (`--config-dir`), beside ganlab's
+    reuse: list[str] = field(default_factory=list)  # folders whose finished runs of this study's jobs are copied in
 
     def check(self) -> None:
         if not 2 <= self.max_seeds <= 1000:
@@ -109,6 +113,7 @@ class Study:
                                  f"fixed once started. Continue it with: ganlab study --dir {folder}, or choose a "
                                  f"new --dir")
             study.design.max_minutes, study.design.min_effect = design.max_minutes, design.min_effect
+            study.design.reuse = design.reuse or study.design.reuse
             return study
         study = cls(folder, design)
         study.save()
@@ -230,6 +235,9 @@ class Study:
         (its stopped jobs resumed, the jobs it never started trained). With a time budget, the round is
         stopped when it is spent (OutOfTime), never long after."""
         clock, folder = time.monotonic(), self.folder / f"seeds_{seeds[0]}-{seeds[-1]}"
+        overrides = self.design.overrides if folder.exists() else self._still_to_train(seeds, say)
+        if overrides is None:
+            return
         budget = self.design.max_minutes
         deadline = clock + 60 * (budget - self.minutes) if budget else None
         log = self.folder / "rounds.log"
@@ -239,7 +247,7 @@ class Study:
             if folder.exists() and not forget_unstarted_sweep(folder):
                 resume_sweep(folder, say=lambda line: say(f"  {line}"), log=log, deadline=deadline)
             elif run_worker("train", "-m", *(["--config-dir", self.design.config_dir] * bool(self.design.config_dir)),
-                            *self.design.overrides, f"seed={','.join(map(str, seeds))}", *self.stacking(),
+                            *overrides, f"seed={','.join(map(str, seeds))}", *self.stacking(),
                             f"hydra.sweep.dir={folder}", log=log, deadline=deadline) == 2:
                 said = [line for line in log.read_text(errors="replace").splitlines() if "error" in line.lower()]
                 raise StudyError(f"the round's sweep refused to start: {said[-1] if said else 'see ' + str(log)}; "
@@ -256,6 +264,20 @@ class Study:
             if budget and budget > self.minutes and took > 0:
                 say(f"  at {took:.1f} min a round, the time budget ({budget:g} min) allows about "
                     f"{int((budget - self.minutes) / took)} more")
+
+    def _still_to_train(self, seeds: list[int], say: Callable[[str], None]) -> Optional[list[str]]:
+        """The round's overrides after copying in (reuse_runs) every value that --reuse folders hold for all of the
+        round's seeds: the swept values left to train, or None when none is left."""
+        copied = reuse_runs(self.design, seeds, self.folder, {where for where in self.placed(self.runs())})
+        if not copied:
+            return self.design.overrides
+        say(f"  reused (copied into {self.folder / REUSED}): {', '.join(copied)}")
+        [(key, prefix, values)] = swept_overrides(self.design.overrides)  # reuse_runs copies only for one swept key
+        left = [v for v in values if f"{key}={v}" not in copied]
+        if not left:
+            return None
+        return [o for o in self.design.overrides if o.lstrip("+~").partition("=")[0] != key] + \
+            [f"{prefix}{key}={','.join(left)}"]
 
     def stacking(self) -> list[str]:
         """A round's seeds train as stacks where a measurement finds they pay (trainer.stack=auto), unless the
@@ -309,6 +331,62 @@ class Study:
                                                         f"value (not settled)"))
         say("\nthe last look:\n" + self.looks[-1].text)
         return why
+
+
+def reuse_runs(design: Design, seeds: list[int], folder: Path, placed: set) -> list[str]:
+    """Copy into `folder`/reused, from the design's --reuse folders, the finished runs that are exactly jobs
+    of this round: the same value and seed, overrides of the same keys and the same config (but for
+    how-not-what settings), so that compare sees no other difference. Whole values only (a
+    value's run for every one of `seeds`), and only for a study of one swept key. Returns the values copied
+    ("key=value")."""
+    from ganlab.config.schema import compose_train
+
+    swept = swept_overrides(design.overrides)
+    if not design.reuse or len(swept) != 1 or design.config_dir:
+        return []
+    [(key, prefix, values)] = swept
+    fixed = [o for o in design.overrides if o.lstrip("+~").partition("=")[0] != key]
+    candidates = [r for d in design.reuse if Path(d).is_dir() for r in find_runs(Path(d))
+                  if r.status == "completed" and folder.resolve() not in r.path.resolve().parents]
+    copied = []
+    for value in values:
+        if any(((((key, value),), seed) in placed) for seed in seeds):
+            continue
+        found = {}
+        for seed in seeds:
+            job = [*fixed, f"{prefix}{key}={value}", f"seed={seed}"]
+            found[seed] = next((r for r in candidates if setting_and_seed(r, {key}) == (((key, value),), seed)
+                                and _keys(r.overrides) == _keys(job) and _same_config(r.path, compose_train(*job))),
+                               None)
+        if all(found.values()):
+            for run in found.values():
+                shutil.copytree(run.path, folder / REUSED / run.path.name, ignore=shutil.ignore_patterns(".ganlab*.lock"))
+            copied.append(f"{key}={value}")
+    return copied
+
+
+def _keys(overrides: list[str]) -> set[str]:
+    """The keys a job's overrides set, but for how-not-what and Hydra's own (its config says their values)."""
+    keys = {o.lstrip("+~").partition("=")[0] for o in overrides}
+    return {k for k in keys if k not in HOW_NOT_WHAT and not k.startswith("hydra")}
+
+
+def _same_config(run: Path, composed) -> bool:
+    """The run's saved config is the one these overrides compose today (defaults may have moved since), but for
+    how-not-what settings."""
+    from omegaconf import OmegaConf
+
+    try:
+        saved = OmegaConf.to_container(OmegaConf.load(run / ".hydra" / "config.yaml"))
+    except Exception:
+        return False
+    today = OmegaConf.to_container(composed)
+    for key in HOW_NOT_WHAT:
+        for config in (saved, today):
+            section, _, leaf = key.partition(".")
+            if isinstance(config.get(section), dict):
+                config[section].pop(leaf, None)
+    return saved == today
 
 
 def _seal(state: dict) -> str:
