@@ -88,4 +88,7 @@ def _turned(words: str) -> str:
 def _words(answer: str, study: Study) -> str:
     if answer != OPEN:
         return answer
-    return f"not settled ({study.stopped or 'not stopped yet'}); continue: ganlab study --dir {study.folder}"
+    if not study.stopped:  # running now, or stopped by a signal before it could say why
+        return f"not settled yet (at its last look; ganlab study --dir {study.folder} goes on if it is not running)"
+    more = f"; continue: ganlab study --dir {study.folder} --max-minutes M" if "time budget" in study.stopped else ""
+    return f"not settled ({study.stopped}){more}"
