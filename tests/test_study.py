@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ganlab.judging.study import Design, reuse_runs
 from tests.conftest import QUICK_METRICS, ganlab
 
 # Its module-scoped run is made once: under xdist, this file's tests run on one worker.
@@ -99,23 +100,28 @@ def test_the_table_of_a_study_reads_change_vs_base_with_its_answers_numbers_and_
 
 
 def test_a_study_reuses_the_runs_of_its_jobs_that_another_study_made_and_trains_only_the_rest(tmp_path):
-    quick = ["hydra/launcher=basic", "trainer.threads=1", "trainer.epochs=1", "trainer.progress=false", *QUICK_METRICS]
+    quick = ["hydra/launcher=basic", "trainer.threads=1", "trainer.epochs=1", "trainer.progress=false", "trainer.stack=1",
+             *QUICK_METRICS]
     first = ganlab("study", *quick, "optim.lr=1e-6,2e-3", "--max-seeds", "2", "--dir", str(tmp_path / "a"))
     assert first.returncode == 0, first.stdout + first.stderr
-    [changed] = (tmp_path / "a").glob("seeds_1-2/*lr=0.002*seed=2*/.hydra/config.yaml")  # a config that differs
-    changed.write_text(changed.read_text().replace("batch_size: 64", "batch_size: 32"))
-    second = ganlab("study", *quick, "optim.lr=1e-6,2e-3,5e-3", "--max-seeds", "2", "--dir", str(tmp_path / "b"),
+    second = ganlab("study", *quick, "optim.lr=1e-6,5e-3", "--max-seeds", "2", "--dir", str(tmp_path / "b"),
                     "--reuse", str(tmp_path / "a"))
     assert second.returncode == 0, second.stdout + second.stderr
     assert "reused (copied into" in second.stdout and "optim.lr=1e-06" in second.stdout
     reused = sorted(p.name for p in (tmp_path / "b" / "reused").iterdir())
-    assert len(reused) == 2 and all("lr=1e-06" in name for name in reused)  # the 2e-3 pair: one config differs
+    assert len(reused) == 2 and all("lr=1e-06" in name for name in reused)
     trained = [p.parent.name for p in (tmp_path / "b" / "seeds_1-2").glob("*/summary.json")]
-    assert len(trained) == 4 and not [name for name in trained if "lr=1e-06" in name]  # 2e-3 and 5e-3, seeds 1-2
+    assert len(trained) == 2 and all("lr=0.005" in name for name in trained)  # only the value no other study had
     look = json.loads((tmp_path / "b" / "study.json").read_text())["looks"][-1]
-    assert look["seeds"] == 2 and len(look["answers"]) == 2  # every value counted once, the copied ones too
-    refused = ganlab("study", "optim.lr=1e-4,2e-4", "--dir", str(tmp_path / "c"), "--reuse", str(tmp_path / "none"))
-    assert refused.returncode == 2 and "--reuse" in refused.stderr and not (tmp_path / "c").exists()
+    assert look["seeds"] == 2 and len(look["answers"]) == 1  # each value counted once, the copied one too
+    # a run whose saved config is not what its overrides compose today (a default moved) is not reused
+    design = Design([*quick, "optim.lr=2e-3,7e-3"], max_seeds=2, reuse=[str(tmp_path / "a")])
+    assert reuse_runs(design, [1, 2], tmp_path / "c", set()) == ["optim.lr=0.002"]
+    [changed] = (tmp_path / "a").glob("seeds_1-2/*lr=0.002*seed=2*/.hydra/config.yaml")
+    changed.write_text(changed.read_text().replace("batch_size: 64", "batch_size: 32"))
+    assert reuse_runs(design, [1, 2], tmp_path / "d", set()) == [] and not (tmp_path / "d").exists()
+    refused = ganlab("study", "optim.lr=1e-4,2e-4", "--dir", str(tmp_path / "e"), "--reuse", str(tmp_path / "none"))
+    assert refused.returncode == 2 and "--reuse" in refused.stderr and not (tmp_path / "e").exists()
 
 
 @pytest.mark.parametrize("args, message", [
