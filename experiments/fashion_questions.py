@@ -53,7 +53,8 @@ class Question:
 # share a base (the baseline at 4 epochs, preset=cpu's runs, ...) share its runs through --reuse.
 QUESTIONS = [
     Question("kernel4", ("+exp=baseline,kernel4", "trainer.epochs=4"), what="4x4 kernels (baseline), 4 epochs"),
-    Question("d_dropout", ("+exp=baseline,d_dropout", "trainer.epochs=4"), what="dropout 0.5 in D (baseline), 4 epochs"),
+    Question("d_dropout", ("+exp=baseline,d_dropout", "trainer.epochs=4"),
+             what="dropout 0.5 in D (baseline), 4 epochs"),
     Question("projection", ("+exp=conditional", "discriminator.conditioning=none,projection"), readme="conditional",
              what="projection D (unconditional D), cBN G, 3 epochs"),
     Question("acgan", ("+exp=conditional", "discriminator.conditioning=none,acgan"), readme="conditional",
@@ -75,7 +76,8 @@ QUESTIONS = [
              what="targets 0.98 / 0.02 (logits), 4 epochs"),
     Question("gelu_discriminator", ("+exp=baseline,gelu_discriminator", "trainer.epochs=4"),
              what="GELU in D (baseline), 4 epochs"),
-    Question("wgan_gp_epochs", ("+exp=reference,wgan_gp",), readme="wgan_gp", what="WGAN-GP at equal epochs (none), 3 epochs"),
+    Question("wgan_gp_epochs", ("+exp=reference,wgan_gp",), readme="wgan_gp",
+             what="WGAN-GP at equal epochs (none), 3 epochs"),
     Question("diffaug", ("+exp=diffaug", "data.limit=2000", "trainer.epochs=90", "metrics.every=10",
                          "augment=none,diffaug"), max_minutes=90, what="DiffAugment (none) on 2,000 images, 90 epochs"),
     Question("ada", ("+exp=diffaug", "data.limit=2000", "trainer.epochs=90", "metrics.every=10", "augment=none,ada"),

@@ -100,8 +100,8 @@ def test_the_table_of_a_study_reads_change_vs_base_with_its_answers_numbers_and_
 
 
 def test_a_study_reuses_the_runs_of_its_jobs_that_another_study_made_and_trains_only_the_rest(tmp_path):
-    quick = ["hydra/launcher=basic", "trainer.threads=1", "trainer.epochs=1", "trainer.progress=false", "trainer.stack=1",
-             *QUICK_METRICS]
+    quick = ["hydra/launcher=basic", "trainer.threads=1", "trainer.epochs=1", "trainer.progress=false",
+             "trainer.stack=1", *QUICK_METRICS]
     first = ganlab("study", *quick, "optim.lr=1e-6,2e-3", "--max-seeds", "2", "--dir", str(tmp_path / "a"))
     assert first.returncode == 0, first.stdout + first.stderr
     second = ganlab("study", *quick, "optim.lr=1e-6,5e-3", "--max-seeds", "2", "--dir", str(tmp_path / "b"),

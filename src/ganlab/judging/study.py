@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from ganlab.config.schema import HOW_NOT_WHAT
 from ganlab.judging import stats
 from ganlab.record.catalog import STUDY_STATE, RunRecord, find_runs
 from ganlab.record.run_folder import STUDY_LOCK, RunFolderError, atomic_write, claim_existing
-from ganlab.config.schema import HOW_NOT_WHAT
 from ganlab.record.sweep_plan import setting_and_seed, swept_overrides, swept_settings
 from ganlab.training.processes import OutOfTime, run_worker
 from ganlab.training.sweep import forget_unstarted_sweep, resume_sweep
@@ -268,7 +268,7 @@ class Study:
     def _still_to_train(self, seeds: list[int], say: Callable[[str], None]) -> Optional[list[str]]:
         """The round's overrides after copying in (reuse_runs) every value that --reuse folders hold for all of the
         round's seeds: the swept values left to train, or None when none is left."""
-        copied = reuse_runs(self.design, seeds, self.folder, {where for where in self.placed(self.runs())})
+        copied = reuse_runs(self.design, seeds, self.folder, set(self.placed(self.runs())))
         if not copied:
             return self.design.overrides
         say(f"  reused (copied into {self.folder / REUSED}): {', '.join(copied)}")
@@ -359,8 +359,9 @@ def reuse_runs(design: Design, seeds: list[int], folder: Path, placed: set) -> l
                                 and _keys(r.overrides) == _keys(job) and _same_config(r.path, compose_train(*job))),
                                None)
         if all(found.values()):
-            for run in found.values():
-                shutil.copytree(run.path, folder / REUSED / run.path.name, ignore=shutil.ignore_patterns(".ganlab*.lock"))
+            for run in found.values():  # a copy, not a link: this study's own, whatever becomes of the other
+                shutil.copytree(run.path, folder / REUSED / run.path.name,
+                                ignore=shutil.ignore_patterns(".ganlab*.lock"))
             copied.append(f"{key}={value}")
     return copied
 

@@ -35,8 +35,9 @@ class Row:
     def cells(self, link: bool) -> list[str]:
         name = f"[{self.study.name}]({self.study.as_posix()}): " if link else ""
         low, high = self.interval
+        where = f" on {self.processor}" if self.processor else ""
         return [name + self.question, self.answer, f"{self.difference:+.3g} [{low:+.3g}, {high:+.3g}]",
-                str(self.seeds), f"{self.minutes:.0f} min" + (f" on {self.processor}" if self.processor else ""), self.course]
+                str(self.seeds), f"{self.minutes:.0f} min{where}", self.course]
 
 
 def study_rows(folder: Path) -> list[Row]:
