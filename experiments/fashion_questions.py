@@ -50,7 +50,8 @@ class Question:
 # In the order they run: the changes with large effects (cheap to settle), the three questions re-asked
 # before (issue 20), then the rest; the 10-epoch questions ask whether a change that learns slower ends level.
 # Each study is one change against its base (two values), so that each settles on its own; questions that
-# share a base (the baseline at 4 epochs, preset=cpu's runs, ...) share its runs through --reuse.
+# share a base share its runs through --reuse: +exp=baseline at 4 epochs for five, +exp=reference (preset=cpu
+# unchanged) for R1, EMA and WGAN-GP.
 QUESTIONS = [
     Question("kernel4", ("+exp=baseline,kernel4", "trainer.epochs=4"), what="4x4 kernels (baseline), 4 epochs"),
     Question("d_dropout", ("+exp=baseline,d_dropout", "trainer.epochs=4"),
@@ -65,9 +66,9 @@ QUESTIONS = [
              what="label smoothing 0.9 (1.0), 3 epochs"),
     Question("ttur", ("+exp=logits", "optim.lr=2e-4", "optim.d_lr_mult=1,0.5"), what="TTUR: D lr x0.5 at lr 2e-4 "
              "(x1, on logits), 3 epochs"),
-    Question("r1", ("loss.r1_gamma=0,1",), what="R1, gamma 1 (none), 3 epochs"),
+    Question("r1", ("+exp=reference,r1",), what="R1, gamma 1, lazy every 16 D steps (none), 3 epochs"),
     Question("bf16", ("trainer.precision=32,bf16",), readme="precision_bf16", what="bf16 autocast (float32), 3 epochs"),
-    Question("ema", ("trainer.ema_decay=0,0.99",), what="EMA, decay 0.99 (none), 3 epochs"),
+    Question("ema", ("+exp=reference,ema",), what="EMA, decay 0.99 (none), 3 epochs"),
     Question("deeper_generator", ("+exp=baseline,deeper_generator", "trainer.epochs=4"),
              what="one more conv block a resolution in G (baseline), 4 epochs"),
     Question("logits", ("+exp=baseline,logits", "trainer.epochs=4"), what="BCE on logits, LeakyReLU in D (baseline), "
@@ -86,7 +87,7 @@ QUESTIONS = [
              max_minutes=120, readme="label_smoothing", what="label smoothing 0.8 (1.0), 10 epochs"),
     Question("ttur_10", ("+exp=logits", "optim.lr=2e-4", "optim.d_lr_mult=1,0.5", "trainer.epochs=10"),
              max_minutes=120, readme="ttur", what="TTUR (x1), 10 epochs"),
-    Question("ema_10", ("trainer.ema_decay=0,0.99", "trainer.epochs=10"), max_minutes=120,
+    Question("ema_10", ("+exp=reference,ema", "trainer.epochs=10"), max_minutes=120,
              readme="ema", what="EMA 0.99 (none), 10 epochs"),
     Question("wgan_gp_steps", ("+exp=reference,wgan_gp", "trainer.steps=2811"), max_minutes=120,
              readme="wgan_gp", what="WGAN-GP at equal G steps (none): 2,811, the 3 epochs of the base"),
