@@ -120,7 +120,8 @@ def table() -> str:
         try:
             rows = study_rows(ROOT / q.name)
         except (StudyError, ValueError) as e:  # not started, or not looked at yet: the row says so
-            why = "not started" if not (ROOT / q.name).exists() else str(e).split(";")[0]
+            why = "not started" if not (ROOT / q.name).exists() else \
+                "started, no look yet" if isinstance(e, ValueError) else str(e).split(";")[0]
             lines.append(f"| {label} | {why}: `{' '.join(q.command())}` | | | | | {budget} |")
             continue
         for row in rows:
