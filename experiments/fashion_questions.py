@@ -89,6 +89,8 @@ QUESTIONS = [
              max_minutes=120, readme="ttur", what="TTUR (x1), 10 epochs"),
     Question("ema_10", ("+exp=reference,ema", "trainer.epochs=10"), max_minutes=120,
              readme="ema", what="EMA 0.99 (none), 10 epochs"),
+    Question("resnet", ("+exp=reference,resnet_equal_time",), max_minutes=60, what="ResNet width 32 at the DCGAN's "
+             "wall time (none): 694 G steps against 2,811"),
     Question("wgan_gp_steps", ("+exp=reference,wgan_gp", "trainer.steps=2811"), max_minutes=120,
              readme="wgan_gp", what="WGAN-GP at equal G steps (none): 2,811, the 3 epochs of the base"),
 ]

@@ -86,6 +86,8 @@ def test_studies_change_what_their_comment_says():
     reference, root = make_cfg("+exp=reference", "preset=cpu"), make_cfg("preset=cpu")
     assert reference.name.endswith("_reference") and {**reference, "name": root.name} == {**root}  # nothing else
     resnet = make_cfg("+exp=resnet")
+    timed = make_cfg("+exp=resnet_equal_time")
+    assert (timed.generator.name, timed.trainer.steps, make_cfg("preset=cpu").trainer.steps) == ("resnet", 694, None)
     assert (resnet.generator.name, resnet.discriminator.name, resnet.discriminator.norm) == ("resnet", "resnet", "spectral")
     r3gan = make_cfg("+exp=r3gan")
     assert (r3gan.loss.name, r3gan.loss.r1_gamma, r3gan.loss.r2_gamma, list(r3gan.optim.betas)) == ("rpgan", 1, 1, [0, 0.99])
