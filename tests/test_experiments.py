@@ -254,3 +254,24 @@ def test_sigterm_to_a_parallel_sweep_stops_its_workers_too(tmp_path):
     assert _group_gone(process.pid)
     assert {json.loads((job / "summary.json").read_text())["status"] for job in sweep.iterdir()
             if (job / "summary.json").exists()} == {"interrupted"}
+
+
+def test_every_fashion_mnist_question_composes_and_validates_with_each_of_its_values():
+    """experiments/fashion_questions.py runs for hours: a question whose config cannot be made fails here."""
+    import importlib.util
+    import sys
+
+    from ganlab.record.sweep_plan import swept_overrides
+
+    spec = importlib.util.spec_from_file_location("fashion_questions", REPO / "experiments" / "fashion_questions.py")
+    questions = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = questions  # its dataclass looks itself up there
+    spec.loader.exec_module(questions)
+    assert len({q.name for q in questions.QUESTIONS}) == len(questions.QUESTIONS)
+    for q in questions.QUESTIONS:
+        assert (REPO / "experiments" / q.readme / "README.md").is_file(), q.name
+        [(key, prefix, values)] = swept_overrides(list(q.overrides))
+        fixed = [o for o in q.overrides if o.lstrip("+~").partition("=")[0] != key]
+        assert len(values) == 2, q.name  # one change against its base
+        for value in values:
+            validate(make_cfg(*questions.COMMON, *fixed, f"{prefix}{key}={value}"))
