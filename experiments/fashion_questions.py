@@ -139,7 +139,8 @@ def study_block(q: Question) -> str:
     return "\n".join([
         f"### Asked as a study (issue 34): {q.what}", "",
         "```bash", " ".join(q.command()), "```", "",
-        f"Budget {q.max_seeds} seeds per value and {q.max_minutes:g} min; {look.seeds} seeds per value, "
+        f"Budget {q.max_seeds} seeds per value and {q.max_minutes:g} min; {look.seeds} seeds per value (seeds "
+        f"{study.design.first_seed}-{study.design.first_seed + look.seeds - 1}), "
         f"{study.minutes:.1f} min of wall time on {look.processor or 'a processor it did not record'}; "
         + (f"stopped: {study.stopped}." if study.stopped else "not stopped yet."),
         "Built from the study's records by `python experiments/fashion_questions.py table` (experiments/README.md "
