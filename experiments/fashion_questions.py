@@ -137,7 +137,7 @@ def study_block(q: Question) -> str:
     study, rows = Study.load(ROOT / q.name), study_rows(ROOT / q.name)
     look = study.looks[-1]
     return "\n".join([
-        f"### Asked as a study (issue 34): {q.what}", "",
+        f"## Asked as a study (issue 34): {q.what}", "",
         "```bash", " ".join(q.command()), "```", "",
         f"Budget {q.max_seeds} seeds per value and {q.max_minutes:g} min; {look.seeds} seeds per value (seeds "
         f"{study.design.first_seed}-{study.design.first_seed + look.seeds - 1}), "
@@ -150,10 +150,13 @@ def study_block(q: Question) -> str:
 
 
 def between(text: str, begin: str, end: str, block: str) -> str:
-    """`text` with what lies between its `begin` and `end` lines replaced by `block` (both added at the end when
-    absent)."""
+    """`text` with what lies between its `begin` and `end` lines replaced by `block`; when absent, both go before
+    its "## Results" (the answer first, the earlier measurements after it), or at the end."""
     if begin not in text:
-        return f"{text.rstrip()}\n\n{begin}\n{block}{end}\n"
+        head, results, tail = text.partition("\n## Results")
+        if not results:
+            return f"{text.rstrip()}\n\n{begin}\n{block}{end}\n"
+        return f"{head.rstrip()}\n\n{begin}\n{block}{end}\n\n## Results{tail}"
     head, _, rest = text.partition(begin)
     return f"{head}{begin}\n{block}{end}{rest.partition(end)[2]}"
 
