@@ -144,7 +144,8 @@ def study_block(q: Question) -> str:
         f"{study.minutes:.1f} min of wall time on {look.processor or 'a processor it did not record'}; "
         + (f"stopped: {study.stopped}." if study.stopped else "not stopped yet."),
         "Built from the study's records by `python experiments/fashion_questions.py table` (experiments/README.md "
-        "says how to read it).", "",
+        "says how to read it). The results after this section are earlier measurements, with the verdicts of "
+        "their day.", "",
         "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS),
         *("| " + " | ".join(row.cells(link=False)) + " |" for row in rows)]) + "\n"
 
