@@ -163,8 +163,8 @@ def between(text: str, begin: str, end: str, block: str) -> str:
 
 
 def write_tables() -> None:
-    readme = HERE / "README.md"
-    readme.write_text(between(readme.read_text(), BEGIN, END, table()))
+    readme, rows = HERE / "README.md", table()
+    readme.write_text(between(readme.read_text(), BEGIN, END, rows))
     for q in QUESTIONS:
         try:
             block = study_block(q)
@@ -173,7 +173,7 @@ def write_tables() -> None:
         own = HERE / q.readme / "README.md"
         own.write_text(between(own.read_text(), f"<!-- study {q.name}: begin -->", f"<!-- study {q.name}: end -->",
                                block))
-    print(table(), end="")
+    print(rows, end="")
 
 
 if __name__ == "__main__":
