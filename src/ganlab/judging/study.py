@@ -276,8 +276,7 @@ class Study:
         left = [v for v in values if f"{key}={v}" not in copied]
         if not left:
             return None
-        return [o for o in self.design.overrides if o.lstrip("+~").partition("=")[0] != key] + \
-            [f"{prefix}{key}={','.join(left)}"]
+        return [*_without(self.design.overrides, key), f"{prefix}{key}={','.join(left)}"]
 
     def stacking(self) -> list[str]:
         """A round's seeds train as stacks where a measurement finds they pay (trainer.stack=auto), unless the
@@ -345,7 +344,7 @@ def reuse_runs(design: Design, seeds: list[int], folder: Path, placed: set) -> l
     if not design.reuse or len(swept) != 1 or design.config_dir:
         return []
     [(key, prefix, values)] = swept
-    fixed = [o for o in design.overrides if o.lstrip("+~").partition("=")[0] != key]
+    fixed = _without(design.overrides, key)
     candidates = [r for d in design.reuse if Path(d).is_dir() for r in find_runs(Path(d))
                   if r.status == "completed" and folder.resolve() not in r.path.resolve().parents]
     copied = []
@@ -364,6 +363,11 @@ def reuse_runs(design: Design, seeds: list[int], folder: Path, placed: set) -> l
                                 ignore=shutil.ignore_patterns(".ganlab*.lock"))
             copied.append(f"{key}={value}")
     return copied
+
+
+def _without(overrides: list[str], key: str) -> list[str]:
+    """The overrides but the one that sets `key`."""
+    return [o for o in overrides if o.lstrip("+~").partition("=")[0] != key]
 
 
 def _keys(overrides: list[str]) -> set[str]:
