@@ -357,3 +357,26 @@ def test_a_run_that_ended_mid_epoch_extends_as_an_uninterrupted_run(tmp_path, wr
     assert all(torch.equal(short["generator"][k], long["generator"][k]) for k in long["generator"])
     assert sorted(p.name for p in (tmp_path / "short" / "samples").iterdir()) == \
         sorted(p.name for p in (tmp_path / "long" / "samples").iterdir())
+
+
+def test_a_run_begun_in_format_4_resumes_drawing_its_dropout_masks_from_torchs_stream(tmp_path, monkeypatch):
+    """Before format 5 dropout drew its masks from torch's global stream; such a run's resume goes on doing so,
+    as an uninterrupted run that draws them there, where a run of today draws them from its own stream."""
+    from ganlab.training.step import GANStep
+
+    tiny = [*TINY_POINTS, "discriminator.dropout=0.3", "trainer.checkpoint_every=1"]
+    run_job(make_cfg(*tiny), tmp_path / "today")
+    own_stream = GANStep.draw_dropout_from
+    monkeypatch.setattr(GANStep, "draw_dropout_from", lambda self, rng: own_stream(self, None))  # as in format 4
+    run_job(make_cfg(*tiny), tmp_path / "then")
+    run_job(make_cfg(*tiny, "trainer.epochs=1"), tmp_path / "old")
+    last = tmp_path / "old" / "checkpoints" / "last.pt"
+    torch.save({**torch.load(last, weights_only=True), "format": 4}, last)
+    monkeypatch.undo()
+    out = ganlab("resume", str(tmp_path / "old"), "trainer.epochs=2")
+    assert out.returncode == 0, out.stderr
+    old, then, today = (torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=True)
+                        for name in ("old", "then", "today"))
+    assert old["global_dropout"] and "global_dropout" not in today
+    assert all(torch.equal(old["discriminator"][k], then["discriminator"][k]) for k in then["discriminator"])
+    assert not all(torch.equal(today["discriminator"][k], then["discriminator"][k]) for k in then["discriminator"])

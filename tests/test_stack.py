@@ -67,11 +67,14 @@ DIGITS = ["trainer.batch_size=16", "generator.width=8", "discriminator.width=8"]
     [*DIGITS, "augment=diffaug", "augment.p=0.5", "augment.adaptive=true", "augment.ada_interval=1",
      "augment.ada_kimg=0.1"],
     [*DIGITS, "discriminator.norm=spectral"],
-    [*DIGITS, "generator=resnet", "discriminator=resnet"]],
+    [*DIGITS, "generator=resnet", "discriminator=resnet"],
+    [*DIGITS, "discriminator.dropout=0.3", "loss.r1_gamma=1", "loss.reg_every=2"],
+    [*RING, "loss=wgan_gp", "discriminator.norm=none", "discriminator.dropout=0.3", "generator.norm=batch",
+     "generator.dropout=0.2"]],
     ids=["ring-mlp", "maxout", "hinge-n_critic-2", "label-smoothing", "digits-dcgan-batch-norm",
          "pacgan2-batch-norm-g", "layer-norm-minibatch-std", "wgan-gp-packed", "lazy-r1-r2", "maxout-spectral-norm",
          "conditional-cbn-projection", "conditional-concat-r1", "diffaugment-ada", "dcgan-spectral-norm",
-         "resnet-spectral-norm"])
+         "resnet-spectral-norm", "dcgan-dropout-r1", "mlp-dropout-g-and-d-wgan-gp"])
 def test_each_member_of_a_stack_trains_as_its_solo_run_for_five_steps(overrides):
     cfg = make_cfg(*overrides)
     solo, stacked = members(cfg), members(cfg)
@@ -129,10 +132,10 @@ def test_a_member_trains_the_same_whoever_its_neighbours_are():
 
 
 def test_what_cannot_stack_is_named():
-    dropout = make_cfg(*DIGITS, "discriminator.dropout=0.3")
-    data = load_dataset(dropout.data, 0)
-    gans = [build_gan(dropout, data.sample_shape, CPU) for _ in range(2)]
-    assert "the discriminator has dropout" in why_not_stackable(gans)
+    data = load_dataset(make_cfg(*DIGITS).data, 0)
+    gans = [GAN(g.generator, torch.nn.Sequential(g.discriminator, torch.nn.Dropout(0.3)), g.loss, g.opt_g, g.opt_d)
+            for g in (build_gan(make_cfg(*DIGITS), data.sample_shape, CPU) for _ in range(2))]
+    assert "the discriminator has a dropout layer of its own" in why_not_stackable(gans)  # a user's: torch's stream
     class Branching(torch.nn.Module):  # a user's D whose forward pass branches on its data
         def __init__(self, d):
             super().__init__()
@@ -169,6 +172,7 @@ OWN_NUMBERS = {  # each member's own settings: (lr, d_lr_mult), targets, penalty
     "r1-gammas": [["loss.reg_every=2", f"loss.r1_gamma={g}"] for g in (0.0, 1.0, 5.0)],
     "gp-weights": [["loss=wgan_gp", "discriminator.norm=layer", f"loss.gp_weight={w}"] for w in (1.0, 5.0, 10.0)],
     "rpgan-pairs": [["loss=rpgan", f"loss.r1_gamma={g}", f"loss.r2_gamma={g}"] for g in (0.0, 0.5, 1.0)],
+    "dropout-rates": [[f"discriminator.dropout={p}", f"generator.dropout={p / 2}"] for p in (0.1, 0.3, 0.5)],
 }
 
 
@@ -220,8 +224,9 @@ def test_a_stack_writes_each_members_folder_as_its_solo_run_would(tmp_path):
     from ganlab.training.resume import resume_run
     from ganlab.training.stacked_runs import train_members
 
-    assert train_members(member_jobs(tmp_path, "stack", SEEDS, "trainer.ema_decay=0.9"), jobs=1) == 0
-    run_job(make_cfg(*STACKED, "seed=2", "trainer.ema_decay=0.9"), tmp_path / "solo")
+    own = ("trainer.ema_decay=0.9", "discriminator.dropout=0.3")  # EMA; dropout masks from each member's stream
+    assert train_members(member_jobs(tmp_path, "stack", SEEDS, *own), jobs=1) == 0
+    run_job(make_cfg(*STACKED, "seed=2", *own), tmp_path / "solo")
     stacked, solo = tmp_path / "stack" / "seed-2", tmp_path / "solo"
     assert sorted(p.name for p in stacked.rglob("*")) == sorted(p.name for p in solo.rglob("*"))
     a, b = weights(stacked), weights(solo)
@@ -244,7 +249,7 @@ def test_a_stack_writes_each_members_folder_as_its_solo_run_would(tmp_path):
 def test_a_stack_stopped_mid_epoch_resumes_bit_for_bit(tmp_path):
     from ganlab.training.stacked_runs import train_members
 
-    quick = ["metrics.enabled=false", "trainer.steps=16"]
+    quick = ["metrics.enabled=false", "trainer.steps=16", "generator.dropout=0.2"]
     train_members(member_jobs(tmp_path, "whole", SEEDS, *quick), jobs=1)
     train_members(member_jobs(tmp_path, "parts", SEEDS, *quick, "trainer.steps=5"), jobs=1)  # 8 steps an epoch
     train_members(member_jobs(tmp_path, "parts", SEEDS, *quick, resume=True), jobs=1)
@@ -333,8 +338,8 @@ def test_trainer_stack_auto_measures_whether_a_stack_pays_and_says_so():
     k, why = measured_stack(make_cfg(*STACKED), n_jobs=3, threads=1)
     assert re.fullmatch(r"(measured|a stack of 3 measured) \d+\.\d\dx per seed on .+\)(, under 1.15x)?", why), why
     assert (k == 3) == why.startswith("measured")
-    assert measured_stack(make_cfg(*DIGITS, "discriminator.dropout=0.3"), n_jobs=4)[1].startswith(
-        "the discriminator has dropout")
+    assert measured_stack(make_cfg(*DIGITS, "trainer.precision=bf16"), n_jobs=4)[1].startswith(
+        "the run cannot stack: its precision is bf16")
     assert measured_stack(make_cfg(*STACKED), n_jobs=1) == (1, "a single job")
 
 
@@ -385,12 +390,16 @@ def test_runs_that_cannot_stack_train_one_a_process_saying_why(tmp_path):
     for seed in (1, 2, 3):  # three queued jobs of a sweep with trainer.stack=2: their folders hold their config
         folders.append(tmp_path / f"seed={seed}")
         (folders[-1] / ".hydra").mkdir(parents=True)
-        cfg = make_cfg(*STACKED[:-1], "trainer.stack=2", "discriminator.dropout=0.2", f"seed={seed}")
+        cfg = make_cfg(*DIGITS, "trainer.stack=2", "trainer.precision=bf16", f"seed={seed}")
         (folders[-1] / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     said = []
     assert stack_groups(folders, say=said.append) == [[f] for f in folders]
-    assert said == ["ganlab: 3 ring8_bce_logits jobs train one a process, not as stacks: the discriminator has dropout, "
-                    "whose masks would not come from each member's own stream"]
-    for f in folders[1:]:  # without dropout: stacks of 2
-        (f / ".hydra" / "config.yaml").write_text((f / ".hydra" / "config.yaml").read_text().replace("dropout: 0.2", "dropout: 0.0"))
+    assert said == [f"ganlab: 3 {cfg.name} jobs train one a process, not as stacks: the run cannot stack: its precision "
+                    "is bf16, which autocast does not apply inside torch.func.vmap, and its generator (DCGANGenerator) "
+                    "runs there (only MLP and maxout networks have hand-stacked layers)"]
+    for f in folders[1:]:  # in float32: stacks of 2
+        (f / ".hydra" / "config.yaml").write_text((f / ".hydra" / "config.yaml").read_text().replace("precision: bf16", "precision: '32'"))
     assert stack_groups(folders[1:], say=said.append) == [folders[1:]]
+    for f, rate in zip(folders, (0.0, 0.2, 0.4)):  # one without dropout, two with it at their own rates
+        (f / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(make_cfg(*STACKED, f"discriminator.dropout={rate}")))
+    assert stack_groups(folders, say=said.append) == [folders[:1], folders[1:]]

@@ -19,10 +19,11 @@ from ganlab.parts.data import data_schema
 from ganlab.record.run_folder import CHECKPOINTS, RunFolder, is_run
 
 
-CHECKPOINT_FORMAT = 4  # upgraded when read: 1 before the parts had their own state; 2 counted a finished run's
+CHECKPOINT_FORMAT = 5  # upgraded when read: 1 before the parts had their own state; 2 counted a finished run's
 # partial last epoch (its steps ran out mid-epoch) in "epoch", where 3 counts whole passes only; 4 draws G's
 # noise, WGAN-GP's interpolation weights and DiffAugment's transforms from the run's own stream (its state:
-# parts["noise"]), where 1-3 drew them from torch's global one
+# parts["noise"]), where 1-3 drew them from torch's global one; 5 draws the dropout masks from that stream too,
+# where 4 drew them from torch's global one (parts["global_dropout"] says so for a run begun in format 4)
 WHERE = ("config", "sample_shape", "step", "epoch", "finished", "classes", "elapsed", "rng", "threads")
 
 
@@ -110,7 +111,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def upgraded(state: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint in the current format (CHECKPOINT_FORMAT): format 1 (flat keys) is regrouped by part, and
     formats 1-2 no longer count a finished run's partial last epoch; 1-3 keep drawing z from the global stream
-    (they have no parts["noise"])."""
+    (they have no parts["noise"]); 4 keeps drawing its dropout masks from it."""
     form = state.get("format", 1)
     if form >= CHECKPOINT_FORMAT or "batches" not in state and "progress" not in state:  # current, or weights
         return state
@@ -122,6 +123,8 @@ def upgraded(state: dict[str, Any]) -> dict[str, Any]:
                                 "last_eval": progress["last_eval"], "seconds": progress["eval_seconds"]}}
     if form <= 2 and state.get("finished") and state["batches"]["order"] is not None:  # it ended mid-epoch
         state = {**state, "epoch": state["epoch"] - 1}
+    if form == 4:  # its noise from its own stream, its dropout masks from torch's
+        state = {**state, "global_dropout": True}
     return {**state, "format": CHECKPOINT_FORMAT}
 
 

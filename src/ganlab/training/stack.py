@@ -9,12 +9,12 @@ torch.Generator, so it trains as a solo GANStep given the same stream does, with
 (tests/test_stack.py).
 
 What stacks: networks (batch and layer norm, packing, minibatch std: their running statistics are stacked
-buffers; spectral norm, its power iteration without out=) without dropout and whose forward pass needs no
-data-dependent control flow; every loss, WGAN-GP's penalty and lazy R1/R2 included (each member's input
+buffers; spectral norm, its power iteration without out=; dropout, each member's masks drawn from its own
+stream before the stacked call) whose forward pass needs no data-dependent control flow; every loss, WGAN-GP's penalty and lazy R1/R2 included (each member's input
 gradients through one autograd.grad of the stack); EMA; bf16 for the hand-stacked MLP and maxout networks (autocast
 does not reach inside vmap); conditional GANs but ACGAN (vmap over the
 classes too); DiffAugment and ADA (each member's own p, its transforms from its own stream); members whose
-learning rates (StackedOptimizer), label targets or penalty weights differ. `why_not_stackable` names what
+learning rates (StackedOptimizer), label targets, penalty weights or dropout rates differ. `why_not_stackable` names what
 does not.
 """
 
@@ -34,6 +34,7 @@ from tqdm import tqdm
 from ganlab.record.run_folder import LAST_PT
 from ganlab.parts.augment import DiffAugment
 from ganlab.parts.losses import LazyRegulariser, WGANGPLoss
+from ganlab.parts.networks.layers import StreamDropout, stream_dropouts
 from ganlab.training.precision import Precision
 from ganlab.training.stacked_layers import stacked_forward
 from ganlab.training.step import GAN, STATS, GANStep, NonFiniteLossError
@@ -45,25 +46,58 @@ ELEMENTWISE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim
 class StackedNet:
     """K copies of one architecture, each with its own weights, called as one: [K, B, ...] -> [K, B, ...]."""
 
-    def __init__(self, nets: list[nn.Module], fast: bool = True):
-        """`fast`: the hand-stacked forward of training/stacked_layers.py where it knows the network (else vmap)."""
+    def __init__(self, nets: list[nn.Module], fast: bool = True, rngs: Optional[list[torch.Generator]] = None):
+        """`fast`: the hand-stacked forward of training/stacked_layers.py where it knows the network (else vmap);
+        `rngs`: each member's stream, which its dropout masks come from (needed where the network drops)."""
         self.base = copy.deepcopy(nets[0]).to("meta")  # the architecture; its weights are the stacked ones
         for module in self.base.modules():  # spectral norm's power iteration, as torch's but without out=
             if type(module).__name__ == "_SpectralNorm":
                 module._power_method = types.MethodType(_power_method_in_place, module)
+        for _, layer in stream_dropouts(self.base):
+            layer.generator = None  # its masks come in as buffers (masks())
         self.params, self.buffers = stack_module_state(nets)
         self.z_dim = getattr(nets[0], "z_dim", None)
         self.fast = stacked_forward(nets[0]) if fast else None  # hand-stacked layers, where they are known
+        self.rngs, self.dropouts = rngs, [dict(stream_dropouts(net)) for net in nets]
+        self.mask_shapes: dict[tuple, list[tuple[str, torch.Size]]] = {}  # by input shape: (layer, its input's)
 
     def __call__(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x: [K, B, ...]; y: [K, B], the classes of a conditional network's batch (None: unconditional)."""
+        buffers = {**self.buffers, **self.masks(x, y)} if self.rngs and self.dropouts[0] else self.buffers
         if y is None and self.fast is not None:
-            return self.fast(self.params, self.buffers, x)
+            return self.fast(self.params, buffers, x)
         if y is None:
             return vmap(lambda p, b, xi: functional_call(self.base, (p, b), (xi,)), randomness="different")(
-                self.params, self.buffers, x)
+                self.params, buffers, x)
         return vmap(lambda p, b, xi, yi: functional_call(self.base, (p, b), (xi, yi)), randomness="different")(
-            self.params, self.buffers, x, y)
+            self.params, buffers, x, y)
+
+    def masks(self, x: torch.Tensor, y: Optional[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each member's dropout masks for one call, drawn from its own stream layer by layer in the order the
+        layers run, as its solo network draws them (StreamDropout): [K, ...] by buffer name."""
+        key = (tuple(x.shape[1:]), None if y is None else tuple(y.shape[1:]))
+        if key not in self.mask_shapes:
+            self.mask_shapes[key] = self.dropout_inputs(x[0], None if y is None else y[0])
+        order = self.mask_shapes[key]
+        drawn = [[layers[name].draw(shape, rng) for name, shape in order] for layers, rng in zip(self.dropouts, self.rngs)]
+        return {f"{name}.mask": torch.stack([member[i] for member in drawn]).to(x.device)
+                for i, (name, _) in enumerate(order)}
+
+    def dropout_inputs(self, x: torch.Tensor, y: Optional[torch.Tensor]) -> list[tuple[str, torch.Size]]:
+        """The dropout layers in the order one member's forward pass calls them, with their inputs' shapes
+        (a pass of the architecture on the meta device)."""
+        order, layers = [], dict(stream_dropouts(self.base))
+        hooks = [layer.register_forward_pre_hook(lambda _, args, name=name: order.append((name, args[0].shape)))
+                 for name, layer in layers.items()]
+        try:
+            with torch.no_grad():
+                self.base(*(t.to("meta") for t in (x, y) if t is not None))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        if len({name for name, _ in order}) < len(order):
+            raise ValueError("a dropout layer runs more than once in one forward pass: its masks cannot be stacked")
+        return order
 
     def parameters(self) -> list[torch.Tensor]:
         return list(self.params.values())
@@ -107,7 +141,8 @@ def probe(gan: GAN) -> Optional[str]:
     fails there (an `.item()`, an `out=` op, data-dependent control flow) cannot stack."""
     for name in ("generator", "discriminator"):
         try:
-            g, d = (StackedNet([copy.deepcopy(n), copy.deepcopy(n)]) for n in (gan.generator, gan.discriminator))
+            g, d = (StackedNet([copy.deepcopy(n), copy.deepcopy(n)], rngs=[torch.Generator(), torch.Generator()])
+                    for n in (gan.generator, gan.discriminator))
             y = torch.zeros(2, 2, dtype=torch.long) if getattr(gan.generator, "n_classes", 0) else None
             fakes = g(torch.randn(2, 2, g.z_dim), y)
             if name == "discriminator":
@@ -135,20 +170,27 @@ def why_not_stackable(gans: list[GAN], steps: Optional[list[GANStep]] = None) ->
     first = gans[0]
     if len({s.regulariser.every for s in steps or []}) > 1:
         return "the members' loss.reg_every differ"
+    if steps and steps[0].dropouts() and len({(bool(s.regulariser.r1_gamma), bool(s.regulariser.r2_gamma))
+                                              for s in steps}) > 1:
+        return "some members take R1/R2 passes that others skip, and those passes draw dropout masks"
     for step in steps or []:
         reason = ("its D is an auxiliary classifier (acgan), whose class term the module keeps between calls"
                   if getattr(step.gan.discriminator, "method", None) == "acgan" else
                   "its precision is fp16 (a gradient scaler per run)" if step.precision.mode == "fp16" else
                   "its z does not come from a stream of its own" if step.rng is None else
+                  "its dropout masks come from torch's global stream (a run begun before checkpoint format 5)"
+                  if step.global_dropout else
                   _bf16_under_vmap(step.gan) if step.precision.mode == "bf16" else None)
         if reason:
             return f"the run cannot stack: {reason}"
     for gan in gans:
         for name, net in (("generator", gan.generator), ("discriminator", gan.discriminator)):
-            if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in net.modules()):
-                return f"the {name} has dropout, whose masks would not come from each member's own stream"
+            if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 and not isinstance(m, StreamDropout)
+                   for m in net.modules()):
+                return f"the {name} has a dropout layer of its own, whose masks would not come from each member's stream"
             if type(net) is not type(getattr(first, name)) or \
-                    [p.shape for p in net.parameters()] != [p.shape for p in getattr(first, name).parameters()]:
+                    [p.shape for p in net.parameters()] != [p.shape for p in getattr(first, name).parameters()] or \
+                    [n for n, _ in stream_dropouts(net)] != [n for n, _ in stream_dropouts(getattr(first, name))]:
                 return f"the members' {name}s differ in architecture"
         if gan.loss.gradient_penalty and not isinstance(gan.loss, WGANGPLoss):
             return f"the loss {type(gan.loss).__name__} has a gradient penalty of its own"
@@ -251,8 +293,8 @@ class StackedStep:
         self.k, self.rngs, self.device = len(gans), rngs, device
         self.loss, self.losses = gans[0].loss, [g.loss for g in gans]  # of one kind; their numbers are each member's
         self.gans = gans
-        self.generator = StackedNet([g.generator for g in gans], fast)
-        self.discriminator = StackedNet([g.discriminator for g in gans], fast)
+        self.generator = StackedNet([g.generator for g in gans], fast, rngs)
+        self.discriminator = StackedNet([g.discriminator for g in gans], fast, rngs)
         self.opt_g = StackedOptimizer([g.opt_g for g in gans], self.generator.parameters())
         self.opt_d = StackedOptimizer([g.opt_d for g in gans], self.discriminator.parameters())
         for net, opt, which in ((self.generator, self.opt_g, "generator"), (self.discriminator, self.opt_d, "discriminator")):

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganlab.parts.networks.layers import StreamDropout
 from ganlab.parts.networks.mlp import Maxout, MaxoutDiscriminator, MLPDiscriminator, MLPGenerator
 from ganlab.parts.networks.packing import Packed
 
@@ -67,6 +68,9 @@ def _layer(module: nn.Module, prefix: str) -> Optional[Layer]:
     if isinstance(module, nn.LayerNorm) and module.elementwise_affine and len(module.normalized_shape) == 1:
         return lambda p, b, x: (F.layer_norm(x, module.normalized_shape, eps=module.eps)
                                 * p[f"{prefix}weight"].unsqueeze(1) + p[f"{prefix}bias"].unsqueeze(1))
+    if isinstance(module, StreamDropout) and module.p > 0:  # its members' masks come in as buffers
+        return lambda p, b, x: x * b[f"{prefix}mask"].to(x.dtype) if f"{prefix}mask" in b else \
+            F.dropout(x, module.p, module.training)
     if isinstance(module, ELEMENTWISE) or isinstance(module, nn.Dropout) and module.p == 0:
         return lambda p, b, x: module(x)
     return None

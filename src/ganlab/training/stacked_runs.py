@@ -38,7 +38,8 @@ logger = logging.getLogger("ganlab")
 WAITING = ("stopped", "interrupted", "not started")  # a sweep's jobs that a stack (re)starts
 # the settings, by group, in which a stack's members may differ (training/stack.py takes each member's own)
 SHARED_NUMBERS = {"optim": ("lr", "d_lr_mult", "g_lr_mult"),
-                  "loss": ("real_target", "fake_target", "gp_weight", "r1_gamma", "r2_gamma")}
+                  "loss": ("real_target", "fake_target", "gp_weight", "r1_gamma", "r2_gamma"),
+                  "generator": ("dropout",), "discriminator": ("dropout",)}  # dropout: its rate (0 is no layer)
 
 
 def wants_stack(cfg: DictConfig) -> bool:
@@ -67,7 +68,9 @@ def stack_groups(run_dirs: list[Path], threads: Optional[int] = None, say=print)
         config.pop("seed")
         for group, keys in SHARED_NUMBERS.items():
             for key in keys:
-                config[group].pop(key, None)
+                value = config[group].pop(key, None)
+                if key == "dropout":
+                    config[group]["drops"] = bool(value)  # a layer or none: members share the architecture
         key = json.dumps([config, state.step if state else 0], sort_keys=True, default=str)
         alike.setdefault(key, (cfg, []))[1].append(run_dir)
     groups = []

@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from ganlab.parts.augment import DiffAugment
 from ganlab.parts.losses import GANLoss, LazyRegulariser, WGANGPLoss
+from ganlab.parts.networks.layers import stream_dropouts
 from ganlab.training.precision import Precision
 
 STATS = ("loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake", "grad_norm_d", "grad_norm_g",
@@ -56,9 +57,12 @@ class GANStep:
                  rng: Optional[torch.Generator] = None):
         """`precision`: trainer.precision (32, bf16, fp16, auto); `regulariser`: the lazy R1/R2 penalty (none
         by default); `augment`: what D's inputs pass through (none by default); `rng`: the noise's random
-        stream, and WGAN-GP's interpolation weights' and the augmentations' (noise_stream(seed) in a run; torch's global one by default,
-        and in a run whose checkpoint is older than format 4)."""
+        stream, and WGAN-GP's interpolation weights', the augmentations' and the dropout masks' (noise_stream(seed)
+        in a run; torch's global one by default, and in a run whose checkpoint is older than format 4; the
+        masks alone in one older than format 5)."""
         self.gan, self.device, self.rng = gan, device, rng
+        self.global_dropout = False  # a run checkpointed before format 5 draws its dropout masks from torch's stream
+        self.draw_dropout_from(rng)
         self.precision = Precision(precision, device)
         self.regulariser = regulariser or LazyRegulariser(0.0, 0.0, 16)
         self.augment = augment
@@ -147,7 +151,8 @@ class GANStep:
         return {"generator": gan.generator.state_dict(), "discriminator": gan.discriminator.state_dict(),
                 "opt_g": gan.opt_g.state_dict(), "opt_d": gan.opt_d.state_dict(),
                 **({"augment": self.augment.state_dict()} if self.augment else {}),
-                **({"noise": self.rng.get_state()} if self.rng is not None else {})}
+                **({"noise": self.rng.get_state()} if self.rng is not None else {}),
+                **({"global_dropout": True} if self.global_dropout else {})}
 
     def load_state_dict(self, state: dict) -> None:
         gan = self.gan
@@ -161,3 +166,14 @@ class GANStep:
             self.rng.set_state(state["noise"])
         else:  # a checkpoint before format 4 drew z from torch's global stream: it goes on doing so
             self.rng = None
+        self.global_dropout = self.rng is not None and bool(state.get("global_dropout")) and bool(self.dropouts())
+        self.draw_dropout_from(None if self.global_dropout else self.rng)
+
+    def dropouts(self) -> list:
+        """G's and D's dropout layers (StreamDropout, p > 0)."""
+        return [layer for net in (self.gan.generator, self.gan.discriminator) for _, layer in stream_dropouts(net)]
+
+    def draw_dropout_from(self, rng: Optional[torch.Generator]) -> None:
+        """G's and D's dropout masks drawn from `rng` (None: torch's global stream)."""
+        for layer in self.dropouts():
+            layer.generator = rng

@@ -87,8 +87,39 @@ def block(layer: nn.Module, features: int, net, conv: bool, *, norm: bool = True
     modules = normalised(layer, net.norm if norm else "none", features, conv)
     modules.append(activation(net.activation))
     if net.dropout > 0:
-        modules.append(nn.Dropout(net.dropout))
+        modules.append(StreamDropout(net.dropout))
     return modules
+
+
+class StreamDropout(nn.Dropout):
+    """Dropout whose masks come from the run's own random stream (`generator`, which the run's GANStep sets to
+    its noise stream), so that a stack's member draws the masks of its solo run (training/stack.py hands each
+    member's pre-drawn masks in as `mask`). With no generator (a run checkpointed before format 5), torch's
+    global stream, as nn.Dropout."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__(p)
+        self.generator: torch.Generator | None = None
+        self.register_buffer("mask", None, persistent=False)  # a stack's member's mask, for one call
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if self.mask is not None:
+            return x * self.mask.to(x.dtype)
+        if self.generator is None:
+            return super().forward(x)
+        return x * self.draw(x.shape, self.generator).to(x.device, x.dtype)
+
+    def draw(self, shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
+        """A mask of `shape` from `generator`: 0 where dropped, 1 / (1 - p) where kept."""
+        keep = 1.0 - self.p
+        return torch.empty(shape).bernoulli_(keep, generator=generator).div_(keep)
+
+
+def stream_dropouts(net: nn.Module) -> list[tuple[str, StreamDropout]]:
+    """The network's StreamDropout layers that drop (p > 0), by name, in the order of its modules."""
+    return [(name, m) for name, m in net.named_modules() if isinstance(m, StreamDropout) and m.p > 0]
 
 
 class MinibatchStd(nn.Module):

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from ganlab.parts.networks.layers import (DiscriminatorNetConfig, GeneratorNetConfig, block, dcgan_init, minibatch_std,
-                                          norm_layer)
+                                          norm_layer, StreamDropout)
 from ganlab.parts.registry import DISCRIMINATORS, GENERATORS, check
 
 
@@ -117,7 +117,7 @@ def _maxout_hidden(in_features: int, cfg) -> tuple[list[nn.Module], int]:
         after = norm_layer(cfg.norm, cfg.width, conv=False)
         layers += [unit] if after is None else [unit, after]
         if cfg.dropout > 0:
-            layers.append(nn.Dropout(cfg.dropout))
+            layers.append(StreamDropout(cfg.dropout))
         features = cfg.width
     return layers, features
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ganlab.parts.networks.dcgan import resolutions
 from ganlab.parts.networks.layers import (DiscriminatorNetConfig, GeneratorNetConfig, activation, check_depth,
-                                          minibatch_std, norm_layer)
+                                          minibatch_std, norm_layer, StreamDropout)
 from ganlab.parts.registry import DISCRIMINATORS, GENERATORS
 
 
@@ -48,7 +48,7 @@ def _norm(cfg, channels: int) -> nn.Module:
 
 
 def _dropout(cfg) -> nn.Module:
-    return nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
+    return StreamDropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
 
 
 class GBlock(nn.Module):
