@@ -126,7 +126,8 @@ def test_a_failing_job_is_recorded_and_the_sweep_finishes_the_others(tmp_path):
         else:
             assert float(row["loss_d"]) > 0 and row["duration_s"] != ""
     printed = out.stdout.split("sweep table:")[0]
-    assert re.search(r"ganlab: 4 jobs, \d at a time, on ", printed)  # the work, said before it starts
+    assert "ganlab: 4 jobs on " in printed and "trained as stacks where a measured stack pays" in printed  # said first
+    assert re.search(r"ganlab: 4 jobs( as 1 stack and 2 alone)?, \d at a time; each job's train.log", printed)
     assert re.search(r"seed=1,trainer.batch_size=16,trainer.steps=2 +completed", printed)
     assert re.search(r"seed=2,trainer.batch_size=5000,trainer.steps=2 +failed", printed)
     # one job per core, one torch thread each, and the job's config says what ran: sharing the cores

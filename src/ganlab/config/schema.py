@@ -38,9 +38,10 @@ class TrainerConfig:
     n_grid: int = 64  # images in each sample grid (points for 1-D/2-D data: 1000 used)
     threads: Optional[int] = None  # torch CPU threads (null: torch's default)
     progress: bool = True  # tqdm progress bar
-    # a sweep's jobs that differ only in seed train as stacks of K, one computation each (training/stack.py);
-    # auto: K measured at the sweep's end for these networks on this processor (1 where a stack does not pay)
-    stack: str = "1"
+    # a sweep's jobs that differ only in seed (and numbers: stacked_runs.SHARED_NUMBERS) train as stacks of K, one
+    # computation each (training/stack.py); auto: K measured at the sweep's end for these networks on this
+    # processor (1 where a stack does not pay or cannot be built); 1: each job its own process
+    stack: str = "auto"
     precision: str = "32"  # 32 | bf16 (autocast) | fp16 (autocast and a gradient scaler; CUDA only) | auto (bf16 on a CPU that has bf16 instructions, else 32)
     channels_last: bool = False  # NHWC memory layout for images
     compile: bool = False  # torch.compile G and D (compiling takes a while first)

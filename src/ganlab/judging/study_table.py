@@ -24,7 +24,7 @@ OPPOSITE = {"better": "worse", "worse": "better", "faster": "slower", "slower": 
 class Row:
     study: Path
     question: str  # "key=change vs base"
-    answer: str  # better/worse beyond noise | smaller than X | not settled (...)
+    answer: str  # better/worse beyond noise | smaller than X | not settled: why
     difference: float  # median paired difference, change - base
     interval: tuple[float, float]
     seeds: int
@@ -92,4 +92,4 @@ def _words(answer: str, study: Study) -> str:
     if not study.stopped:  # running now, or stopped by a signal before it could say why
         return f"not settled yet (at its last look; ganlab study --dir {study.folder} goes on if it is not running)"
     more = f"; continue: ganlab study --dir {study.folder} --max-minutes M" if "time budget" in study.stopped else ""
-    return f"not settled ({study.stopped}){more}"
+    return f"not settled: {study.stopped}{more}"

@@ -4,7 +4,8 @@ that sweeps and studies run in processes of their own:
 
     python -m ganlab.training.launch train [overrides] [-m]     # as `ganlab train`, less its --help
     python -m ganlab.training.launch resume RUN_DIR [overrides]  # as `ganlab resume`
-    python -m ganlab.training.launch stack [--jobs N] RUN_DIR... [-- OVERRIDES]  # runs as one stack (stacked_runs.py)
+    python -m ganlab.training.launch stack [--jobs N] [--each] RUN_DIR... [-- OVERRIDES]  # runs as one stack
+    # (stacked_runs.py), or with --each one after another, each alone
 """
 
 from __future__ import annotations
@@ -99,8 +100,9 @@ def say_sweep_plan(config: DictConfig) -> None:
     except Exception:  # a sweeper with its own plan (Optuna), or a glob: Hydra says how many it launches
         return
     if wants_stack(config) and stacks_here(config.hydra):
-        print(f"ganlab: {jobs} jobs, queued to train as stacks (trainer.stack={config.trainer.stack}) on {processor()} "
-              f"once their folders are made", flush=True)
+        how = ("as stacks where a measured stack pays (trainer.stack=auto; trainer.stack=1: each job its own process "
+               "as it comes)" if config.trainer.stack == "auto" else f"as stacks of {config.trainer.stack}")
+        print(f"ganlab: {jobs} jobs on {processor()}, trained {how} once their folders are made", flush=True)
         return
     at_once = min(jobs, parallel_jobs(config.hydra))
     print(f"ganlab: {jobs} jobs, {at_once} at a time, on {processor()}; each job's train.log says its G steps, "
@@ -193,8 +195,9 @@ def launch_training(rest: list[str]) -> int:
 
 def worker(argv: list[str]) -> int:
     """A sweep's or study's job in a process of its own: `train ARGS` as `ganlab train`, `resume RUN_DIR
-    [OVERRIDES]` as `ganlab resume`, `stack [--jobs N] RUN_DIR... [-- OVERRIDES]` queued or stopped runs as one
-    stack, each resumed with OVERRIDES as `ganlab resume` takes them; an exit code as theirs."""
+    [OVERRIDES]` as `ganlab resume`, `stack [--jobs N] [--each] RUN_DIR... [-- OVERRIDES]` queued or stopped runs
+    as one stack (--each: one after another, each alone), each resumed with OVERRIDES as `ganlab resume` takes
+    them; an exit code as theirs."""
     command, rest = argv[0], argv[1:]
     if command == "train":
         return launch_training(rest)
@@ -202,10 +205,12 @@ def worker(argv: list[str]) -> int:
     from ganlab.training.stacked_runs import train_stack
 
     try:
-        if command == "stack":  # stack [--jobs N] RUN_DIR... [-- OVERRIDES]
+        if command == "stack":  # stack [--jobs N] [--each] RUN_DIR... [-- OVERRIDES]
             jobs, rest = (int(rest[1]), rest[2:]) if rest[:1] == ["--jobs"] else (1, rest)
+            each, rest = (True, rest[1:]) if rest[:1] == ["--each"] else (False, rest)
             dirs, overrides = (rest[:rest.index("--")], rest[rest.index("--") + 1:]) if "--" in rest else (rest, [])
-            return train_stack([Path(d) for d in dirs], jobs, overrides)
+            stacks = [[Path(d)] for d in dirs] if each else [[Path(d) for d in dirs]]
+            return max(train_stack(group, jobs, overrides) for group in stacks)
         return 0 if resume_run(Path(rest[0]), rest[1:])["status"] == "completed" else 1
     except KeyboardInterrupt:  # checkpointed and marked interrupted
         return 130

@@ -16,7 +16,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -88,15 +88,20 @@ def stack_groups(run_dirs: list[Path], threads: Optional[int] = None, say=print)
 
 def run_stacks(groups: list[list[Path]], at_once: int = 1, log: Optional[Path] = None,
                deadline: Optional[float] = None) -> None:
-    """Each group as a stack in a worker process of its own, `at_once` at a time (sharing the cores); the
-    workers' output appended to `log` (else shown), stopped at `deadline` as run_worker stops them."""
+    """Each group as a stack in a worker process of its own, and the groups of one run in `at_once` workers
+    that train them one after another (a process each would pay torch's import a run), `at_once` workers at
+    a time (sharing the cores); the workers' output appended to `log` (else shown), stopped at `deadline` as
+    run_worker stops them."""
     at_once = max(1, min(at_once, len(groups)))
+    alone = [group[0] for group in groups if len(group) == 1]
+    work = [group for group in groups if len(group) > 1] + [["--each", *alone[i::at_once]] for i in range(at_once)
+                                                            if alone[i::at_once]]
 
-    def one(group: list[Path]) -> int:
-        return run_worker("stack", "--jobs", str(at_once), *map(str, group), log=log, deadline=deadline)
+    def one(args: list) -> int:
+        return run_worker("stack", "--jobs", str(at_once), *map(str, args), log=log, deadline=deadline)
 
     with ThreadPoolExecutor(at_once) as pool:
-        list(pool.map(one, groups))
+        list(pool.map(one, work))
 
 
 class TrainStacks(Callback):
@@ -109,9 +114,11 @@ class TrainStacks(Callback):
         queued = [p for p in job_folders(sweep_dir) if load_run(p).status == "not started"]
         groups = stack_groups(queued, threads=max(1, (os.cpu_count() or 1) // parallel_jobs(config.hydra)))
         if groups:
-            at_once = min(len(groups), parallel_jobs(config.hydra))
-            print(f"ganlab: {len(queued)} jobs as {len(groups)} stack{'s' * (len(groups) != 1)}, {at_once} at a time; "
-                  f"each member's train.log says the stack's G steps and time left", flush=True)
+            at_once, stacks = min(len(groups), parallel_jobs(config.hydra)), sum(len(g) > 1 for g in groups)
+            alone = sum(len(g) == 1 for g in groups)
+            how = "" if not stacks else f" as {stacks} stack{'s' * (stacks != 1)}" + (f" and {alone} alone" if alone else "")
+            print(f"ganlab: {len(queued)} jobs{how}, {at_once} at a time; each job's train.log says its G steps and "
+                  f"time left", flush=True)
             if at_once > 1:
                 run_stacks(groups, at_once)
             else:  # one at a time: in this process, as the basic launcher trains its jobs
@@ -128,24 +135,31 @@ def member(run_dir: Path, cfg: DictConfig, state: Optional[Checkpoint], jobs: in
 
 def train_stack(run_dirs: list[Path], jobs: int = 1, overrides: tuple[str, ...] = ()) -> int:
     """Train these run folders as one stack, each with the `overrides` a resume takes (trainer.epochs=...); or,
-    saying why, one after another as solo runs when they cannot stack. An exit code: 0 when every member
-    completed."""
+    saying why, one after another as solo runs when they cannot stack. A run that cannot start is marked
+    failed and the others train. An exit code: 0 when every member completed."""
     run_dirs = [Path(d) for d in run_dirs]
     with log_to(*run_dirs):
-        saved = {}
-        for run_dir in run_dirs:
-            try:
-                saved[run_dir] = saved_run(run_dir, list(overrides))
-            except Exception as e:  # this member cannot start: the others still train
-                logger.error("%s: %s", run_dir.name, e)
-                Summary.mark_failed(run_dir, e)
+        saved = {d: s for d in run_dirs if (s := or_failed(d, lambda: saved_run(d, list(overrides))))}
         reason = why_not_one_stack(list(saved.values()))
         if reason:  # each built and trained in turn, as its solo run (its global random stream included)
             if len(saved) > 1:
                 logger.warning("%d runs train one after another, not as a stack: %s", len(saved), reason)
-            return max([0 if member(d, *s, jobs).train()["status"] == "completed" else 1 for d, s in saved.items()]
-                       or [1])
-        return train_members([member(d, *s, jobs) for d, s in saved.items()], jobs)
+            done = [or_failed(d, lambda: member(d, *s, jobs).train()["status"]) for d, s in saved.items()]
+        else:
+            members = [m for d, s in saved.items() if (m := or_failed(d, lambda: member(d, *s, jobs)))]
+            done = [train_members(members, jobs) == 0 and "completed"] * len(members) if members else []
+        return 0 if len(done) == len(run_dirs) and all(status == "completed" for status in done) else 1
+
+
+def or_failed(run_dir: Path, work: Callable[[], Any]) -> Any:
+    """work()'s result; or None, the run marked failed with the error (it cannot start or train), so that
+    the others still train, as a sweep's launcher goes on past a failed job."""
+    try:
+        return work()
+    except Exception as e:
+        logger.error("%s: %s: %s", run_dir.name, e.__class__.__name__, e)
+        Summary.mark_failed(run_dir, e)
+        return None
 
 
 def why_not_one_stack(saved: list[tuple[DictConfig, Optional[Checkpoint]]]) -> Optional[str]:

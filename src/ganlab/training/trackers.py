@@ -95,14 +95,18 @@ def flat_params(config: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def sweep_dir() -> Optional[Path]:
-    """The folder of the sweep this job belongs to (None outside a Hydra multirun)."""
+def sweep_dir(run_dir: Path) -> Optional[Path]:
+    """The folder of the sweep this job belongs to (None for a run of its own): Hydra's multirun folder, or
+    for a job trained after its launcher made its folder (a stack's member) the folder above it that holds
+    a sweep."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return None
-    return Path(HydraConfig.get().sweep.dir)
+    from ganlab.record.catalog import is_sweep
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return Path(HydraConfig.get().sweep.dir)
+    return next((folder for folder in Path(run_dir).resolve().parents if is_sweep(folder)), None)
 
 
 class MLflowLogger:
@@ -115,7 +119,7 @@ class MLflowLogger:
             self.run_id = json.loads(record.read_text())["run_id"]
             self.client.update_run(self.run_id, status="RUNNING")
             return
-        sweep = sweep_dir()
+        sweep = sweep_dir(run_dir)
         name = cfg.logger.experiment or (sweep.name if sweep else "ganlab")
         run = self.client.create_run(experiment_id(self.client, name), run_name=run_dir.name,
                                      tags={"ganlab.run_dir": str(run_dir.resolve()),
