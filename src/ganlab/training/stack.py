@@ -12,8 +12,8 @@ What stacks: networks (batch and layer norm, packing, minibatch std: their runni
 buffers; spectral norm, its power iteration without out=; dropout, each member's masks drawn from its own
 stream before the stacked call) whose forward pass needs no data-dependent control flow; every loss, WGAN-GP's penalty and lazy R1/R2 included (each member's input
 gradients through one autograd.grad of the stack); EMA; bf16 for the hand-stacked MLP and maxout networks (autocast
-does not reach inside vmap); conditional GANs but ACGAN (vmap over the
-classes too); DiffAugment and ADA (each member's own p, its transforms from its own stream); members whose
+does not reach inside vmap); conditional GANs, ACGAN included (vmap over the
+classes too; the class logits come out of the vmapped call); DiffAugment and ADA (each member's own p, its transforms from its own stream); members whose
 learning rates (StackedOptimizer), label targets, penalty weights or dropout rates differ. `why_not_stackable` names what
 does not.
 """
@@ -60,6 +60,8 @@ class StackedNet:
         self.fast = stacked_forward(nets[0]) if fast else None  # hand-stacked layers, where they are known
         self.rngs, self.dropouts = rngs, [dict(stream_dropouts(net)) for net in nets]
         self.mask_shapes: dict[tuple, list[tuple[str, torch.Size]]] = {}  # by input shape: (layer, its input's)
+        self.acgan = getattr(self.base, "method", None) == "acgan"
+        self.class_logits: Optional[torch.Tensor] = None  # acgan: [K, B, classes] of the latest call
 
     def __call__(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x: [K, B, ...]; y: [K, B], the classes of a conditional network's batch (None: unconditional)."""
@@ -69,8 +71,17 @@ class StackedNet:
         if y is None:
             return vmap(lambda p, b, xi: functional_call(self.base, (p, b), (xi,)), randomness="different")(
                 self.params, buffers, x)
-        return vmap(lambda p, b, xi, yi: functional_call(self.base, (p, b), (xi, yi)), randomness="different")(
-            self.params, buffers, x, y)
+        if not self.acgan:
+            return vmap(lambda p, b, xi, yi: functional_call(self.base, (p, b), (xi, yi)), randomness="different")(
+                self.params, buffers, x, y)
+        scores, self.class_logits = vmap(self._with_class_logits, randomness="different")(self.params, buffers, x, y)
+        return scores
+
+    def _with_class_logits(self, p: dict, b: dict, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """An ACGAN D's scores and the class logits it keeps (returned here: nothing vmapped may outlive the call)."""
+        scores = functional_call(self.base, (p, b), (x, y))
+        logits, self.base.class_logits = self.base.class_logits, None
+        return scores, logits
 
     def masks(self, x: torch.Tensor, y: Optional[torch.Tensor]) -> dict[str, torch.Tensor]:
         """Each member's dropout masks for one call, drawn from its own stream layer by layer in the order the
@@ -174,9 +185,7 @@ def why_not_stackable(gans: list[GAN], steps: Optional[list[GANStep]] = None) ->
                                               for s in steps}) > 1:
         return "some members take R1/R2 passes that others skip, and those passes draw dropout masks"
     for step in steps or []:
-        reason = ("its D is an auxiliary classifier (acgan), whose class term the module keeps between calls"
-                  if getattr(step.gan.discriminator, "method", None) == "acgan" else
-                  "its precision is fp16 (a gradient scaler per run)" if step.precision.mode == "fp16" else
+        reason = ("its precision is fp16 (a gradient scaler per run)" if step.precision.mode == "fp16" else
                   "its z does not come from a stream of its own" if step.rng is None else
                   "its dropout masks come from torch's global stream (a run begun before checkpoint format 5)"
                   if step.global_dropout else
@@ -338,12 +347,13 @@ class StackedStep:
         self.discriminator.requires_grad_(False)
         with amp.autocast():
             fake_s = self.critic(self.augmented(fake)).float()
+            class_loss = self.class_loss()  # acgan: G's fakes classed as the classes asked for
             if self.loss.pairs:  # a relativistic loss compares each fake with a real sample
                 with torch.no_grad():
                     real_s = self.critic(self.augmented(real)).float()
-                loss_g = torch.stack([loss.g_loss(f, r) for loss, f, r in zip(self.losses, fake_s, real_s)])
+                loss_g = torch.stack([loss.g_loss(f, r) for loss, f, r in zip(self.losses, fake_s, real_s)]) + class_loss
             else:
-                loss_g = torch.stack([loss.g_loss(f) for loss, f in zip(self.losses, fake_s)])
+                loss_g = torch.stack([loss.g_loss(f) for loss, f in zip(self.losses, fake_s)]) + class_loss
         stats["grad_norm_g"] = self.backward_and_step(loss_g, self.opt_g, self.generator)
         self.discriminator.requires_grad_(True)
         stats["loss_g"] = loss_g.detach()
@@ -365,11 +375,12 @@ class StackedStep:
         real, fake = self.augmented(real), self.augmented(fake)
         with self.precision.autocast():
             real_s = d(real).float()
+            class_loss = self.class_loss()  # acgan: D learns the classes of the real images
             fake_s = d(fake).float()
             loss_d = torch.stack([member.d_loss(r, f) for member, r, f in zip(self.losses, real_s, fake_s)])
             gp = self.gradient_penalty(real, fake) if loss.gradient_penalty else zero
             r1, r2 = self.lazy_penalties(real, fake, index)
-        norm_d = self.backward_and_step(loss_d + gp + r1 + r2, self.opt_d, self.discriminator)
+        norm_d = self.backward_and_step(loss_d + class_loss + gp + r1 + r2, self.opt_d, self.discriminator)
         with torch.no_grad():
             r, f = loss.to_readout(real_s).flatten(1), loss.to_readout(fake_s).flatten(1)
             cut = (r.mean(1, keepdim=True) + f.mean(1, keepdim=True)) / 2 if loss.threshold is None else loss.threshold
@@ -379,7 +390,15 @@ class StackedStep:
             return {"loss_d": loss_d.detach(), "d_real": r.mean(1), "d_fake": f.mean(1),
                     "acc_real": (r > cut).float().mean(1), "acc_fake": (f <= cut).float().mean(1),
                     "grad_norm_d": norm_d, "wasserstein": real_s.flatten(1).mean(1) - fake_s.flatten(1).mean(1),
-                    "gp": gp.detach(), "r1": r1.detach(), "r2": r2.detach()}
+                    "gp": gp.detach(), "r1": r1.detach(), "r2": r2.detach(), "class_loss": class_loss.detach()}
+
+    def class_loss(self) -> torch.Tensor:
+        """ACGAN's class term of each member for D's latest call (ConditionalDiscriminator.class_loss, its own
+        weight): [K]; zero otherwise."""
+        if not self.discriminator.acgan:
+            return torch.zeros(self.k, device=self.device)
+        return torch.stack([g.discriminator.class_weight * F.cross_entropy(logits.float(), y)
+                            for g, logits, y in zip(self.gans, self.discriminator.class_logits, self.y)])
 
     def squared_gradient_norms(self, x: torch.Tensor) -> torch.Tensor:
         """Each member's E ||grad_x D(x)||^2 over its scores (losses.squared_gradient_norm, per member): [K]."""
