@@ -126,8 +126,11 @@ def test_a_failing_job_is_recorded_and_the_sweep_finishes_the_others(tmp_path):
         else:
             assert float(row["loss_d"]) > 0 and row["duration_s"] != ""
     printed = out.stdout.split("sweep table:")[0]
-    assert "ganlab: 4 jobs on " in printed and "trained as stacks where a measured stack pays" in printed  # said first
-    assert re.search(r"ganlab: 4 jobs( as 1 stack and 2 alone)?, \d at a time; each job's train.log", printed)
+    # the work, said before it starts: trainer.stack=auto measured each pair of seeds (a stack of batch 16 may pay)
+    assert re.search(r"trainer.stack=auto for 2 digits_\w+ jobs: stacks of 1 \(a solo G step takes [\d.]+ s on .+: "
+                     r"compute-bound, no stack pays\)", printed)
+    assert re.search(r"ganlab: 4 jobs(, \d at a time, on |.*; 2 of them train as stacks once their folders are made)",
+                     printed)
     assert re.search(r"seed=1,trainer.batch_size=16,trainer.steps=2 +completed", printed)
     assert re.search(r"seed=2,trainer.batch_size=5000,trainer.steps=2 +failed", printed)
     # one job per core, one torch thread each, and the job's config says what ran: sharing the cores

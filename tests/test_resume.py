@@ -364,7 +364,7 @@ def test_a_run_begun_in_format_4_resumes_drawing_its_dropout_masks_from_torchs_s
     as an uninterrupted run that draws them there, where a run of today draws them from its own stream."""
     from ganlab.training.step import GANStep
 
-    tiny = [*TINY_POINTS, "discriminator.dropout=0.3", "trainer.checkpoint_every=1"]
+    tiny = [*TINY_POINTS, "discriminator.dropout=0.3", "trainer.checkpoint_every=1", "metrics.enabled=false"]
     run_job(make_cfg(*tiny), tmp_path / "today")
     own_stream = GANStep.draw_dropout_from
     monkeypatch.setattr(GANStep, "draw_dropout_from", lambda self, rng: own_stream(self, None))  # as in format 4

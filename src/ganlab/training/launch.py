@@ -10,6 +10,7 @@ that sweeps and studies run in processes of their own:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -93,18 +94,26 @@ def say_sweep_plan(config: DictConfig) -> None:
     then says its own G steps, evaluations and time left."""
     from ganlab.record.sweep_plan import swept_settings
     from ganlab.training.cost import processor
-    from ganlab.training.stacked_runs import wants_stack
+    from ganlab.training.stacked_runs import STACK_PLAN, plan_stacks, wants_stack
 
+    os.environ.pop(STACK_PLAN, None)
+    overrides = [str(o) for o in config.hydra.overrides.task]
     try:
-        jobs = len(swept_settings([str(o) for o in config.hydra.overrides.task]))
+        jobs = len(swept_settings(overrides))
     except Exception:  # a sweeper with its own plan (Optuna), or a glob: Hydra says how many it launches
         return
-    if wants_stack(config) and stacks_here(config.hydra):
-        how = ("as stacks where a measured stack pays (trainer.stack=auto; trainer.stack=1: each job its own process "
-               "as it comes)" if config.trainer.stack == "auto" else f"as stacks of {config.trainer.stack}")
-        print(f"ganlab: {jobs} jobs on {processor()}, trained {how} once their folders are made", flush=True)
-        return
     at_once = min(jobs, parallel_jobs(config.hydra))
+    if wants_stack(config) and stacks_here(config.hydra):
+        if config.trainer.stack != "auto":
+            print(f"ganlab: {jobs} jobs on {processor()}, trained as stacks of {config.trainer.stack} once their "
+                  f"folders are made", flush=True)
+            return
+        plan, waiting = plan_stacks(overrides, threads=max(1, (os.cpu_count() or 1) // at_once))
+        os.environ[STACK_PLAN] = json.dumps(plan)  # the jobs' own processes read it: wait for a stack, or train now
+        if waiting:
+            print(f"ganlab: {jobs} jobs on {processor()}; {waiting} of them train as stacks once their folders are "
+                  f"made (trainer.stack=1: each job its own process)", flush=True)
+            return
     print(f"ganlab: {jobs} jobs, {at_once} at a time, on {processor()}; each job's train.log says its G steps, "
           f"evaluations and time left after its first steps", flush=True)
 
@@ -113,14 +122,14 @@ def say_sweep_plan(config: DictConfig) -> None:
 def hydra_task(cfg: DictConfig) -> float | None:
     """Hydra's task: one job, a single run or one of a sweep; its best score is what a sweeper minimises."""
     from ganlab.training.job import run_job
-    from ganlab.training.stacked_runs import wants_stack
+    from ganlab.training.stacked_runs import waits_for_stack
 
     hydra_cfg = HydraConfig.get()
     run_dir, sweeping = Path(hydra_cfg.runtime.output_dir), hydra_cfg.mode == RunMode.MULTIRUN
     try:
         if sweeping:  # Hydra made the job's folder and wrote its .hydra/ and train.log into it
             claim = claim_new(run_dir, allow=HYDRA_NAMES)
-            if wants_stack(cfg) and stacks_here(hydra_cfg):  # queued: trained in a stack at the sweep's end
+            if waits_for_stack(cfg, list(hydra_cfg.overrides.task)) and stacks_here(hydra_cfg):  # queued: trained in a stack at the sweep's end
                 # (stacked_runs.TrainStacks)
                 validate(cfg)
                 claim.release()

@@ -42,6 +42,61 @@ SHARED_NUMBERS = {"optim": ("lr", "d_lr_mult", "g_lr_mult"),
                   "generator": ("dropout",), "discriminator": ("dropout",)}  # dropout: its rate (0 is no layer)
 
 
+STACK_PLAN = "GANLAB_STACK_PLAN"  # a sweep's stack size for each group of its jobs (plan_stacks), for its jobs
+
+
+def group_key(overrides: list[str]) -> str:
+    """The group of a sweep's job, from its overrides: all but its seed and SHARED_NUMBERS (of a dropout rate,
+    whether it drops: 0 is no layer)."""
+    shared = {f"{group}.{key}" for group, keys in SHARED_NUMBERS.items() for key in keys}
+    kept = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        if key.endswith(".dropout") and key in shared:
+            kept.append(f"{key} drops: {value not in ('0', '0.0')}")
+        elif key != "seed" and key not in shared:
+            kept.append(override)
+    return json.dumps(sorted(kept))
+
+
+def plan_stacks(overrides: list[str], threads: int, say=print) -> tuple[dict[str, int], int]:
+    """trainer.stack=auto at a sweep's start: for each group of its planned jobs (group_key), the stack size
+    measure_stack finds on `threads` threads (saying so; 1 for a job alone; a group it cannot compose is left
+    to the sweep's end: absent), and how many jobs will wait for a stack. Called inside the Hydra app (its
+    config search path, a --config-dir's included)."""
+    from hydra import compose
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    groups: dict[str, list[list[str]]] = {}
+    # each job's overrides written as the basic sweeper writes them (its jobs' keys are compared with these)
+    for job in BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(overrides), None)[0]:
+        groups.setdefault(group_key(job), []).append(job)
+    plan = {}
+    for key, jobs in groups.items():
+        if len(jobs) < 2:
+            plan[key] = 1
+            continue
+        try:
+            cfg = compose("train", overrides=jobs[0])
+        except Exception:  # measured at the sweep's end, from the job's saved config
+            continue
+        plan[key], why = measured_stack(cfg, len(jobs), threads)
+        say(f"ganlab: trainer.stack=auto for {len(jobs)} {cfg.name} jobs: stacks of {plan[key]} ({why})")
+    return plan, sum(len(jobs) for key, jobs in groups.items() if plan.get(key, 2) > 1)
+
+
+def waits_for_stack(cfg: DictConfig, overrides: list[str]) -> bool:
+    """Whether a sweep's job (its config and overrides) is queued to train in a stack at the sweep's end:
+    trainer.stack a number > 1, or auto where the sweep's plan found a stack pays for its group (or made no
+    plan: the sweep's end decides)."""
+    if stack_size(cfg) is not None:
+        return stack_size(cfg) > 1
+    plan = json.loads(os.environ.get(STACK_PLAN, "null"))
+    return plan is None or plan.get(group_key(overrides), 2) > 1
+
+
 def wants_stack(cfg: DictConfig) -> bool:
     """trainer.stack asks for stacks (a number > 1, or auto; a config saved with it as a number counts too)."""
     return str(cfg.trainer.stack) != "1"
@@ -52,10 +107,12 @@ def stack_size(cfg: DictConfig) -> int | None:
     return None if cfg.trainer.stack == "auto" else int(cfg.trainer.stack)
 
 
-def stack_groups(run_dirs: list[Path], threads: Optional[int] = None, say=print) -> list[list[Path]]:
+def stack_groups(run_dirs: list[Path], threads: Optional[int] = None, say=print,
+                 plan: Optional[dict[str, int]] = None) -> list[list[Path]]:
     """The run folders whose configs ask for stacks (trainer.stack not 1), grouped: same config but for the
-    seed and SHARED_NUMBERS, same checkpoint step; at most trainer.stack a group (auto: as measured_stack finds on `threads`
-    threads, saying so), in the order given. Folders with no config to train from are left out."""
+    seed and SHARED_NUMBERS, same checkpoint step; at most trainer.stack a group (auto: as the sweep's `plan`
+    says for their overrides' group, else as measured_stack finds on `threads` threads, saying so), in the
+    order given. Folders with no config to train from are left out."""
     alike: dict[str, tuple[DictConfig, list[Path]]] = {}
     for run_dir in run_dirs:
         try:
@@ -75,7 +132,7 @@ def stack_groups(run_dirs: list[Path], threads: Optional[int] = None, say=print)
         alike.setdefault(key, (cfg, []))[1].append(run_dir)
     groups = []
     for cfg, dirs in alike.values():
-        k = stack_size(cfg)
+        k = stack_size(cfg) or (plan or {}).get(group_key(load_run(dirs[0]).overrides))
         if k is None:
             k, why = measured_stack(cfg, len(dirs), threads)
             say(f"ganlab: trainer.stack=auto for {len(dirs)} {cfg.name} jobs: stacks of {k} ({why})")
@@ -112,7 +169,8 @@ class TrainStacks(Callback):
         if not sweep_dir.is_dir():
             return
         queued = [p for p in job_folders(sweep_dir) if load_run(p).status == "not started"]
-        groups = stack_groups(queued, threads=max(1, (os.cpu_count() or 1) // parallel_jobs(config.hydra)))
+        plan = json.loads(os.environ.pop(STACK_PLAN, "null"))
+        groups = stack_groups(queued, threads=max(1, (os.cpu_count() or 1) // parallel_jobs(config.hydra)), plan=plan)
         if groups:
             at_once, stacks = min(len(groups), parallel_jobs(config.hydra)), sum(len(g) > 1 for g in groups)
             alone = sum(len(g) == 1 for g in groups)
