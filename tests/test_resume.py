@@ -362,6 +362,7 @@ def test_a_run_that_ended_mid_epoch_extends_as_an_uninterrupted_run(tmp_path, wr
 def test_a_run_begun_in_format_4_resumes_drawing_its_dropout_masks_from_torchs_stream(tmp_path, monkeypatch):
     """Before format 5 dropout drew its masks from torch's global stream; such a run's resume goes on doing so,
     as an uninterrupted run that draws them there, where a run of today draws them from its own stream."""
+    from ganlab.training.resume import resume_run
     from ganlab.training.step import GANStep
 
     tiny = [*TINY_POINTS, "discriminator.dropout=0.3", "trainer.checkpoint_every=1", "metrics.enabled=false"]
@@ -373,8 +374,7 @@ def test_a_run_begun_in_format_4_resumes_drawing_its_dropout_masks_from_torchs_s
     last = tmp_path / "old" / "checkpoints" / "last.pt"
     torch.save({**torch.load(last, weights_only=True), "format": 4}, last)
     monkeypatch.undo()
-    out = ganlab("resume", str(tmp_path / "old"), "trainer.epochs=2")
-    assert out.returncode == 0, out.stderr
+    assert resume_run(tmp_path / "old", ["trainer.epochs=2"])["status"] == "completed"
     old, then, today = (torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=True)
                         for name in ("old", "then", "today"))
     assert old["global_dropout"] and "global_dropout" not in today

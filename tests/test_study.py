@@ -99,6 +99,7 @@ def test_the_table_of_a_study_reads_change_vs_base_with_its_answers_numbers_and_
     assert unstarted.returncode == 2 and "holds no study" in unstarted.stderr
 
 
+@pytest.mark.slow  # 22 s: two studies as processes; the default suite's table test reads a real study (the fixture)
 def test_a_study_reuses_the_runs_of_its_jobs_that_another_study_made_and_trains_only_the_rest(tmp_path):
     quick = ["hydra/launcher=basic", "trainer.threads=1", "trainer.epochs=1", "trainer.progress=false",
              "trainer.stack=1", *QUICK_METRICS]
