@@ -400,7 +400,8 @@ def test_runs_that_cannot_stack_train_one_a_process_saying_why(tmp_path):
                     "is bf16, which autocast does not apply inside torch.func.vmap, and its generator (DCGANGenerator) "
                     "runs there (only MLP and maxout networks have hand-stacked layers)"]
     for f in folders[1:]:  # in float32: stacks of 2
-        (f / ".hydra" / "config.yaml").write_text((f / ".hydra" / "config.yaml").read_text().replace("precision: bf16", "precision: '32'"))
+        saved = f / ".hydra" / "config.yaml"
+        saved.write_text(saved.read_text().replace("precision: bf16", "precision: '32'"))
     assert stack_groups(folders[1:], say=said.append) == [folders[1:]]
     for f, rate in zip(folders, (0.0, 0.2, 0.4)):  # one without dropout, two with it at their own rates
         (f / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(make_cfg(*STACKED, f"discriminator.dropout={rate}")))

@@ -129,8 +129,8 @@ def hydra_task(cfg: DictConfig) -> float | None:
     try:
         if sweeping:  # Hydra made the job's folder and wrote its .hydra/ and train.log into it
             claim = claim_new(run_dir, allow=HYDRA_NAMES)
-            if waits_for_stack(cfg, list(hydra_cfg.overrides.task)) and stacks_here(hydra_cfg):  # queued: trained in a stack at the sweep's end
-                # (stacked_runs.TrainStacks)
+            if waits_for_stack(cfg, list(hydra_cfg.overrides.task)) and stacks_here(hydra_cfg):
+                # queued: trained in a stack at the sweep's end (stacked_runs.TrainStacks)
                 validate(cfg)
                 claim.release()
                 return None

@@ -10,11 +10,12 @@ torch.Generator, so it trains as a solo GANStep given the same stream does, with
 
 What stacks: networks (batch and layer norm, packing, minibatch std: their running statistics are stacked
 buffers; spectral norm, its power iteration without out=; dropout, each member's masks drawn from its own
-stream before the stacked call) whose forward pass needs no data-dependent control flow; every loss, WGAN-GP's penalty and lazy R1/R2 included (each member's input
-gradients through one autograd.grad of the stack); EMA; bf16 for the hand-stacked MLP and maxout networks (autocast
-does not reach inside vmap); conditional GANs, ACGAN included (vmap over the
-classes too; the class logits come out of the vmapped call); DiffAugment and ADA (each member's own p, its transforms from its own stream); members whose
-learning rates (StackedOptimizer), label targets, penalty weights or dropout rates differ. `why_not_stackable` names what
+stream before the stacked call) whose forward pass needs no data-dependent control flow; every loss,
+WGAN-GP's penalty and lazy R1/R2 included (each member's input gradients through one autograd.grad of the
+stack); EMA; bf16 for the hand-stacked MLP and maxout networks (autocast does not reach inside vmap);
+conditional GANs, ACGAN included (vmap over the classes too; the class logits come out of the vmapped call);
+DiffAugment and ADA (each member's own p, its transforms from its own stream); members whose learning rates
+(StackedOptimizer), label targets, penalty weights or dropout rates differ. `why_not_stackable` names what
 does not.
 """
 
@@ -77,7 +78,8 @@ class StackedNet:
         scores, self.class_logits = vmap(self._with_class_logits, randomness="different")(self.params, buffers, x, y)
         return scores
 
-    def _with_class_logits(self, p: dict, b: dict, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _with_class_logits(self, p: dict, b: dict, x: torch.Tensor,
+                           y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """An ACGAN D's scores and the class logits it keeps (returned here: nothing vmapped may outlive the call)."""
         scores = functional_call(self.base, (p, b), (x, y))
         logits, self.base.class_logits = self.base.class_logits, None
@@ -90,7 +92,8 @@ class StackedNet:
         if key not in self.mask_shapes:
             self.mask_shapes[key] = self.dropout_inputs(x[0], None if y is None else y[0])
         order = self.mask_shapes[key]
-        drawn = [[layers[name].draw(shape, rng) for name, shape in order] for layers, rng in zip(self.dropouts, self.rngs)]
+        drawn = [[layers[name].draw(shape, rng) for name, shape in order]
+                 for layers, rng in zip(self.dropouts, self.rngs)]
         return {f"{name}.mask": torch.stack([member[i] for member in drawn]).to(x.device)
                 for i, (name, _) in enumerate(order)}
 

@@ -174,7 +174,7 @@ class TrainStacks(Callback):
         if groups:
             at_once, stacks = min(len(groups), parallel_jobs(config.hydra)), sum(len(g) > 1 for g in groups)
             alone = sum(len(g) == 1 for g in groups)
-            how = "" if not stacks else f" as {stacks} stack{'s' * (stacks != 1)}" + (f" and {alone} alone" if alone else "")
+            how = f" as {stacks} stack{'s' * (stacks != 1)}" + (f" and {alone} alone" if alone else "") if stacks else ""
             print(f"ganlab: {len(queued)} jobs{how}, {at_once} at a time; each job's train.log says its G steps and "
                   f"time left", flush=True)
             if at_once > 1:
