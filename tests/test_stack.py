@@ -226,7 +226,8 @@ def test_a_stack_writes_each_members_folder_as_its_solo_run_would(tmp_path):
     from ganlab.training.resume import resume_run
     from ganlab.training.stacked_runs import train_members
 
-    own = ("trainer.ema_decay=0.9", "discriminator.dropout=0.3")  # EMA; dropout masks from each member's stream
+    # EMA; dropout in G and D, its masks from each member's own stream
+    own = ("trainer.ema_decay=0.9", "discriminator.dropout=0.3", "generator.dropout=0.2")
     assert train_members(member_jobs(tmp_path, "stack", SEEDS, *own), jobs=1) == 0
     run_job(make_cfg(*STACKED, "seed=2", *own), tmp_path / "solo")
     stacked, solo = tmp_path / "stack" / "seed-2", tmp_path / "solo"
