@@ -201,8 +201,9 @@ def _start_sweep(tmp_path: Path, sweep: Path, seeds: str):
     import sys
     import time
 
+    # trainer.stack=1: the launcher's own workers, each job a process (a sweep of stacks: tests/test_stack.py)
     command = [sys.executable, "-m", "ganlab.cli", "train", "-m", *QUICK[1:], "trainer.epochs=12", f"seed={seeds}",
-               "metrics.enabled=false", f"hydra.sweep.dir={sweep}"]
+               "metrics.enabled=false", "trainer.stack=1", f"hydra.sweep.dir={sweep}"]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)  # its own process group, as a terminal gives it
     deadline = time.time() + 180

@@ -291,7 +291,7 @@ def test_sigterm_stops_a_study_and_its_sweep_and_a_second_process_on_it_writes_n
     assert json.loads((folder / "study.json").read_text())["minutes"] > 0
 
 
-@pytest.mark.slow  # 11 s: it waits for its deadline; the study fixture above checks a study keeps its budget
+@pytest.mark.slow  # 21 s: it waits for its deadline; the study fixture above checks a study keeps its budget
 def test_a_command_given_a_deadline_is_stopped_at_it_and_its_run_checkpointed(tmp_path):
     """What stops a study's round at its --max-minutes: the round's command is sent SIGTERM at the deadline."""
     import time
@@ -303,6 +303,6 @@ def test_a_command_given_a_deadline_is_stopped_at_it_and_its_run_checkpointed(tm
     start = time.monotonic()
     with pytest.raises(OutOfTime):
         run_worker("train", "data.limit=480", "trainer.epochs=200", "metrics.enabled=false", "trainer.progress=false",
-                   f"hydra.run.dir={run}", log=tmp_path / "log", deadline=start + 10)
-    assert time.monotonic() - start < 10 + 10  # stopped at the deadline, not run to its end
+                   f"hydra.run.dir={run}", log=tmp_path / "log", deadline=start + 20)  # 20 s: started on a busy machine
+    assert time.monotonic() - start < 20 + 10  # stopped at the deadline, not run to its end
     assert load_run(run).status == "interrupted" and (run / "checkpoints" / "last.pt").is_file()
