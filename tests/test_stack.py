@@ -404,6 +404,12 @@ def test_runs_that_cannot_stack_train_one_a_process_saying_why(tmp_path):
         saved = f / ".hydra" / "config.yaml"
         saved.write_text(saved.read_text().replace("precision: bf16", "precision: '32'"))
     assert stack_groups(folders[1:], say=said.append) == [folders[1:]]
+    from ganlab.training.job import run_job
+
+    begun = [tmp_path / "alone" / f"seed-{seed}" for seed in (1, 2)]  # begun alone (trainer.stack=auto): not stacked
+    for seed, folder in zip((1, 2), begun):
+        run_job(make_cfg(*STACKED[:-1], "trainer.stack=auto", "trainer.steps=2", f"seed={seed}"), folder)
+    assert stack_groups(begun, say=said.append) == []
     for f, rate in zip(folders, (0.0, 0.2, 0.4)):  # one without dropout, two with it at their own rates
         (f / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(make_cfg(*STACKED, f"discriminator.dropout={rate}")))
     assert stack_groups(folders, say=said.append) == [folders[:1], folders[1:]]

@@ -112,15 +112,15 @@ def stack_groups(run_dirs: list[Path], threads: Optional[int] = None, say=print,
     """The run folders whose configs ask for stacks (trainer.stack not 1), grouped: same config but for the
     seed and SHARED_NUMBERS, same checkpoint step; at most trainer.stack a group (auto: as the sweep's `plan`
     says for their overrides' group, else as measured_stack finds on `threads` threads, saying so), in the
-    order given. Folders with no config to train from are left out."""
+    order given. Folders with no config to train from, and runs begun alone, are left out."""
     alike: dict[str, tuple[DictConfig, list[Path]]] = {}
     for run_dir in run_dirs:
         try:
             cfg, state = saved_run(run_dir, [])
         except CheckpointError:  # the resume of it says what is missing
             continue
-        if not wants_stack(cfg):
-            continue
+        if not wants_stack(cfg) or state is not None and "stack" not in load_run(run_dir).summary:
+            continue  # a run begun alone resumes alone, bit for bit
         config = OmegaConf.to_container(cfg, resolve=True)
         config.pop("seed")
         for group, keys in SHARED_NUMBERS.items():
