@@ -101,6 +101,7 @@ def test_studies_change_what_their_comment_says():
     assert (conditional.generator.conditioning, conditional.discriminator.conditioning) == ("cbn", "projection")
 
 
+@pytest.mark.slow  # 24 s: every +exp trains 2 steps; the default suite composes each (test_config.py)
 def test_every_study_trains_in_one_sweep(tmp_path):
     out = ganlab("train", "-m", "hydra/launcher=basic", "+exp=glob(*)", *QUICK, "metrics.enabled=false", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
