@@ -9,21 +9,31 @@ images, 2,000-sample evaluations after each epoch), the calibrated sequential te
 2 seeds, alpha spent over the looks), MIN_EFFECT for every row, and a budget per question (seeds per value,
 minutes of wall time). Each study lives in outputs/studies/fashion/<name> and continues where it stopped;
 a question whose budget is spent says so in the table, with the command that continues it (a larger
---max-minutes)."""
+--max-minutes).
+
+The studies' records (study.json and each finished run's summary, metrics, config and log: no checkpoints
+or images) are kept in git under experiments/fashion_studies/, copied there after each study and by
+`table`, so that the table is rebuilt and the studies continue on a machine whose outputs/ is new: `run`
+puts a kept record back where outputs/ lacks it, and the study trains its next seeds (the runs of a round
+that stopped half-way train again, seed for seed)."""
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ganlab.judging.study import Study, StudyError
+from ganlab.judging.study import DONE, Study, StudyError
 from ganlab.judging.study_table import COLUMNS, study_rows
+from ganlab.record.catalog import find_runs
 
 HERE = Path(__file__).resolve().parent
 ROOT = Path("outputs/studies/fashion")
+KEPT = HERE / "fashion_studies"  # the studies' records, in git (keep, restore)
+LEFT_OUT = ("checkpoints", "samples", "tensorboard", "mlruns")  # folders a record does without
 COMMON = ("data=fashion_mnist", "preset=cpu")
 MIN_EFFECT = 0.5  # of fd_classifier: Fashion-MNIST's floor (real against real) is 0.14
 BEGIN, END = "<!-- fashion_questions table: begin -->", "<!-- fashion_questions table: end -->"
@@ -103,15 +113,51 @@ def run(names: list[str]) -> int:
               file=sys.stderr)
         return 2
     ROOT.mkdir(parents=True, exist_ok=True)  # --reuse wants a folder
+    for q in QUESTIONS:  # every kept record first: a question's --reuse may take another's base runs
+        restore(q.name)
     failed = []
     for q in QUESTIONS:
         if not names or q.name in names:
             print(f"\n== {q.name}: {' '.join(q.command())}", flush=True)
             if subprocess.call(q.command()) != 0:
                 failed.append(q.name)  # said in its own output; the next question goes on
+            keep(q.name)
     if failed:
         print(f"\nthese studies stopped with an error: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def keep(name: str) -> None:
+    """Copy study `name`'s records from outputs/ into KEPT (replacing the last copy): study.json and the
+    finished runs' small files. Runs still training are left out: restored, they train again."""
+    study = ROOT / name
+    if not (study / "study.json").is_file():
+        return
+    kept, tmp = KEPT / name, KEPT / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for path in [study / "study.json", *study.glob("seeds_*/multirun.yaml")]:
+        _copy(path, tmp / path.relative_to(study))
+    for run in find_runs(study):
+        if run.status in DONE:
+            for path in run.path.rglob("*"):
+                inside = path.relative_to(run.path)
+                if path.is_file() and not set(inside.parts[:-1]) & set(LEFT_OUT) and path.suffix not in (".pt", ".png") \
+                        and not path.name.startswith(".ganlab"):
+                    _copy(path, tmp / run.path.relative_to(study) / inside)
+    shutil.rmtree(kept, ignore_errors=True)
+    tmp.rename(kept)
+
+
+def restore(name: str) -> None:
+    """Put study `name`'s kept record where outputs/ lacks the study (a new machine)."""
+    if (KEPT / name).is_dir() and not (ROOT / name).exists():
+        shutil.copytree(KEPT / name, ROOT / name)
+        print(f"{ROOT / name}: restored from {KEPT / name} (its records; runs left unfinished there train again)")
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
 
 
 def table() -> str:
@@ -163,6 +209,9 @@ def between(text: str, begin: str, end: str, block: str) -> str:
 
 
 def write_tables() -> None:
+    for q in QUESTIONS:  # outputs/ holds the newest records; a new machine's has none, and KEPT holds them
+        keep(q.name)
+        restore(q.name)
     readme, rows = HERE / "README.md", table()
     readme.write_text(between(readme.read_text(), BEGIN, END, rows))
     for q in QUESTIONS:

@@ -44,6 +44,17 @@ TINY_POINTS = ["data=ring8", "data.n_samples=256", "generator=mlp", "discriminat
                *QUICK_METRICS]
 
 
+def experiment_script(name: str):
+    """experiments/NAME.py imported as a module (the folder is no package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
 def make_cfg(*overrides: str) -> DictConfig:
     """The real root config composed with `overrides`, as `ganlab train` would see it: composed once
     per session (Hydra takes a quarter of a second), a fresh copy each call."""

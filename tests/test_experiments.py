@@ -13,7 +13,7 @@ from ganlab import CONF_DIR
 from ganlab.config import validate
 from ganlab.config.validate import holds_images
 from ganlab.record.sweep_table import write_sweep_table
-from tests.conftest import QUICK_METRICS, ganlab, make_cfg, run_cli
+from tests.conftest import QUICK_METRICS, experiment_script, ganlab, make_cfg, run_cli
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "exp").glob("*.yaml"))
 # Studies that keep the image data they are composed with: those that pick no dataset of their own
@@ -264,15 +264,9 @@ def test_sigterm_to_a_parallel_sweep_stops_its_workers_too(tmp_path):
 
 def test_every_fashion_mnist_question_composes_and_validates_with_each_of_its_values():
     """experiments/fashion_questions.py runs for hours: a question whose config cannot be made fails here."""
-    import importlib.util
-    import sys
-
     from ganlab.record.sweep_plan import swept_overrides
 
-    spec = importlib.util.spec_from_file_location("fashion_questions", REPO / "experiments" / "fashion_questions.py")
-    questions = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = questions  # its dataclass looks itself up there
-    spec.loader.exec_module(questions)
+    questions = experiment_script("fashion_questions")
     assert len({q.name for q in questions.QUESTIONS}) == len(questions.QUESTIONS)
     for q in questions.QUESTIONS:
         assert (REPO / "experiments" / q.readme / "README.md").is_file(), q.name

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from ganlab.judging.study import Design, reuse_runs
-from tests.conftest import QUICK_METRICS, ganlab
+from tests.conftest import QUICK_METRICS, experiment_script, ganlab
 
 # Its module-scoped run is made once: under xdist, this file's tests run on one worker.
 pytestmark = pytest.mark.xdist_group("study")
@@ -97,6 +98,30 @@ def test_the_table_of_a_study_reads_change_vs_base_with_its_answers_numbers_and_
     assert "smaller than 30" in aa  # neither value is the base: against the best, as the study tested it
     unstarted = ganlab("study", "--table", str(folder.parent / "myconf"))
     assert unstarted.returncode == 2 and "holds no study" in unstarted.stderr
+
+
+def test_a_studys_kept_record_rebuilds_its_table_and_continues_on_a_machine_whose_outputs_are_new(study, tmp_path,
+                                                                                                     monkeypatch):
+    """experiments/fashion_questions.py keeps each study's records in git (no checkpoints, no images) and puts
+    them back in a new outputs/."""
+    from ganlab.judging.study_table import study_rows
+
+    folder, _ = study
+    script = experiment_script("fashion_questions")
+    monkeypatch.setattr(script, "ROOT", tmp_path / "outputs")
+    monkeypatch.setattr(script, "KEPT", tmp_path / "kept")
+    shutil.copytree(folder, tmp_path / "outputs" / "q")
+    script.keep("q")
+    kept = [p for p in (tmp_path / "kept" / "q").rglob("*") if p.is_file()]
+    assert (tmp_path / "kept" / "q" / "study.json").is_file() and len({p.parent for p in kept}) > 6
+    assert not [p for p in kept if p.suffix in (".pt", ".png") or ".ganlab" in p.name]
+    assert sum(p.stat().st_size for p in kept) < 0.1 * sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    shutil.rmtree(tmp_path / "outputs")  # a new machine
+    script.restore("q")
+    restored = tmp_path / "outputs" / "q"
+    assert [r.cells(link=False) for r in study_rows(restored)] == [r.cells(link=False) for r in study_rows(folder)]
+    more = ganlab("study", "--dir", str(restored))
+    assert more.returncode == 0 and "every answer is settled" in more.stdout and "round:" not in more.stdout
 
 
 @pytest.mark.slow  # 22 s: two studies as processes; the default suite's table test reads a real study (the fixture)
