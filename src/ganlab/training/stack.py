@@ -12,7 +12,8 @@ What stacks: networks (batch and layer norm, packing, minibatch std: their runni
 buffers; spectral norm, its power iteration without out=; dropout, each member's masks drawn from its own
 stream before the stacked call) whose forward pass needs no data-dependent control flow; every loss,
 WGAN-GP's penalty and lazy R1/R2 included (each member's input gradients through one autograd.grad of the
-stack); EMA; bf16 for the hand-stacked MLP and maxout networks (autocast does not reach inside vmap);
+stack); EMA; bf16 (autocast, whose casts a stack's vmapped networks repeat where autocast does not reach:
+training/precision.py's LowerPrecision);
 conditional GANs, ACGAN included (vmap over the classes too; the class logits come out of the vmapped call);
 DiffAugment and ADA (each member's own p, its transforms from its own stream); members whose learning rates
 (StackedOptimizer), label targets, penalty weights or dropout rates differ. `why_not_stackable` names what
@@ -47,9 +48,11 @@ ELEMENTWISE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim
 class StackedNet:
     """K copies of one architecture, each with its own weights, called as one: [K, B, ...] -> [K, B, ...]."""
 
-    def __init__(self, nets: list[nn.Module], fast: bool = True, rngs: Optional[list[torch.Generator]] = None):
+    def __init__(self, nets: list[nn.Module], fast: bool = True, rngs: Optional[list[torch.Generator]] = None,
+                 precision: Optional[Precision] = None):
         """`fast`: the hand-stacked forward of training/stacked_layers.py where it knows the network (else vmap);
-        `rngs`: each member's stream, which its dropout masks come from (needed where the network drops)."""
+        `rngs`: each member's stream, which its dropout masks come from (needed where the network drops);
+        `precision`: the members' (its autocast casts, applied inside vmap too)."""
         self.base = copy.deepcopy(nets[0]).to("meta")  # the architecture; its weights are the stacked ones
         for module in self.base.modules():  # spectral norm's power iteration, as torch's but without out=
             if type(module).__name__ == "_SpectralNorm":
@@ -63,12 +66,17 @@ class StackedNet:
         self.mask_shapes: dict[tuple, list[tuple[str, torch.Size]]] = {}  # by input shape: (layer, its input's)
         self.acgan = getattr(self.base, "method", None) == "acgan"
         self.class_logits: Optional[torch.Tensor] = None  # acgan: [K, B, classes] of the latest call
+        self.precision = precision or Precision("32", torch.device("cpu"))
 
     def __call__(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x: [K, B, ...]; y: [K, B], the classes of a conditional network's batch (None: unconditional)."""
         buffers = {**self.buffers, **self.masks(x, y)} if self.rngs and self.dropouts[0] else self.buffers
         if y is None and self.fast is not None:
             return self.fast(self.params, buffers, x)
+        with self.precision.inside_vmap():
+            return self._vmapped(buffers, x, y)
+
+    def _vmapped(self, buffers: dict, x: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
         if y is None:
             return vmap(lambda p, b, xi: functional_call(self.base, (p, b), (xi,)), randomness="different")(
                 self.params, buffers, x)
@@ -168,17 +176,6 @@ def probe(gan: GAN) -> Optional[str]:
     return None
 
 
-def _bf16_under_vmap(gan: GAN) -> Optional[str]:
-    """bf16 stacks only through hand-stacked layers: autocast does not reach ops inside torch.func.vmap (they
-    run in float32, or fail where a float weight meets a bf16 input)."""
-    for name in ("generator", "discriminator"):
-        net = getattr(gan, name)
-        if stacked_forward(net) is None or getattr(net, "n_classes", 0):
-            return (f"its precision is bf16, which autocast does not apply inside torch.func.vmap, and its {name} "
-                    f"({type(net).__name__}) runs there (only MLP and maxout networks have hand-stacked layers)")
-    return None
-
-
 def why_not_stackable(gans: list[GAN], steps: Optional[list[GANStep]] = None) -> Optional[str]:
     """Why these GANs (trained by these GANSteps) cannot train as one stack (None: they can)."""
     first = gans[0]
@@ -191,8 +188,7 @@ def why_not_stackable(gans: list[GAN], steps: Optional[list[GANStep]] = None) ->
         reason = ("its precision is fp16 (a gradient scaler per run)" if step.precision.mode == "fp16" else
                   "its z does not come from a stream of its own" if step.rng is None else
                   "its dropout masks come from torch's global stream (a run begun before checkpoint format 5)"
-                  if step.global_dropout else
-                  _bf16_under_vmap(step.gan) if step.precision.mode == "bf16" else None)
+                  if step.global_dropout else None)
         if reason:
             return f"the run cannot stack: {reason}"
     for gan in gans:
@@ -305,14 +301,14 @@ class StackedStep:
         self.k, self.rngs, self.device = len(gans), rngs, device
         self.loss, self.losses = gans[0].loss, [g.loss for g in gans]  # of one kind; their numbers are each member's
         self.gans = gans
-        self.generator = StackedNet([g.generator for g in gans], fast, rngs)
-        self.discriminator = StackedNet([g.discriminator for g in gans], fast, rngs)
+        self.precision = Precision(precision, device)
+        self.generator = StackedNet([g.generator for g in gans], fast, rngs, self.precision)
+        self.discriminator = StackedNet([g.discriminator for g in gans], fast, rngs, self.precision)
         self.opt_g = StackedOptimizer([g.opt_g for g in gans], self.generator.parameters())
         self.opt_d = StackedOptimizer([g.opt_d for g in gans], self.discriminator.parameters())
         for net, opt, which in ((self.generator, self.opt_g, "generator"), (self.discriminator, self.opt_d, "discriminator")):
             gather_state(opt, net, [(getattr(g, which), getattr(g, f"opt_{which[0]}")) for g in gans])
             net.bind([getattr(g, which) for g in gans])
-        self.precision = Precision(precision, device)
         self.y: Optional[torch.Tensor] = None  # the current batch's classes [K, B] (a conditional GAN's)
         self.augments = augments if augments and any(augments) else None
         regularisers = regularisers or [LazyRegulariser(0.0, 0.0, 16)] * self.k
