@@ -144,8 +144,8 @@ class StackedNet:
 
     def grad_norms(self) -> torch.Tensor:
         """Each member's gradient norm over all its parameters: [K]."""
-        grads = [p.grad.flatten(1) for p in self.params.values() if p.grad is not None]
-        return torch.cat(grads, dim=1).norm(dim=1)
+        norms = [p.grad.flatten(1).norm(dim=1) for p in self.params.values() if p.grad is not None]
+        return torch.stack(norms, dim=1).norm(dim=1)  # the norm of the per-tensor norms, as the solo run's
 
 
 @torch.no_grad()
@@ -233,7 +233,11 @@ class StackedOptimizer:
         rates = [opt.param_groups[0]["lr"] for opt in members]
         settings = {k: v for k, v in members[0].param_groups[0].items() if k != "params"}
         self.rates = None if len(set(rates)) == 1 else torch.tensor(rates, dtype=params[0].dtype, device=params[0].device)
-        self.optimizer = type(members[0])(params, **{**settings, **({"lr": 1.0} if self.rates is not None else {})})
+        settings.update({"lr": 1.0} if self.rates is not None else {})
+        try:  # the fused kernel where the optimiser has one for these tensors: a stack has few, large ones
+            self.optimizer = type(members[0])(params, **{**settings, "foreach": None, "fused": True})
+        except (RuntimeError, TypeError, ValueError):
+            self.optimizer = type(members[0])(params, **settings)
         self.state, self.params = self.optimizer.state, params
 
     def zero_grad(self, set_to_none: bool = True) -> None:
