@@ -155,6 +155,7 @@ def test_a_study_reuses_the_runs_of_its_jobs_that_another_study_made_and_trains_
     (["optim.lr=1e-4,2e-4", "seed=1,2"], "a study picks the seeds itself"),
     (["optim.lr=1e-4,2e-4", "--max-seeds", "1"], "--max-seeds 1"),
     (["optim.lr=1e-4,2e-4", "--min-effect", "-1"], "--min-effect -1"),
+    (["--reuse", ".", "optim.lr=1e-4"], "nothing to compare"),  # an override after --reuse DIR is an override
 ])
 def test_a_study_that_cannot_run_says_why_in_one_line_and_writes_nothing(tmp_path, args, message):
     out = ganlab("study", *args, "--dir", str(tmp_path / "s"))

@@ -357,6 +357,9 @@ def study_command(args: argparse.Namespace) -> int:
 
         print(markdown_table(args.table), end="")
         return 0
+    # `--reuse DIR key=a,b`: argparse hands the overrides after --reuse to it; they are overrides
+    overrides = [f for f in args.reuse if "=" in f and not Path(f).exists()]
+    args.reuse, args.overrides = [f for f in args.reuse if f not in overrides], [*args.overrides, *overrides]
     if not args.overrides:
         if not args.dir:
             raise ValueError("give the overrides to compare (e.g. +exp=baseline,label_smoothing), or --dir DIR to "
