@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganlab.parts.networks.layers import StreamDropout
-from ganlab.parts.networks.mlp import Maxout, MaxoutDiscriminator, MLPDiscriminator, MLPGenerator
+from ganlab.parts.networks.mlp import Maxout, MaxoutDiscriminator, MLPDiscriminator, MLPGenerator, maxout
 from ganlab.parts.networks.packing import Packed
 
 Tensors = dict[str, torch.Tensor]
@@ -60,7 +60,7 @@ def _layer(module: nn.Module, prefix: str) -> Optional[Layer]:
         return lambda p, b, x: _linear(p, b, prefix, module, x)
     if isinstance(module, Maxout) and _plain_or_spectral(module.linear):
         width, pieces, linear = module.width, module.pieces, module.linear
-        return lambda p, b, x: _linear(p, b, f"{prefix}linear.", linear, x).view(*x.shape[:2], width, pieces).amax(-1)
+        return lambda p, b, x: maxout(_linear(p, b, f"{prefix}linear.", linear, x).view(*x.shape[:2], width, pieces))
     if isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1:
         return lambda p, b, x: x.flatten(2)
     if isinstance(module, nn.BatchNorm1d) and module.affine and module.track_running_stats:
