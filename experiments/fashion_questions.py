@@ -11,8 +11,8 @@ minutes of wall time). Each study lives in outputs/studies/fashion/<name> and co
 a question whose budget is spent says so in the table, with the command that continues it (a larger
 --max-minutes).
 
-The studies' records (study.json and each finished run's summary, metrics, config and log: no checkpoints
-or images) are kept in git under experiments/fashion_studies/, copied there after each study and by
+The studies' records (study.json and each finished run's summary, scores, config and log: no checkpoints,
+images or loss logs) are kept in git under experiments/fashion_studies/, copied there after each study and by
 `table`, so that the table is rebuilt and the studies continue on a machine whose outputs/ is new: `run`
 puts a kept record back where outputs/ lacks it, and the study trains its next seeds (the runs of a round
 that stopped half-way train again, seed for seed)."""
@@ -33,7 +33,8 @@ from ganlab.record.catalog import find_runs
 HERE = Path(__file__).resolve().parent
 ROOT = Path("outputs/studies/fashion")
 KEPT = HERE / "fashion_studies"  # the studies' records, in git (keep, restore)
-LEFT_OUT = ("checkpoints", "samples", "tensorboard", "mlruns")  # folders a record does without
+LEFT_OUT = ("checkpoints", "samples", "tensorboard", "mlruns",  # what a record does without: the table reads
+            "metrics.csv", ".pt", ".png")  # summary.json, quality.csv and the config
 COMMON = ("data=fashion_mnist", "preset=cpu")
 MIN_EFFECT = 0.5  # of fd_classifier: Fashion-MNIST's floor (real against real) is 0.14
 BEGIN, END = "<!-- fashion_questions table: begin -->", "<!-- fashion_questions table: end -->"
@@ -141,8 +142,8 @@ def keep(name: str) -> None:
         if run.status in DONE:
             for path in run.path.rglob("*"):
                 inside = path.relative_to(run.path)
-                if path.is_file() and not set(inside.parts[:-1]) & set(LEFT_OUT) and path.suffix not in (".pt", ".png") \
-                        and not path.name.startswith(".ganlab"):
+                if path.is_file() and not {*inside.parts, path.suffix} & set(LEFT_OUT) and \
+                        not path.name.startswith(".ganlab"):
                     _copy(path, tmp / run.path.relative_to(study) / inside)
     shutil.rmtree(kept, ignore_errors=True)
     tmp.rename(kept)
