@@ -446,3 +446,13 @@ def test_runs_that_cannot_stack_train_one_a_process_saying_why(tmp_path, monkeyp
     for f, rate in zip(folders, (0.0, 0.2, 0.4)):  # one without dropout, two with it at their own rates
         (f / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(make_cfg(*STACKED, f"discriminator.dropout={rate}")))
     assert stack_groups(folders, say=said.append) == [folders[:1], folders[1:]]
+
+
+def test_a_sweeps_jobs_are_grouped_for_stacks_by_all_but_their_seed_and_shared_numbers():
+    from ganlab.training.stacked_runs import group_key
+
+    none = group_key(["seed=1", "discriminator.dropout=0.00", "optim.lr=1e-4"])
+    assert none == group_key(["seed=2", "discriminator.dropout=0", "optim.lr=2e-4"])  # 0 however written: no layer
+    dropping = group_key(["seed=1", "discriminator.dropout=0.3", "optim.lr=1e-4"])
+    assert dropping != none and dropping == group_key(["seed=3", "discriminator.dropout=0.5", "optim.lr=1e-4"])
+    assert group_key(["seed=1", "generator.width=32"]) != group_key(["seed=1", "generator.width=64"])

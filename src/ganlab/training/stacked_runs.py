@@ -54,10 +54,18 @@ def group_key(overrides: list[str]) -> str:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
         if key.endswith(".dropout") and key in shared:
-            kept.append(f"{key} drops: {value not in ('0', '0.0')}")
+            kept.append(f"{key} drops: {_rate(value) != 0}")
         elif key != "seed" and key not in shared:
             kept.append(override)
     return json.dumps(sorted(kept))
+
+
+def _rate(value: str) -> float:
+    """A dropout rate as an override writes it ("0", "0.00", "1e-6"); one that is not a number counts as dropping."""
+    try:
+        return float(value)
+    except ValueError:
+        return 1.0
 
 
 def plan_stacks(overrides: list[str], threads: int, say=print) -> tuple[dict[str, int], int]:
