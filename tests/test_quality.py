@@ -72,7 +72,7 @@ def test_class_scores_and_sliced_wasserstein_known_values():
 # ---------------------------------------------------------------- evaluators on real data
 @pytest.fixture(scope="module")
 def digits_evaluator():
-    cfg = make_cfg("metrics.classifier_steps=400", "metrics.n_samples=1000")
+    cfg = make_cfg("metrics.n_samples=1000")  # the shipped yardstick of the digits: nothing to train
     return build_evaluator(cfg, load_dataset(cfg.data)), cfg
 
 
@@ -320,3 +320,36 @@ def test_a_changed_classifier_cache_is_never_used_and_the_yardstick_stays_the_sa
         assert "not used" in caplog.text, name
         assert again.score(images)["fd_classifier"] == expected and again.floor == floor, name
         assert again.info["yardstick"] == first.info["yardstick"], name
+
+
+def test_the_digits_are_scored_with_the_shipped_yardstick_on_every_machine_whatever_the_cache_held(tmp_path, caplog):
+    """Trained here, the yardstick classifier's weights depend on the processor and the threads (Fashion-MNIST's
+    scored the same generators 1.7% apart), so the studies' datasets ship theirs: a fresh cache, or one holding
+    weights trained on this machine, scores with the shipped weights, and the yardstick names them."""
+    import logging
+    import shutil
+
+    from ganlab.quality.classifier import SHIPPED, unsealed
+
+    cfg = make_cfg("metrics.n_samples=300", f"metrics.cache_dir={tmp_path}")
+    data = load_dataset(cfg.data)
+    with caplog.at_level(logging.INFO):
+        shipped = build_evaluator(cfg, data)
+    assert "trained the" not in caplog.text  # nothing trained
+    meta = unsealed(SHIPPED / shipped.classifier.folder.name / "classifier.json")
+    assert shipped.classifier.weights_sha256 == meta["weights_sha256"]
+    assert shipped.info["yardstick"].endswith(f"-w{shipped.info['weights'][:8]}")
+    expected = shipped.score(data.x[:300])
+    # a cache that holds a classifier trained on this machine (here: 60 steps, sealed as the cache seals it)
+    folder = shipped.classifier.folder
+    shutil.rmtree(folder)
+    local = build_evaluator(make_cfg("metrics.n_samples=300", f"metrics.cache_dir={tmp_path / 'local'}",
+                                     "metrics.classifier_steps=60"), data)
+    shutil.copytree(local.classifier.folder, folder)
+    assert local.info["yardstick"] != shipped.info["yardstick"]  # other weights, another yardstick
+    with caplog.at_level(logging.INFO):
+        caplog.clear()
+        again = build_evaluator(cfg, data)
+    assert "replaced by the yardstick ganlab ships" in caplog.text
+    assert again.info["yardstick"] == shipped.info["yardstick"] and again.score(data.x[:300]) == expected
+    assert again.floor == shipped.floor  # the floor of the other weights went with them

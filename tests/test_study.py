@@ -146,6 +146,14 @@ def test_a_study_reuses_the_runs_of_its_jobs_that_another_study_made_and_trains_
     [changed] = (tmp_path / "a").glob("seeds_1-2/*lr=0.002*seed=2*/.hydra/config.yaml")
     changed.write_text(changed.read_text().replace("batch_size: 64", "batch_size: 32"))
     assert reuse_runs(design, [1, 2], tmp_path / "d", set()) == [] and not (tmp_path / "d").exists()
+    # nor is a run scored with another yardstick (a classifier trained on another machine)
+    design = Design([*quick, "optim.lr=1e-6,7e-3"], max_seeds=2, reuse=[str(tmp_path / "a")])
+    assert reuse_runs(design, [1, 2], tmp_path / "f", set()) == ["optim.lr=1e-06"]
+    [elsewhere] = (tmp_path / "a").glob("seeds_1-2/*lr=1e-06*seed=1*/summary.json")
+    summary = json.loads(elsewhere.read_text())
+    summary["quality"]["scored_with"]["yardstick"] += "-elsewhere"
+    elsewhere.write_text(json.dumps(summary))
+    assert reuse_runs(design, [1, 2], tmp_path / "g", set()) == [] and not (tmp_path / "g").exists()
     refused = ganlab("study", "optim.lr=1e-4,2e-4", "--dir", str(tmp_path / "e"), "--reuse", str(tmp_path / "none"))
     assert refused.returncode == 2 and "--reuse" in refused.stderr and not (tmp_path / "e").exists()
 

@@ -180,6 +180,14 @@ def test_runs_scored_with_different_yardsticks_or_compute_are_warned_about():
     a.summary["quality"]["scored_with"] = {"yardstick": "digits-1x8x8-aaaa"}
     b.summary["quality"]["scored_with"] = {"yardstick": "digits-1x8x8-bbbb"}
     assert any("different yardsticks" in w for w in compare([a, b]).warnings)
+    # a study continued on another machine: each seed's pair scored with one yardstick, the seeds with two
+    runs = [run(1.0 + s + (lr == "b"), lr=lr, seed=s) for s in range(4) for lr in "ab"]
+    for r, yardstick in zip(runs, ["digits-1x8x8-aaaa"] * 4 + ["digits-1x8x8-bbbb"] * 4):
+        r.summary["quality"]["scored_with"] = {"yardstick": yardstick}
+    [note] = [w for w in compare(runs).warnings if "yardsticks" in w]
+    assert note.startswith("note: the seeds were scored with 2 yardsticks") and "paired differences stand" in note
+    runs[4].summary["quality"]["scored_with"] = {"yardstick": "digits-1x8x8-aaaa"}  # seed 2's pair: two yardsticks
+    assert any(w.startswith("WARNING") and "different yardsticks" in w for w in compare(runs).warnings)
 
 
 # ----------------------------------------------------------------------- one yardstick, copies

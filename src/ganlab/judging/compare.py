@@ -320,11 +320,19 @@ def _secondary(runs: list[RunRecord], name: str) -> float:
 
 def _warnings(runs: list[RunRecord], swept: dict[str, dict[Path, str]]) -> list[str]:
     out = []
-    yardsticks = {r.summary.yardstick for r in runs if r.quality}
-    if len(yardsticks - {None}) > 1:
-        named = ", ".join(sorted(yardsticks - {None}))
-        out.append(f"WARNING: these runs were scored with different yardsticks ({named}): their scores are not "
-                   f"comparable")
+    yardsticks = {r.summary.yardstick for r in runs if r.quality} - {None}
+    if len(yardsticks) > 1:
+        named = ", ".join(sorted(yardsticks))
+        per_seed: dict[str, set] = {}
+        for r in runs:
+            per_seed.setdefault(swept.get("seed", {}).get(r.path), set()).add(r.summary.yardstick)
+        if None not in per_seed and all(len(y - {None}) == 1 for y in per_seed.values()):
+            out.append(f"note: the seeds were scored with {len(yardsticks)} yardsticks ({named}; a classifier "
+                       f"trained on another machine), each seed's runs with one: the paired differences stand (a "
+                       f"yardstick scales them by a few percent), scores of different seeds do not compare")
+        else:
+            out.append(f"WARNING: these runs were scored with different yardsticks ({named}): their scores are not "
+                       f"comparable")
     configs = {r.path: _config(r.path) for r in runs}
     for key in COMPUTE_KEYS:
         values = {OmegaConf.select(c, key, default=None) for c in configs.values() if c is not None}

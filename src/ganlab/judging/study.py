@@ -335,10 +335,12 @@ class Study:
 def reuse_runs(design: Design, seeds: list[int], folder: Path, placed: set) -> list[str]:
     """Copy into `folder`/reused, from the design's --reuse folders, the finished runs that are exactly jobs
     of this round: the same value and seed, overrides of the same keys and the same config (but for
-    how-not-what settings), so that compare sees no other difference. Whole values only (a
+    how-not-what settings), scored with the yardstick this machine scores with (a run scored elsewhere with
+    a classifier trained there is not), so that compare sees no other difference. Whole values only (a
     value's run for every one of `seeds`), and only for a study of one swept key. Returns the values copied
     ("key=value")."""
     from ganlab.config.schema import compose_train
+    from ganlab.quality import yardstick_of
 
     swept = swept_overrides(design.overrides)
     if not design.reuse or len(swept) != 1 or design.config_dir:
@@ -347,6 +349,9 @@ def reuse_runs(design: Design, seeds: list[int], folder: Path, placed: set) -> l
     fixed = _without(design.overrides, key)
     candidates = [r for d in design.reuse if Path(d).is_dir() for r in find_runs(Path(d))
                   if r.status == "completed" and folder.resolve() not in r.path.resolve().parents]
+    if candidates:  # scored as this study's own runs will be: the same data and classifier weights
+        yardstick = yardstick_of(compose_train(*fixed, f"{prefix}{key}={values[0]}", f"seed={seeds[0]}"))
+        candidates = [r for r in candidates if r.summary.yardstick == yardstick]
     copied = []
     for value in values:
         if any(((((key, value),), seed) in placed) for seed in seeds):

@@ -85,7 +85,8 @@ class ImageEvaluator(Evaluator):
         self.copy_threshold = self._copy_threshold(other)
         self.info = {"feature_space": f"{classifier.task} classifier", **classifier.meta, "n_real": len(reference),
                      "n_generated": self.n_fake, "nearest_k": k,
-                     "yardstick": f"{data.name}-{'x'.join(map(str, data.sample_shape))}-{classifier.hash[:12]}"}
+                     "yardstick": f"{data.name}-{'x'.join(map(str, data.sample_shape))}-{classifier.hash[:12]}"
+                                  f"-w{classifier.meta['weights'][:8]}"}  # the data and the weights
         self.floor = self._floor(other, n)
         self.inception = None
         if inception_weights is not None:  # the floor's real images: the other split, else another draw of these
@@ -272,6 +273,12 @@ def build_evaluator(cfg: DictConfig, data: Dataset) -> Evaluator:
                                None if other is None else other.labels, Path(m.cache_dir), m.classifier_steps)
     return with_primary(ImageEvaluator(classifier, cpu, other, m.n_samples, m.nearest_k,
                                        find_weights(m.inception_weights), Path(m.cache_dir)), m.primary)
+
+
+def yardstick_of(cfg: DictConfig) -> Optional[str]:
+    """The yardstick a run of `cfg` is scored with on this machine (its summary's scored_with.yardstick), or
+    None when it is not scored."""
+    return build_evaluator(cfg, load_dataset(cfg.data, cfg.seed)).info["yardstick"] if cfg.metrics.enabled else None
 
 
 def with_primary(evaluator: Evaluator, primary: Optional[str]) -> Evaluator:
