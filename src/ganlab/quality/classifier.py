@@ -1,11 +1,11 @@
 """A small CNN trained once per dataset on its training split; its penultimate layer is the
 feature space of the image scores, its predictions give the class scores.
 
-Trained here, its weights depend on the processor and the number of threads (another rounding order takes
-1,500 Adam steps elsewhere: Fashion-MNIST's scored the same generators 1.7% higher with 2 threads than with
-1), so the datasets ganlab's own studies use ship with the yardstick they are scored with (SHIPPED): every
-machine scores Fashion-MNIST and the digits with the same weights, and a run's `scored_with.yardstick` names
-them.
+Trained here, its weights depend on the processor and the number of threads (1,500 Adam steps in another
+rounding order end elsewhere: Fashion-MNIST's trained with 2 threads scored the same generators 1-4% higher
+than with 1, experiments/yardstick_spread/), so the datasets of ganlab's own studies ship their yardstick's
+weights (SHIPPED): every machine scores Fashion-MNIST and the digits with the same network, and a run's
+`scored_with.yardstick` names the weights as well as the data.
 
 Datasets without labels (a folder of images) train it to predict which of four rotations was
 applied to an image (Gidaris et al. 2018): a task that needs the shapes of the data itself, so the
