@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganlab.judging.study import DONE, Study, StudyError
-from ganlab.judging.study_table import COLUMNS, study_rows
+from ganlab.judging.study_table import COLUMNS, processors, study_rows
 from ganlab.record.catalog import find_runs
 
 HERE = Path(__file__).resolve().parent
@@ -188,7 +188,7 @@ def study_block(q: Question) -> str:
         "```bash", " ".join(q.command()), "```", "",
         f"Budget {q.max_seeds} seeds per value and {q.max_minutes:g} min; {look.seeds} seeds per value (seeds "
         f"{study.design.first_seed}-{study.design.first_seed + look.seeds - 1}), "
-        f"{study.minutes:.1f} min of wall time on {look.processor or 'a processor it did not record'}; "
+        f"{study.minutes:.1f} min of wall time on {processors(study) or 'a processor it did not record'}; "
         + (f"stopped: {study.stopped}." if study.stopped else "not stopped yet."),
         "Built from the study's records by `python experiments/fashion_questions.py table` (experiments/README.md "
         "says how to read it). The results after this section are earlier measurements, with the verdicts of "

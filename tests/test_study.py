@@ -100,6 +100,16 @@ def test_the_table_of_a_study_reads_change_vs_base_with_its_answers_numbers_and_
     assert unstarted.returncode == 2 and "holds no study" in unstarted.stderr
 
 
+def test_a_study_continued_on_another_machine_names_both_machines_beside_its_wall_time():
+    from types import SimpleNamespace
+
+    from ganlab.judging.study_table import processors
+
+    looks = [SimpleNamespace(processor=p) for p in ("Intel Xeon (AMX-BF16)", "Intel Xeon (AMX-BF16)", "",
+                                                     "AMD EPYC (AVX512-BF16)")]  # "": a look that did not record it
+    assert processors(SimpleNamespace(looks=looks)) == "Intel Xeon (AMX-BF16), then AMD EPYC (AVX512-BF16)"
+
+
 def test_a_studys_kept_record_rebuilds_its_table_and_continues_on_a_machine_whose_outputs_are_new(study, tmp_path,
                                                                                                      monkeypatch):
     """experiments/fashion_questions.py keeps each study's records in git (no checkpoints, no images) and puts

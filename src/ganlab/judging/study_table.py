@@ -30,7 +30,7 @@ class Row:
     seeds: int
     minutes: float
     course: str  # learns faster / ends better / ... (over_training.kind_of_effect), change against base
-    processor: str = ""  # where the study's wall time was spent (its last look's machine)
+    processor: str = ""  # where the study's wall time was spent (its looks' machines, in order)
 
     def cells(self, link: bool) -> list[str]:
         name = f"[{self.study.name}]({self.study.as_posix()}): " if link else ""
@@ -64,8 +64,13 @@ def study_rows(folder: Path) -> list[Row]:
             else:  # "change vs base" as the study asked it, or with three values or more, against the best
                 question = f"{key}={e.value} vs {best}"
             rows.append(Row(folder, question, _words(answer, study), difference, interval, look.seeds, study.minutes,
-                            course, look.processor))
+                            course, processors(study)))
     return rows
+
+
+def processors(study: Study) -> str:
+    """The machines a study's rounds ran on, in order: "A", or "A, then B" for a study continued elsewhere."""
+    return ", then ".join(dict.fromkeys(look.processor for look in study.looks if look.processor))
 
 
 def markdown_table(folders: list[Path], link: bool = True) -> str:
