@@ -327,9 +327,9 @@ def _warnings(runs: list[RunRecord], swept: dict[str, dict[Path, str]]) -> list[
         for r in runs:
             per_seed.setdefault(swept.get("seed", {}).get(r.path), set()).add(r.summary.yardstick)
         if None not in per_seed and all(len(y - {None}) == 1 for y in per_seed.values()):
-            out.append(f"note: the seeds were scored with {len(yardsticks)} yardsticks ({named}; a classifier "
-                       f"trained on another machine), each seed's runs with one: the paired differences stand (a "
-                       f"yardstick scales them by a few percent), scores of different seeds do not compare")
+            out.append(f"note: the seeds were scored with {len(yardsticks)} yardsticks ({named}), each seed's runs "
+                       f"with one (a study continued on another machine): the paired differences stand (a yardstick "
+                       f"scales them by a few percent); scores of different seeds do not compare")
         else:
             out.append(f"WARNING: these runs were scored with different yardsticks ({named}): their scores are not "
                        f"comparable")
