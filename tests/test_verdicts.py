@@ -175,6 +175,15 @@ def test_the_curves_colour_runs_by_their_setting_wherever_the_seed_sits_in_the_o
     assert all(len(c) == 1 for c in by_setting.values()) and len(set.union(*by_setting.values())) == 3
 
 
+def test_one_number_spelt_two_ways_is_one_setting_not_a_factor():
+    """A study's rounds run as Hydra sweeps wrote optim.lr=2e-4 as 0.0002, its resumed round as typed: compare
+    tested "optim.lr=2e-4 vs 0.0002" beside the question asked."""
+    runs = [run(1.0 + s + (mult == "0.5"), optim__lr="0.0002" if s < 3 else "2e-4", optim__d_lr_mult=mult, seed=s)
+            for s in range(5) for mult in ("1", "0.5")]
+    factors = compare(runs).factors
+    assert list(factors) == ["optim.d_lr_mult"] and factors["optim.d_lr_mult"].effects[0].n_pairs == 5
+
+
 def test_runs_scored_with_different_yardsticks_or_compute_are_warned_about():
     a, b = run(1.0, lr="a"), run(2.0, lr="b")
     a.summary["quality"]["scored_with"] = {"yardstick": "digits-1x8x8-aaaa"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -131,4 +132,19 @@ def swept_values(runs: list[RunRecord]) -> dict[str, dict[Path, str]]:
     for values in table.values():  # a run without the override ran with the config's default
         for run in runs:
             values.setdefault(run.path, "(default)")
+    table = {key: _each_number_spelt_once(values) for key, values in table.items()}
     return {k: v for k, v in table.items() if len(set(v.values())) > 1 and k not in HOW_NOT_WHAT}
+
+
+def _each_number_spelt_once(values: dict[Path, str]) -> dict[Path, str]:
+    """A key's values with one spelling per number, the first run's: Hydra's sweeper writes optim.lr=2e-4 as
+    0.0002, a job started by hand (or a resumed round's) as typed, and they are one setting."""
+    spelling: dict[float, str] = {}
+    out = {}
+    for path, value in values.items():
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        out[path] = value if math.isnan(number) else spelling.setdefault(number, value)
+    return out
