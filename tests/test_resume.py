@@ -336,6 +336,26 @@ def test_a_sweeps_job_resumes_with_the_threads_it_started_with_bit_for_bit(tmp_p
     assert all(torch.equal(ca["generator"][k], cb["generator"][k]) for k in cb["generator"])
 
 
+@pytest.mark.slow  # 30 s: a parallel sweep and its completion, each a process; the commands it runs: test_study
+def test_a_sweeps_job_it_never_started_trains_as_the_sweep_would_have_bit_for_bit(tmp_path, monkeypatch):
+    """`ganlab sweep --resume` trains a parallel sweep's never-started job as one of its parallel jobs (cores //
+    jobs torch threads), so that it makes the numbers the uninterrupted sweep made; alone it took every core."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # as a user's shell: the threads are the sweep's choice
+    sweep = tmp_path / "sweep"
+    kept = [o for o in RUN if not o.startswith(("trainer.epochs", "trainer.threads", "metrics."))]
+    out = run_cli("train", "-m", *kept, "metrics.enabled=false", "trainer.steps=6", "seed=1,2", f"hydra.sweep.dir={sweep}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    job = next(sweep.glob("*seed=2*"))  # its name: metrics.enabled=False, as Hydra's sweeper spells it
+    made = torch.load(job / "checkpoints" / "last.pt", weights_only=True)
+    shutil.rmtree(job)  # as if the sweep had been stopped before it started this job
+    out = run_cli("sweep", str(sweep), "--resume")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert sorted(p.name for p in sweep.glob("*seed=*")) == [job.name.replace("seed=2", f"seed={s}") for s in (1, 2)]
+    assert "(1 torch threads" in (job / "train.log").read_text()  # 2 jobs at a time on 2 cores, as in the sweep
+    remade = torch.load(job / "checkpoints" / "last.pt", weights_only=True)
+    assert all(torch.equal(made["generator"][k], remade["generator"][k]) for k in made["generator"])
+
+
 @pytest.mark.parametrize("written_as", [3, 2])
 def test_a_run_that_ended_mid_epoch_extends_as_an_uninterrupted_run(tmp_path, written_as):
     """trainer.steps=10 of 8 steps an epoch ends in the second epoch; extended to 20 steps, it goes on with

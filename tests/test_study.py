@@ -190,7 +190,9 @@ def test_a_study_refuses_a_folder_that_holds_something_else(tmp_path):
 def test_continuing_a_round_resumes_its_stopped_jobs_and_trains_the_ones_never_started(tmp_path, monkeypatch):
     """An interrupted round: seed 1's lr=0.1 job finished, its lr=0.2 job has a folder but never trained, seed 2's
     lr=0.1 job was stopped, its lr=0.2 job never started. Continuing resumes the stopped and the untrained jobs in
-    their folders and trains the last into the same round folder; nothing else."""
+    their folders and trains the last into the same round folder, as the round's launcher ran them (2 at a time, each
+    told it shares the machine: cores // 2 threads, as the numbers of an uninterrupted round), its overrides as
+    Hydra's sweeper spells them in its siblings (False, not false); nothing else."""
     from ganlab.judging.study import Design, Study
     from ganlab.training import sweep as sweep_module
 
@@ -200,6 +202,7 @@ def test_continuing_a_round_resumes_its_stopped_jobs_and_trains_the_ones_never_s
     round_dir.mkdir()
     (round_dir / "multirun.yaml").write_text(  # what Hydra wrote when the round's sweep started
         "hydra:\n  sweeper:\n    _target_: hydra._internal.core_plugins.basic_sweeper.BasicSweeper\n"
+        "  launcher:\n    _target_: hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher\n    n_jobs: 2\n"
         "  overrides:\n    task: [+exp=baseline, trainer.progress=false, 'optim.lr=0.1,0.2', 'seed=1,2']\n"
         "  runtime:\n    config_sources:\n    - {path: /my/conf, schema: file, provider: command-line}\n")
     for lr, seed, status in (("0.1", 1, "completed"), ("0.2", 1, None), ("0.1", 2, "running")):
@@ -210,11 +213,14 @@ def test_continuing_a_round_resumes_its_stopped_jobs_and_trains_the_ones_never_s
             (job / "summary.json").write_text(json.dumps({"status": status}))
         (job / ".ganlab.lock").write_text("pid 1 on gone\n")  # a claim no process holds: killed, so stopped
     calls = []
-    monkeypatch.setattr(sweep_module, "run_worker", lambda *args, log, deadline=None: calls.append(args))
+    monkeypatch.setattr(sweep_module, "run_workers", lambda commands, at_once, log, deadline=None:
+                        calls.append((commands, at_once)))
     study._train_round([1, 2], say=lambda line: None)
-    assert calls == [("resume", str(round_dir / "lr0.1-seed2")), ("resume", str(round_dir / "lr0.2-seed1")),
-                     ("train", "--config-dir", "/my/conf", "+exp=baseline", "trainer.progress=false", "optim.lr=0.2", "seed=2",
-                      f"hydra.run.dir='{round_dir.resolve() / '+exp=baseline,optim.lr=0.2,seed=2'}'")]
+    assert calls == [([["resume", "--jobs", "2", str(round_dir / "lr0.1-seed2")],
+                       ["resume", "--jobs", "2", str(round_dir / "lr0.2-seed1")],
+                       ["train", "--jobs", "2", "--config-dir", "/my/conf", "+exp=baseline", "trainer.progress=False",
+                        "optim.lr=0.2", "seed=2",
+                        f"hydra.run.dir='{round_dir.resolve() / '+exp=baseline,optim.lr=0.2,seed=2'}'"]], 2)]
 
 
 def fake_round(folder: Path, jobs: list[tuple[str, str, int]]) -> None:

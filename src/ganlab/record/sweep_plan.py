@@ -51,9 +51,17 @@ def swept_settings(overrides: list[str]) -> list[tuple[tuple[str, str], ...]]:
 
 def setting_and_seed(run: RunRecord, keys: set[str]) -> tuple[tuple[tuple[str, str], ...], Optional[int]]:
     """A run's setting (its values of the swept `keys`) and its seed."""
-    values = {o.partition("=")[0].lstrip("+~"): o.partition("=")[2] for o in run.overrides}
-    seed = values.get("seed", "")
-    return tuple((k, values[k]) for k in sorted(keys) if k in values), int(seed) if seed.isdigit() else None
+    seed = _values(run.overrides).get("seed", "")
+    return _setting(run.overrides, keys), int(seed) if seed.isdigit() else None
+
+
+def _setting(overrides: list[str], keys: set[str]) -> tuple[tuple[str, str], ...]:
+    values = _values(overrides)
+    return tuple((k, values[k]) for k in sorted(keys) if k in values)
+
+
+def _values(overrides: list[str]) -> dict[str, str]:
+    return {o.partition("=")[0].lstrip("+~"): o.partition("=")[2] for o in overrides}
 
 
 def planned_overrides(sweep_dir: Path) -> Optional[list[str]]:
@@ -80,14 +88,15 @@ def planned_config_dir(sweep_dir: Path) -> Optional[str]:
 
 
 def missing_jobs(overrides: list[str], jobs: list[RunRecord]) -> list[list[str]]:
-    """The planned jobs (each as its overrides) that have no folder: an interrupted sweep never started them."""
-    swept = swept_overrides(overrides)
-    keys = {k for k, _, _ in swept}
+    """The planned jobs that have no folder (an interrupted sweep never started them), each as the overrides
+    Hydra's BasicSweeper gives it (its spelling: `False` for false, `0.0002` for 2e-4, as its siblings')."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    keys = {k for k, _, _ in swept_overrides(overrides)}
     have = {setting_and_seed(r, keys)[0] for r in jobs}
-    fixed = [o for o in overrides if o.lstrip("+~").partition("=")[0] not in keys]
-    prefixes = {k: p for k, p, _ in swept}
-    return [fixed + [f"{prefixes[k]}{k}={v}" for k, v in setting] for setting in swept_settings(overrides)
-            if setting not in have]
+    planned = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(overrides), None)[0]
+    return [job for job in planned if _setting(job, keys) not in have]
 
 
 def job_folder_name(job: list[str]) -> str:

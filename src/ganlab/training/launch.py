@@ -134,7 +134,7 @@ def hydra_task(cfg: DictConfig) -> float | None:
                 validate(cfg)
                 claim.release()
                 return None
-        summary = run_job(cfg, run_dir, jobs=parallel_jobs(hydra_cfg) if sweeping else 1)
+        summary = run_job(cfg, run_dir, jobs=parallel_jobs(hydra_cfg) if sweeping else _sharing)
     except KeyboardInterrupt:
         if sweeping:
             raise
@@ -202,25 +202,31 @@ def launch_training(rest: list[str]) -> int:
     return 0
 
 
+_sharing = 1  # how many jobs share the machine with a worker's single run (`train --jobs N`)
+
+
 def worker(argv: list[str]) -> int:
     """A sweep's or study's job in a process of its own: `train ARGS` as `ganlab train`, `resume RUN_DIR
-    [OVERRIDES]` as `ganlab resume`, `stack [--jobs N] [--each] RUN_DIR... [-- OVERRIDES]` queued or stopped runs
-    as one stack (--each: one after another, each alone), each resumed with OVERRIDES as `ganlab resume` takes
-    them; an exit code as theirs."""
+    [OVERRIDES]` as `ganlab resume`, `stack [--each] RUN_DIR... [-- OVERRIDES]` queued or stopped runs as one
+    stack (--each: one after another, each alone), each resumed with OVERRIDES as `ganlab resume` takes them;
+    an exit code as theirs. `COMMAND --jobs N ...`: it shares the machine with N - 1 other jobs (a sweep's:
+    cores // N threads unless its checkpoint says, no progress bar)."""
+    global _sharing
     command, rest = argv[0], argv[1:]
+    jobs, rest = (int(rest[1]), rest[2:]) if rest[:1] == ["--jobs"] else (1, rest)
     if command == "train":
+        _sharing = jobs
         return launch_training(rest)
     from ganlab.training.resume import resume_run
     from ganlab.training.stacked_runs import train_stack
 
     try:
         if command == "stack":  # stack [--jobs N] [--each] RUN_DIR... [-- OVERRIDES]
-            jobs, rest = (int(rest[1]), rest[2:]) if rest[:1] == ["--jobs"] else (1, rest)
             each, rest = (True, rest[1:]) if rest[:1] == ["--each"] else (False, rest)
             dirs, overrides = (rest[:rest.index("--")], rest[rest.index("--") + 1:]) if "--" in rest else (rest, [])
             stacks = [[Path(d)] for d in dirs] if each else [[Path(d) for d in dirs]]
             return max(train_stack(group, jobs, overrides) for group in stacks)
-        return 0 if resume_run(Path(rest[0]), rest[1:])["status"] == "completed" else 1
+        return 0 if resume_run(Path(rest[0]), rest[1:], jobs)["status"] == "completed" else 1
     except KeyboardInterrupt:  # checkpointed and marked interrupted
         return 130
 

@@ -30,30 +30,54 @@ def run_worker(*args: str, log: Optional[Path] = None, deadline: Optional[float]
     Ctrl-C or SIGTERM to this process reaches it too, and it is sent SIGTERM if this process dies
     (even by SIGKILL): it checkpoints and marks its run, never outliving the process that started it.
     At `deadline` (time.monotonic()) it is stopped the same way and OutOfTime is raised."""
+    return run_workers([list(args)], 1, log=log, deadline=deadline)[0]
+
+
+def run_workers(commands: list[list[str]], at_once: int, log: Optional[Path] = None,
+                deadline: Optional[float] = None) -> list[int]:
+    """Each of `commands` in a worker process as run_worker runs one, `at_once` at a time, in order; their
+    exit codes. Ctrl-C, SIGTERM or the deadline stops every running one (each checkpoints its run)."""
+    waiting, running, codes = list(enumerate(commands)), {}, [0] * len(commands)
     out = open(log, "a") if log else None
     try:
-        if out:
-            out.write(f"$ ganlab {' '.join(args)}\n")
-            out.flush()
-        child = subprocess.Popen([sys.executable, "-m", WORKER, *args], stdout=out,
-                                 stderr=subprocess.STDOUT if out else None, preexec_fn=_end_with_parent)
-        try:
-            code = child.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.send_signal(signal.SIGTERM)
-            child.wait()
-            raise OutOfTime(" ".join(args[:1])) from None
-        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (stop_workers_on_signals): the child stops too
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-            child.wait()
-            raise
+        while waiting or running:
+            while waiting and len(running) < at_once:
+                i, args = waiting.pop(0)
+                running[i] = _start(args, out)
+            for i, child in list(running.items()):
+                if child.poll() is not None:
+                    codes[i] = running.pop(i).returncode
+            if deadline is not None and time.monotonic() > deadline:
+                _stop(running.values())
+                raise OutOfTime(" ".join(commands[0][:1]))
+            time.sleep(0.1 if running else 0)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (stop_workers_on_signals): the children stop too
+        _stop(running.values())
+        raise
     finally:
         if out:
             out.close()
-    if code in (130, -2):
+    if any(code in (130, -2) for code in codes):
         raise KeyboardInterrupt
-    return code
+    return codes
+
+
+def _start(args: list[str], out) -> subprocess.Popen:
+    if out:
+        out.write(f"$ ganlab {' '.join(args)}\n")
+        out.flush()
+    return subprocess.Popen([sys.executable, "-m", WORKER, *args], stdout=out,
+                            stderr=subprocess.STDOUT if out else None, preexec_fn=_end_with_parent)
+
+
+def _stop(children) -> None:
+    """SIGTERM to each child still running, then wait for all: each checkpoints and marks its run."""
+    children = list(children)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        child.wait()
 
 
 def _end_with_parent() -> None:

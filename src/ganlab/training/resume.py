@@ -131,9 +131,10 @@ def saved_run(run_dir: Path, overrides: list[str]) -> tuple[DictConfig, Checkpoi
     return requested_config(run_dir, OmegaConf.to_container(OmegaConf.load(saved), resolve=True), overrides), None
 
 
-def resume_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+def resume_run(run_dir: Path, overrides: list[str], jobs: int = 1) -> dict[str, Any]:
     """Continue a run from checkpoints/last.pt; a run killed before its first checkpoint starts over
-    in its folder with its own config and seed (so it ends as an uninterrupted run would)."""
+    in its folder with its own config and seed (so it ends as an uninterrupted run would); `jobs` share the
+    machine (Job's)."""
     from ganlab.config import validate
     from ganlab.training.job import run_job
 
@@ -144,4 +145,4 @@ def resume_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
         if state is None:
             logging.getLogger("ganlab").warning("%s has no checkpoint yet (killed before its first one): starting "
                                                 "it over in the same folder with the same config and seed", run_dir)
-        return run_job(cfg, run_dir, resume=state, restart=state is None)
+        return run_job(cfg, run_dir, resume=state, restart=state is None, jobs=jobs)

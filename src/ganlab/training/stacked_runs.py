@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -27,7 +26,7 @@ from ganlab.record.run_folder import SUMMARY_JSON
 from ganlab.record.summary import Summary
 from ganlab.record.sweep_plan import job_folders
 from ganlab.training.job import Job, stop_on_signals
-from ganlab.training.processes import run_worker
+from ganlab.training.processes import run_workers
 from ganlab.training.resume import log_to, saved_run
 from ganlab.training.stack import StackedTrainer
 from ganlab.training.stack_rule import cannot_stack, measured_stack
@@ -156,17 +155,13 @@ def run_stacks(groups: list[list[Path]], at_once: int = 1, log: Optional[Path] =
     """Each group as a stack in a worker process of its own, and the groups of one run in `at_once` workers
     that train them one after another (a process each would pay torch's import a run), `at_once` workers at
     a time (sharing the cores); the workers' output appended to `log` (else shown), stopped at `deadline` as
-    run_worker stops them."""
+    run_workers stops them."""
     at_once = max(1, min(at_once, len(groups)))
     alone = [group[0] for group in groups if len(group) == 1]
     work = [group for group in groups if len(group) > 1] + [["--each", *alone[i::at_once]] for i in range(at_once)
                                                             if alone[i::at_once]]
-
-    def one(args: list) -> int:
-        return run_worker("stack", "--jobs", str(at_once), *map(str, args), log=log, deadline=deadline)
-
-    with ThreadPoolExecutor(at_once) as pool:
-        list(pool.map(one, work))
+    run_workers([["stack", "--jobs", str(at_once), *map(str, args)] for args in work], at_once, log=log,
+                deadline=deadline)
 
 
 class TrainStacks(Callback):

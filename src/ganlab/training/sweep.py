@@ -7,12 +7,12 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ganlab.record.catalog import is_sweep, load_run
 from ganlab.record.run_folder import SWEEP_LOCK, RunFolderError, claim_existing
 from ganlab.record.sweep_plan import job_folder_name, job_folders, missing_jobs, planned_config_dir, planned_overrides
-from ganlab.training.processes import run_worker
+from ganlab.training.processes import run_workers
 
 
 def parallel_jobs(hydra_cfg: DictConfig) -> int:
@@ -59,10 +59,11 @@ def forget_unstarted_sweep(sweep_dir: Path) -> bool:
 
 
 def resume_sweep(sweep_dir: Path, say=print, log: Optional[Path] = None, deadline: Optional[float] = None) -> None:
-    """Complete an interrupted sweep in place: resume its stopped jobs (and those whose folder Hydra made
-    but that never trained), then train the jobs it never started into the same folder (one after another;
-    each uses every core). Refused while another process (the sweep itself, or another completing it)
-    holds the folder; a `deadline` stops it as it stops run_worker."""
+    """Complete an interrupted sweep in place, as many jobs at a time as its launcher ran, each on the threads
+    it had there (the numbers an uninterrupted sweep makes): resume its stopped jobs (and those whose folder
+    Hydra made but that never trained), then train the jobs it never started into the same folder. Refused
+    while another process (the sweep itself, or another completing it) holds the folder; a `deadline` stops
+    it as it stops run_worker."""
     from ganlab.training.stacked_runs import WAITING, run_stacks, stack_groups
 
     claim_existing(sweep_dir, SWEEP_LOCK)
@@ -70,15 +71,25 @@ def resume_sweep(sweep_dir: Path, say=print, log: Optional[Path] = None, deadlin
     # "not started": Hydra made its folder (or queued it for a stack), and the sweep stopped before it trained
     waiting = [job.path for job in jobs if job.status in WAITING]
     stacks = stack_groups(waiting)  # those of a sweep with trainer.stack > 1
-    for path in [p for p in waiting if not any(p in group for group in stacks)]:
-        say(f"resuming {path.name}")
-        run_worker("resume", str(path), log=log, deadline=deadline)
     for group in stacks:
         say(f"resuming {', '.join(p.name for p in group)} as a stack")
-    run_stacks(stacks, log=log, deadline=deadline)
+    at_once, commands = planned_parallel_jobs(sweep_dir), []
+    run_stacks(stacks, at_once, log=log, deadline=deadline)
+    for path in [p for p in waiting if not any(p in group for group in stacks)]:
+        say(f"resuming {path.name}")
+        commands.append(["resume", "--jobs", str(at_once), str(path)])  # its threads: what its checkpoint says
     overrides, config_dir = planned_overrides(sweep_dir), planned_config_dir(sweep_dir)
     for job in missing_jobs(overrides, jobs) if overrides else []:
         folder = Path(sweep_dir).resolve() / job_folder_name(job)
         say(f"starting {folder.name}")
-        run_worker("train", *(["--config-dir", config_dir] if config_dir else []), *job,
-                   f"hydra.run.dir='{folder}'", log=log, deadline=deadline)  # quoted: the name holds '=' and ','
+        commands.append(["train", "--jobs", str(at_once), *(["--config-dir", config_dir] if config_dir else []), *job,
+                         f"hydra.run.dir='{folder}'"])  # quoted: the name holds '=' and ','
+    run_workers(commands, at_once, log=log, deadline=deadline)
+
+
+def planned_parallel_jobs(sweep_dir: Path) -> int:
+    """How many jobs at once a sweep's launcher ran (its multirun.yaml); 1 where it does not say."""
+    try:
+        return parallel_jobs(OmegaConf.load(Path(sweep_dir) / "multirun.yaml").hydra)
+    except Exception:  # an unreadable or foreign file, or no launcher named: one job at a time
+        return 1
