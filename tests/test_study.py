@@ -252,6 +252,27 @@ def test_a_round_stopped_after_its_first_seed_finished_is_continued_in_its_own_f
     assert rounds == [[1, 2]]
 
 
+def test_a_round_stopped_at_the_budget_whose_finished_seeds_settle_it_says_settled(tmp_path, monkeypatch):
+    """The round's seeds finished, then the deadline stopped it (its last steps, a slow evaluation): the look at
+    them settles every answer, and the study says so, not that its budget is spent."""
+    from ganlab.judging.study import Design, Look, Study
+    from ganlab.training.processes import OutOfTime
+
+    folder = tmp_path / "s"
+    study = Study.start(folder, Design(["optim.lr=0.1,0.2"], max_seeds=4, per_round=2, max_minutes=10))
+
+    def train_round(seeds, say):
+        fake_round(folder / "seeds_1-2", [("a", "0.1", 1), ("b", "0.2", 1), ("c", "0.1", 2), ("d", "0.2", 2)])
+        raise OutOfTime("train")
+
+    def look(runs, seeds, say):
+        study.looks.append(Look(seeds, 0.01, 10.0, {"optim.lr=0.2 vs 0.1": "better beyond noise"}))
+
+    monkeypatch.setattr(study, "_train_round", train_round)
+    monkeypatch.setattr(study, "_look", look)
+    assert study.run(say=lambda line: None) == "every answer is settled"
+
+
 def test_a_look_counts_each_setting_and_seed_once_and_names_both_folders_of_a_duplicate(tmp_path):
     from ganlab.judging.study import Design, Study
 

@@ -201,7 +201,7 @@ class Study:
             seeds = self.seeds_done(runs)
             if seeds >= 2 and (not self.looks or self.looks[-1].seeds < seeds):
                 self._look(runs, seeds, say)
-            if self.looks and self.looks[-1].seeds == seeds and OPEN not in self.looks[-1].answers.values():
+            if self._settled(seeds):
                 return self._stop("every answer is settled", say)
             if seeds >= d.max_seeds:
                 return self._stop(f"the seed budget is spent ({d.max_seeds} seeds per value)", say)
@@ -216,12 +216,18 @@ class Study:
                 self._train_round(d.seeds(seeds - seeds % d.per_round, d.per_round), say)
             except OutOfTime:
                 self._look_if_new(say)
+                if self._settled(self.seeds_done(self.runs())):  # by the seeds the stopped round finished
+                    return self._stop("every answer is settled", say)
                 return self._stop(f"the time budget is spent ({self.minutes:.1f} of {d.max_minutes:g} min): the round "
                                   f"was stopped at it, its jobs checkpointed; a larger --max-minutes continues it",
                                   say)
             if self.seeds_done(self.runs()) == seeds:
                 raise StudyError(f"a round of seeds after {seeds} left runs unfinished (see {self.folder / 'rounds.log'}); "
                                  f"fix the cause, then continue with: ganlab study --dir {self.folder}")
+
+    def _settled(self, seeds: int) -> bool:
+        """Whether the look at `seeds` seeds per value (the last) settled every answer."""
+        return bool(self.looks) and self.looks[-1].seeds == seeds and OPEN not in self.looks[-1].answers.values()
 
     def _look_if_new(self, say: Callable[[str], None]) -> None:
         """A look at the seeds finished since the last one (a round stopped at the time budget may have some)."""
