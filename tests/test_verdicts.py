@@ -274,6 +274,7 @@ def test_a_course_is_told_in_words_where_it_leads_lags_and_flips():
     steps = [100, 200, 300, 400]
     assert describe(steps, [LEVEL, LEVEL, AHEAD, AHEAD], "b", "a") == "b is ahead of a from step 300 to the end"
     assert describe(steps, [AHEAD] * 4, "b", "a") == "b is ahead of a at every evaluation"
+    assert describe(steps, [LEVEL, LEVEL, LEVEL, BEHIND], "b", "a") == "b is behind a at the last evaluation only (step 400)"
     assert describe(steps, [AHEAD, AHEAD, LEVEL, LEVEL], "b", "a") == \
         "b is ahead of a early (steps 100-200), level at the end"
     assert "flips during training" in describe(steps, [AHEAD, LEVEL, BEHIND, BEHIND], "b", "a")

@@ -79,8 +79,9 @@ def describe(steps: list[int], states: list[str], value: str, best: str, unit: s
     while start > 0 and states[start - 1] == final:
         start -= 1
     if final != LEVEL:
-        words = f"{value} is {_relation(final)} {best} " + ("at every evaluation" if start == 0
-                                                            else f"from {unit} {steps[start]} to the end")
+        words = f"{value} is {_relation(final)} {best} " + (
+            "at every evaluation" if start == 0 else f"at the last evaluation only ({unit} {steps[start]})"
+            if start == len(steps) - 1 else f"from {unit} {steps[start]} to the end")
     else:
         lead = [i for i, s in enumerate(states) if s != LEVEL]
         where = (f"{unit} {steps[lead[0]]}" if lead[0] == lead[-1] else f"{unit}s {steps[lead[0]]}-{steps[lead[-1]]}")
