@@ -273,6 +273,26 @@ def test_a_round_stopped_at_the_budget_whose_finished_seeds_settle_it_says_settl
     assert study.run(say=lambda line: None) == "every answer is settled"
 
 
+def test_a_round_that_fits_the_budget_with_5_percent_to_spare_is_started_and_given_that_long(tmp_path, monkeypatch):
+    """8 of 10 minutes spent: a round of 2.3 min is started (it ends at 10.3, within 5% of the budget) and stopped
+    no earlier than 10.5 min, so that it is not killed just before its end; one of 2.6 min is not started."""
+    import time
+
+    from ganlab.judging import study as study_module
+    from ganlab.judging.study import Design, Study
+
+    folder = tmp_path / "s"
+    study = Study.start(folder, Design(["optim.lr=0.1,0.2"], max_seeds=4, max_minutes=10))
+    study.minutes, study.round_minutes = 8.0, 2.3
+    deadlines = []
+    monkeypatch.setattr(study_module, "run_worker", lambda *args, log, deadline: deadlines.append(deadline) or 0)
+    study._train_round([1, 2], say=lambda line: None)
+    assert deadlines and 60 * 2.5 - 1 < deadlines[0] - time.monotonic() <= 60 * 2.5
+    study.minutes, study.round_minutes, said = 8.0, 2.6, []
+    monkeypatch.setattr(study, "_train_round", lambda seeds, say: pytest.fail("a round that cannot fit was started"))
+    assert study.run(say=said.append).startswith("the time budget is spent: a round takes 2.6 min")
+
+
 def test_a_look_counts_each_setting_and_seed_once_and_names_both_folders_of_a_duplicate(tmp_path):
     from ganlab.judging.study import Design, Study
 

@@ -31,6 +31,7 @@ STATE = STUDY_STATE
 REUSED = "reused"  # the folder of runs copied in from --reuse folders: this study's own from then on
 DONE = ("completed", "failed", "diverged")  # a run whose score (or failure) is final
 OPEN = "open"
+OVERRUN = 1.05  # a round expected to end within 5% past the time budget is started, and stopped there if it runs on
 
 
 class StudyError(RunFolderError):
@@ -207,7 +208,7 @@ class Study:
                 return self._stop(f"the seed budget is spent ({d.max_seeds} seeds per value)", say)
             if d.max_minutes and self.minutes >= d.max_minutes:
                 return self._stop(f"the time budget is spent ({self.minutes:.1f} of {d.max_minutes:g} min)", say)
-            if d.max_minutes and self.round_minutes and self.minutes + self.round_minutes > 1.05 * d.max_minutes:
+            if d.max_minutes and self.round_minutes and self.minutes + self.round_minutes > OVERRUN * d.max_minutes:
                 return self._stop(f"the time budget is spent: a round takes {self.round_minutes:.1f} min and "
                                   f"{d.max_minutes - self.minutes:.1f} of {d.max_minutes:g} min are left", say)
             try:
@@ -245,7 +246,7 @@ class Study:
         if overrides is None:
             return
         budget = self.design.max_minutes
-        deadline = clock + 60 * (budget - self.minutes) if budget else None
+        deadline = clock + 60 * (OVERRUN * budget - self.minutes) if budget else None
         log = self.folder / "rounds.log"
         say(f"\nround: seeds {seeds[0]}-{seeds[-1]} of {len(swept_settings(self.design.overrides))} settings in {folder} "
             f"(output in {log})")
@@ -269,7 +270,7 @@ class Study:
                    if failed else ""))
             if budget and budget > self.minutes and took > 0:
                 say(f"  at {took:.1f} min a round, the time budget ({budget:g} min) allows about "
-                    f"{int((budget - self.minutes) / took)} more")
+                    f"{int((OVERRUN * budget - self.minutes) / took)} more")
 
     def _still_to_train(self, seeds: list[int], say: Callable[[str], None]) -> Optional[list[str]]:
         """The round's overrides after copying in (reuse_runs) every value that --reuse folders hold for all of the
