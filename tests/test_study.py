@@ -293,6 +293,22 @@ def test_a_round_that_fits_the_budget_with_5_percent_to_spare_is_started_and_giv
     assert study.run(say=said.append).startswith("the time budget is spent: a round takes 2.6 min")
 
 
+def test_a_continued_study_knows_its_round_time_from_its_looks_and_starts_none_that_cannot_fit(tmp_path, monkeypatch):
+    """Looks at 2 and 4 seeds, at 9 and 18.5 minutes, 40 of 45 minutes spent: a round takes 9.5 min, and the study
+    continued in a new process stops without starting one (it would be stopped at the budget, its work lost)."""
+    from ganlab.judging.study import Design, Look, Study
+
+    folder = tmp_path / "s"
+    study = Study.start(folder, Design(["optim.lr=0.1,0.2"], max_seeds=10, max_minutes=45))
+    study.looks = [Look(2, 0.01, 9.0, {"optim.lr=0.2 vs 0.1": "open"}), Look(4, 0.01, 18.5, {"optim.lr=0.2 vs 0.1": "open"})]
+    study.minutes = 40.0
+    study.save()
+    continued = Study.load(folder)
+    monkeypatch.setattr(continued, "_train_round", lambda seeds, say: pytest.fail("a round that cannot fit was started"))
+    monkeypatch.setattr(continued, "seeds_done", lambda runs: 4)
+    assert continued.run(say=lambda line: None).startswith("the time budget is spent: a round takes 9.5 min")
+
+
 def test_a_look_counts_each_setting_and_seed_once_and_names_both_folders_of_a_duplicate(tmp_path):
     from ganlab.judging.study import Design, Study
 

@@ -94,7 +94,7 @@ class Study:
     looks: list[Look] = field(default_factory=list)
     minutes: float = 0.0  # wall time over every session of this study
     stopped: str = ""  # why it stopped, once it has
-    round_minutes: float = field(default=0.0, repr=False)  # the last round's, this session (not saved)
+    round_minutes: float = field(default=0.0, repr=False)  # the last round's (continued: from the looks)
 
     # ------------------------------------------------------------------ state on disk
     @classmethod
@@ -197,6 +197,7 @@ class Study:
             + (f"; differences below {d.min_effect:g} settle too" if d.min_effect else "")
             + (f"; {d.max_minutes:g} min budget" if d.max_minutes else "")
             + (f"; continuing after {len(self.looks)} looks, {self.minutes:.1f} min" if self.looks else ""))
+        self.round_minutes = self.round_minutes or self._round_minutes_from_looks()
         while True:
             runs = self.runs()
             seeds = self.seeds_done(runs)
@@ -225,6 +226,13 @@ class Study:
             if self.seeds_done(self.runs()) == seeds:
                 raise StudyError(f"a round of seeds after {seeds} left runs unfinished (see {self.folder / 'rounds.log'}); "
                                  f"fix the cause, then continue with: ganlab study --dir {self.folder}")
+
+    def _round_minutes_from_looks(self) -> float:
+        """What a round took, for a study continued in a new process: the minutes between its last two looks
+        (or its first look's per round); 0 before any look."""
+        if len(self.looks) >= 2:
+            return self.looks[-1].minutes - self.looks[-2].minutes
+        return self.looks[0].minutes / max(1, self.looks[0].seeds // self.design.per_round) if self.looks else 0.0
 
     def _settled(self, seeds: int) -> bool:
         """Whether the look at `seeds` seeds per value (the last) settled every answer."""
