@@ -133,13 +133,15 @@ def look_level(pairs: int, previous_pairs: int, max_pairs: int, alpha: float = A
 def power(effect: float, sd: float, pairs: int, level: float = ALPHA) -> float:
     """Power of the two-sided paired t-test at `level` to find a true mean difference `effect` whose
     differences have standard deviation `sd`."""
-    from scipy.special import nctdtr, stdtrit  # the noncentral t distribution function, the t quantile
+    from scipy.special import stdtrit  # the t quantile
+    from scipy.stats import nct  # the noncentral t distribution
 
     if pairs < 2 or sd <= 0:
         return 0.0 if pairs < 2 else 1.0
     df, ncp = pairs - 1, abs(effect) / (sd / math.sqrt(pairs))
     critical = stdtrit(df, 1 - level / 2)
-    return float(1 - nctdtr(df, ncp, critical) + nctdtr(df, ncp, -critical))
+    wrong_side = nct.cdf(-critical, df, ncp)  # scipy says nan where it is below ~1e-13 (scipy.special's nctdtr too)
+    return float(nct.sf(critical, df, ncp) + (wrong_side if math.isfinite(wrong_side) else 0.0))
 
 
 def seeds_needed(effect: float, sd: float, level: float = ALPHA, limit: int = MAX_SEEDS_SAID) -> int | None:
