@@ -295,8 +295,9 @@ def test_a_round_that_fits_the_budget_with_5_percent_to_spare_is_started_and_giv
 
 def test_a_continued_study_knows_its_round_time_from_its_looks_and_starts_none_that_cannot_fit(tmp_path, monkeypatch):
     """Looks at 2 and 4 seeds, at 9 and 18.5 minutes, 40 of 45 minutes spent: a round takes 9.5 min, and the study
-    continued in a new process stops without starting one (it would be stopped at the budget, its work lost)."""
+    continued in a new process starts none (it would be stopped at the budget); a round it had started goes on."""
     from ganlab.judging.study import Design, Look, Study
+    from ganlab.training.processes import OutOfTime
 
     folder = tmp_path / "s"
     study = Study.start(folder, Design(["optim.lr=0.1,0.2"], max_seeds=10, max_minutes=45))
@@ -307,6 +308,16 @@ def test_a_continued_study_knows_its_round_time_from_its_looks_and_starts_none_t
     monkeypatch.setattr(continued, "_train_round", lambda seeds, say: pytest.fail("a round that cannot fit was started"))
     monkeypatch.setattr(continued, "seeds_done", lambda runs: 4)
     assert continued.run(say=lambda line: None).startswith("the time budget is spent: a round takes 9.5 min")
+    (folder / "seeds_5-6").mkdir()  # a round started and stopped: it goes on to the deadline (its runs checkpoint)
+    rounds = []
+
+    def train_round(seeds, say):
+        rounds.append(seeds)
+        raise OutOfTime("train")
+
+    monkeypatch.setattr(continued, "_train_round", train_round)
+    continued.run(say=lambda line: None)
+    assert rounds == [[5, 6]]
 
 
 def test_a_look_counts_each_setting_and_seed_once_and_names_both_folders_of_a_duplicate(tmp_path):

@@ -209,13 +209,15 @@ class Study:
                 return self._stop(f"the seed budget is spent ({d.max_seeds} seeds per value)", say)
             if d.max_minutes and self.minutes >= d.max_minutes:
                 return self._stop(f"the time budget is spent ({self.minutes:.1f} of {d.max_minutes:g} min)", say)
-            if d.max_minutes and self.round_minutes and self.minutes + self.round_minutes > OVERRUN * d.max_minutes:
+            next_round = d.seeds(seeds - seeds % d.per_round, d.per_round)
+            if d.max_minutes and self.round_minutes and self.minutes + self.round_minutes > OVERRUN * d.max_minutes \
+                    and not self._round_folder(next_round).exists():  # a started round goes on to the deadline
                 return self._stop(f"the time budget is spent: a round takes {self.round_minutes:.1f} min and "
                                   f"{d.max_minutes - self.minutes:.1f} of {d.max_minutes:g} min are left", say)
             try:
                 # the whole round that holds the next seed: one stopped after some of its seeds finished is
                 # completed in its own folder, never begun again in another (its runs would count twice)
-                self._train_round(d.seeds(seeds - seeds % d.per_round, d.per_round), say)
+                self._train_round(next_round, say)
             except OutOfTime:
                 self._look_if_new(say)
                 if self._settled(self.seeds_done(self.runs())):  # by the seeds the stopped round finished
@@ -234,6 +236,9 @@ class Study:
             return self.looks[-1].minutes - self.looks[-2].minutes
         return self.looks[0].minutes / max(1, self.looks[0].seeds // self.design.per_round) if self.looks else 0.0
 
+    def _round_folder(self, seeds: list[int]) -> Path:
+        return self.folder / f"seeds_{seeds[0]}-{seeds[-1]}"
+
     def _settled(self, seeds: int) -> bool:
         """Whether the look at `seeds` seeds per value (the last) settled every answer."""
         return bool(self.looks) and self.looks[-1].seeds == seeds and OPEN not in self.looks[-1].answers.values()
@@ -249,7 +254,7 @@ class Study:
         """Train the round's seeds as one sweep into its own folder; continuing one, complete it in place
         (its stopped jobs resumed, the jobs it never started trained). With a time budget, the round is
         stopped when it is spent (OutOfTime), never long after."""
-        clock, folder = time.monotonic(), self.folder / f"seeds_{seeds[0]}-{seeds[-1]}"
+        clock, folder = time.monotonic(), self._round_folder(seeds)
         overrides = self.design.overrides if folder.exists() else self._still_to_train(seeds, say)
         if overrides is None:
             return
