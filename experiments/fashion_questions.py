@@ -217,14 +217,20 @@ def write_tables() -> None:
     readme, rows = HERE / "README.md", table()
     readme.write_text(between(readme.read_text(), BEGIN, END, rows))
     for q in QUESTIONS:
+        own, begin, end = HERE / q.readme / "README.md", f"<!-- study {q.name}: begin -->", f"<!-- study {q.name}: end -->"
         try:
-            block = study_block(q)
-        except (StudyError, ValueError):
-            continue
-        own = HERE / q.readme / "README.md"
-        own.write_text(between(own.read_text(), f"<!-- study {q.name}: begin -->", f"<!-- study {q.name}: end -->",
-                               block))
+            own.write_text(between(own.read_text(), begin, end, study_block(q)))
+        except (StudyError, ValueError):  # no record behind it (not started, or lost with a machine): no block
+            own.write_text(dropped(own.read_text(), begin, end))
     print(rows, end="")
+
+
+def dropped(text: str, begin: str, end: str) -> str:
+    """`text` without the block from its `begin` line to its `end` line (unchanged when it has none)."""
+    if begin not in text:
+        return text
+    head, _, rest = text.partition(begin)
+    return f"{head.rstrip()}\n\n{rest.partition(end)[2].lstrip()}"
 
 
 if __name__ == "__main__":
