@@ -53,9 +53,11 @@ def decide(scores: np.ndarray, alpha: float = stats.ALPHA, se: float = 1.0,
 @dataclass
 class Sequential:
     """A study's outcome: whether a look called any value different, whether it called the value
-    that carries the effect worse, and how many seeds per value it took."""
+    that carries the effect worse, whether it settled any difference as smaller than the minimum effect,
+    and how many seeds per value it took."""
     called: bool
     found: bool
+    small: bool
     pairs: int
 
 
@@ -65,14 +67,15 @@ def run_study(rng: np.random.Generator, values: int, ratio: float, per_round: in
     level that its share of the seed budget spends, until every value is settled (beyond noise, or
     ruled out below `min_effect`) or the budget is spent. A value called different stays called."""
     scores = simulate_scores(rng, values, max_pairs, ratio, effect)
-    previous, called = 0, {}
+    previous, called, small = 0, {}, False
     for pairs in range(per_round, max_pairs + 1, per_round):
         verdicts = decide(scores[:, :pairs], stats.look_level(pairs, previous, max_pairs, alpha), min_effect=min_effect)
         previous = pairs
         called.update({v: verdict for v, verdict in verdicts.items() if verdict in ("better", "worse")})
+        small = small or "smaller" in verdicts.values()
         if all(verdict != "within noise" for verdict in verdicts.values()):
             break
-    return Sequential(bool(called), called.get(values - 1) == "worse", previous)
+    return Sequential(bool(called), called.get(values - 1) == "worse", small, previous)
 
 
 def false_rate(values: int, pairs: int, ratio: float, reps: int, seed: int = 0) -> float:

@@ -165,9 +165,14 @@ def seeds_in_words(needed: int | None, effect: float, unit: str = "seeds") -> st
 
 
 def rules_out(differences: list[float], min_effect: float, level: float, noise_sd: float = 0.0) -> bool:
-    """Whether these pairs settle that the difference is smaller than `min_effect`: the test at `level`
-    would have found a difference of `min_effect` with 80% power, and the mean difference is below it."""
+    """Whether these pairs settle that the difference is smaller than `min_effect`: two one-sided t-tests at
+    `level` (an equivalence test, TOST) reject a mean difference of +min_effect and of -min_effect, i.e. the
+    mean's one-sided 1 - level bounds both lie inside them. A true difference of min_effect is called smaller
+    at most `level` of the time."""
+    from scipy.special import stdtrit  # the t quantile
+
     if len(differences) < 3 or not all(map(math.isfinite, differences)) or min_effect <= 0:
         return False
-    sd = max(statistics.stdev(differences), noise_sd)
-    return abs(statistics.fmean(differences)) < min_effect and power(min_effect, sd, len(differences), level) >= POWER
+    n = len(differences)
+    se = max(statistics.stdev(differences), noise_sd) / math.sqrt(n)
+    return abs(statistics.fmean(differences)) + stdtrit(n - 1, 1 - level) * se < min_effect
