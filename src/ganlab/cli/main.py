@@ -325,8 +325,8 @@ def study_arguments(study: argparse.ArgumentParser) -> None:
                                                 "one that holds a study is continued")
     study.add_argument("--max-seeds", type=int, default=12, help="seeds per value at most (default 12)")
     study.add_argument("--per-round", type=int, default=2, help="seeds per value added each round (default 2)")
-    study.add_argument("--min-effect", type=float, help="a difference of the primary score below this settles too "
-                                                        "(at 80%% power)")
+    study.add_argument("--min-effect", type=float, help="a difference of the primary score that an equivalence "
+                                                        "test puts below this settles too")
     study.add_argument("--max-minutes", type=float, help="stop starting rounds after this much training time")
     study.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
     study.add_argument("--reuse", nargs="+", default=[], metavar="DIR",
