@@ -273,17 +273,18 @@ class Study:
                 raise StudyError(f"the round's sweep refused to start: {said[-1] if said else 'see ' + str(log)}; "
                                  f"the study stopped, nothing was lost")
         finally:
-            self.minutes += (time.monotonic() - clock) / 60
+            took = (time.monotonic() - clock) / 60
+            self.minutes += took
             self.save()
             finished = [r for r in self.runs() if r.path.parent == folder and r.status in DONE]
             failed = [r for r in finished if r.status != "completed"]
-            took = self.round_minutes = (time.monotonic() - clock) / 60
             say(f"  {len(finished)} runs finished in {took:.1f} min"
                 + (f"; {len(failed)} failed or diverged (ranked worst): {', '.join(r.path.name for r in failed)}"
                    if failed else ""))
-            if budget and budget > self.minutes and took > 0:
-                say(f"  at {took:.1f} min a round, the time budget ({budget:g} min) allows about "
-                    f"{int((OVERRUN * budget - self.minutes) / took)} more")
+        self.round_minutes = took  # a round that ran to its end (one stopped part-way says nothing of it)
+        if budget and budget > self.minutes and took > 0:
+            say(f"  at {took:.1f} min a round, the time budget ({budget:g} min) allows about "
+                f"{int((OVERRUN * budget - self.minutes) / took)} more")
 
     def _still_to_train(self, seeds: list[int], say: Callable[[str], None]) -> Optional[list[str]]:
         """The round's overrides after copying in (reuse_runs) every value that --reuse folders hold for all of the
