@@ -1,12 +1,13 @@
 """`ganlab study`: a comparison run in rounds of seeds until every verdict is settled.
 
 Each round trains every swept setting on the next seeds (one Hydra sweep folder per round, in
-parallel like any sweep), then looks: compare at the level that the round's share of the seed
-budget spends (stats.look_level), so that all the looks together keep the false "better/worse" rate
-at alpha. A value is settled when it is beyond noise, or (given --min-effect) when its pairs rule
-out a difference that large (an equivalence test at the look's level); a settled answer stays
-settled. The study stops when every answer is settled or a budget (seeds, minutes) is spent. study.json holds the design and
-every look; the same command continues an interrupted study, reusing every run already made."""
+parallel like any sweep), then looks: compare at the level that the round's share of the seed budget
+spends (stats.look_level), so that all the looks together keep the false "better/worse" rate at
+alpha. A value is settled when it is beyond noise, or (given --min-effect) when its pairs rule out a
+difference that large (an equivalence test at the look's level); a settled answer stays settled. The
+study stops when every answer is settled or a budget (seeds, minutes) is spent. study.json holds the
+design and every look; the same command continues an interrupted study, reusing every run already
+made."""
 
 from __future__ import annotations
 
