@@ -199,6 +199,7 @@ class Study:
             + (f"; {d.max_minutes:g} min budget" if d.max_minutes else "")
             + (f"; continuing after {len(self.looks)} looks, {self.minutes:.1f} min" if self.looks else ""))
         self.round_minutes = self.round_minutes or self._round_minutes_from_looks()
+        self.stopped = ""  # going on: why it stopped before no longer holds (saved with the first round's time)
         while True:
             runs = self.runs()
             seeds = self.seeds_done(runs)
