@@ -134,6 +134,25 @@ def test_a_studys_kept_record_rebuilds_its_table_and_continues_on_a_machine_whos
     assert more.returncode == 0 and "every answer is settled" in more.stdout and "round:" not in more.stdout
 
 
+@pytest.mark.slow  # 30 s: two studies as processes
+def test_a_study_whose_seed_budget_is_spent_names_the_new_study_that_takes_its_runs_as_its_first_seeds(tmp_path):
+    import shlex
+
+    from ganlab.judging.study_table import study_rows
+
+    quick = ["hydra/launcher=basic", "trainer.threads=1", "trainer.epochs=1", "trainer.progress=false",
+             "trainer.stack=1", *QUICK_METRICS]
+    first = ganlab("study", *quick, "optim.lr=2e-3,2.0001e-3", "--max-seeds", "2", "--dir", str(tmp_path / "a"))
+    assert first.returncode == 0 and "the seed budget is spent (2 seeds per value)" in first.stdout, first.stdout
+    [row] = study_rows(tmp_path / "a")
+    command = row.answer.partition("more seeds are a new study (its looks spend a new 5%): ")[2]
+    assert command.startswith("ganlab study ") and "--max-seeds 4" in command
+    more = ganlab(*shlex.split(command)[1:])
+    assert more.returncode == 0, more.stdout + more.stderr
+    assert len(list((tmp_path / "a_4_seeds" / "reused").iterdir())) == 4  # seeds 1-2 of both values, not retrained
+    assert not (tmp_path / "a_4_seeds" / "seeds_1-2").exists() and (tmp_path / "a_4_seeds" / "seeds_3-4").is_dir()
+
+
 @pytest.mark.slow  # 22 s: two studies as processes; the default suite's table test reads a real study (the fixture)
 def test_a_study_reuses_the_runs_of_its_jobs_that_another_study_made_and_trains_only_the_rest(tmp_path):
     quick = ["hydra/launcher=basic", "trainer.threads=1", "trainer.epochs=1", "trainer.progress=false",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shlex
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -72,6 +73,16 @@ class Design:
         if len(swept_settings(self.overrides)) < 2:
             raise StudyError(f"nothing to compare in '{' '.join(self.overrides)}': sweep a key over two or more "
                              f"values, e.g. optim.lr=1e-4,2e-4 or +exp=baseline,label_smoothing")
+
+    def command(self, folder: Path) -> str:
+        """The `ganlab study` command that starts this design in `folder`."""
+        flags = [f"--max-seeds {self.max_seeds}", f"--per-round {self.per_round}" if self.per_round != 2 else "",
+                 f"--first-seed {self.first_seed}" if self.first_seed != 1 else "",
+                 f"--min-effect {self.min_effect:g}" if self.min_effect else "",
+                 f"--max-minutes {self.max_minutes:g}" if self.max_minutes else "",
+                 f"--config-dir {self.config_dir}" if self.config_dir else "", f"--dir {folder}",
+                 f"--reuse {' '.join(self.reuse)}" if self.reuse else ""]
+        return " ".join(["ganlab study", *map(shlex.quote, self.overrides), *filter(None, flags)])
 
     def seeds(self, done: int, count: int) -> list[int]:
         """The `count` seeds after the first `done` (never past the budget)."""

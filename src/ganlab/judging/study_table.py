@@ -9,7 +9,7 @@ stands and the command that continues it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ganlab.judging.compare import compare
@@ -96,5 +96,17 @@ def _words(answer: str, study: Study) -> str:
         return answer
     if not study.stopped:  # running now, or stopped by a signal before it could say why
         return f"not settled yet (at its last look; ganlab study --dir {study.folder} goes on if it is not running)"
-    more = f"; continue: ganlab study --dir {study.folder} --max-minutes M" if "time budget" in study.stopped else ""
-    return f"not settled: {study.stopped}{more}"
+    return f"not settled: {study.stopped}{how_to_go_on(study)}"
+
+
+def how_to_go_on(study: Study) -> str:
+    """How a study stopped by a budget goes on: more minutes continue it; more seeds are a new design (its
+    looks' levels depend on the seed budget), which takes this study's runs as its first seeds."""
+    if "time budget" in study.stopped:
+        return f"; continue: ganlab study --dir {study.folder} --max-minutes M"
+    if "seed budget" in study.stopped:
+        seeds = 2 * study.design.max_seeds
+        design = replace(study.design, max_seeds=seeds, max_minutes=None, reuse=[str(study.folder)])
+        return f"; more seeds are a new study (its looks spend a new 5%): " \
+               f"{design.command(Path(f'{study.folder}_{seeds}_seeds'))}"
+    return ""
