@@ -145,7 +145,7 @@ def test_a_study_whose_seed_budget_is_spent_names_the_new_study_that_takes_its_r
     first = ganlab("study", *quick, "optim.lr=2e-3,2.0001e-3", "--max-seeds", "2", "--dir", str(tmp_path / "a"))
     assert first.returncode == 0 and "the seed budget is spent (2 seeds per value)" in first.stdout, first.stdout
     [row] = study_rows(tmp_path / "a")
-    command = row.answer.partition("more seeds are a new study (its looks spend a new 5%): ")[2]
+    command = row.answer.partition("more seeds are a new study (its looks spend a new 5%): ")[2].strip("`")
     assert command.startswith("ganlab study ") and "--max-seeds 4" in command
     more = ganlab(*shlex.split(command)[1:])
     assert more.returncode == 0, more.stdout + more.stderr

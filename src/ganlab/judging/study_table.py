@@ -103,10 +103,10 @@ def how_to_go_on(study: Study) -> str:
     """How a study stopped by a budget goes on: more minutes continue it; more seeds are a new design (its
     looks' levels depend on the seed budget), which takes this study's runs as its first seeds."""
     if "time budget" in study.stopped:
-        return f"; continue: ganlab study --dir {study.folder} --max-minutes M"
+        return f"; continue: `ganlab study --dir {study.folder} --max-minutes M`"
     if "seed budget" in study.stopped:
         seeds = 2 * study.design.max_seeds
         design = replace(study.design, max_seeds=seeds, max_minutes=None, reuse=[str(study.folder)])
         return f"; more seeds are a new study (its looks spend a new 5%): " \
-               f"{design.command(Path(f'{study.folder}_{seeds}_seeds'))}"
+               f"`{design.command(Path(f'{study.folder}_{seeds}_seeds'))}`"
     return ""
