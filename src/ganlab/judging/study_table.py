@@ -95,7 +95,7 @@ def _words(answer: str, study: Study) -> str:
     if answer != OPEN:
         return answer
     if not study.stopped:  # running now, or stopped by a signal before it could say why
-        return f"not settled yet (at its last look; ganlab study --dir {study.folder} goes on if it is not running)"
+        return f"not settled yet (at its last look; `ganlab study --dir {study.folder}` goes on if it is not running)"
     return f"not settled: {study.stopped}{how_to_go_on(study)}"
 
 
