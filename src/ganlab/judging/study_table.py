@@ -17,6 +17,7 @@ from ganlab.judging.study import DONE, OPEN, Study
 from ganlab.record.sweep_plan import swept_overrides
 
 COLUMNS = ("question", "answer", "change - base [95% interval]", "seeds per value", "wall time", "over training")
+NO_COURSE = "no evaluation at a step both reached"  # e.g. WGAN-GP's epochs are fewer G steps
 OPPOSITE = {"better": "worse", "worse": "better", "faster": "slower", "slower": "faster"}
 
 
@@ -57,7 +58,7 @@ def study_rows(folder: Path) -> list[Row]:
         base = ", ".join(bases.get(k, "(default)") for k in key.split(" + "))
         for e in factor.effects:
             answer, difference, interval, course = look.answers.get(f"{key}={e.value} vs {best}", OPEN), \
-                e.median_diff, e.interval, e.kind
+                e.median_diff, e.interval, e.kind or NO_COURSE
             if e.value == base:  # the change was best: the study's answer about the base, turned round
                 question, answer, difference, interval, course = f"{key}={best} vs {base}", _turned(answer), \
                     -difference, (-interval[1], -interval[0]), _turned(course)
