@@ -76,13 +76,14 @@ class Design:
 
     def command(self, folder: Path) -> str:
         """The `ganlab study` command that starts this design in `folder`."""
+        q = shlex.quote
         flags = [f"--max-seeds {self.max_seeds}", f"--per-round {self.per_round}" if self.per_round != 2 else "",
                  f"--first-seed {self.first_seed}" if self.first_seed != 1 else "",
                  f"--min-effect {self.min_effect:g}" if self.min_effect else "",
                  f"--max-minutes {self.max_minutes:g}" if self.max_minutes else "",
-                 f"--config-dir {self.config_dir}" if self.config_dir else "", f"--dir {folder}",
-                 f"--reuse {' '.join(self.reuse)}" if self.reuse else ""]
-        return " ".join(["ganlab study", *map(shlex.quote, self.overrides), *filter(None, flags)])
+                 f"--config-dir {q(self.config_dir)}" if self.config_dir else "", f"--dir {q(str(folder))}",
+                 f"--reuse {' '.join(map(q, self.reuse))}" if self.reuse else ""]
+        return " ".join(["ganlab study", *map(q, self.overrides), *filter(None, flags)])
 
     def seeds(self, done: int, count: int) -> list[int]:
         """The `count` seeds after the first `done` (never past the budget)."""

@@ -107,7 +107,7 @@ def how_to_go_on(study: Study) -> str:
         return f"; continue: `ganlab study --dir {study.folder} --max-minutes M`"
     if "seed budget" in study.stopped:
         seeds = 2 * study.design.max_seeds
-        design = replace(study.design, max_seeds=seeds, max_minutes=None, reuse=[str(study.folder)])
+        design = replace(study.design, max_seeds=seeds, reuse=[str(study.folder)])  # the same time budget
         return f"; more seeds are a new study (its looks spend a new 5%): " \
                f"`{design.command(Path(f'{study.folder}_{seeds}_seeds'))}`"
     return ""
