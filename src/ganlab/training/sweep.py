@@ -72,7 +72,7 @@ def resume_sweep(sweep_dir: Path, say=print, log: Optional[Path] = None, deadlin
     waiting = [job.path for job in jobs if job.status in WAITING]
     stacks = stack_groups(waiting)  # those of a sweep with trainer.stack > 1
     for group in stacks:
-        say(f"resuming {', '.join(p.name for p in group)} as a stack")
+        say(f"resuming {', '.join(p.name for p in group)}" + (" as a stack" if len(group) > 1 else ""))
     at_once, commands = planned_parallel_jobs(sweep_dir), []
     run_stacks(stacks, at_once, log=log, deadline=deadline)
     for path in [p for p in waiting if not any(p in group for group in stacks)]:
